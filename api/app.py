@@ -1,0 +1,61 @@
+"""The FastAPI app factory: middleware, problem handlers, routers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from api.problems import install_problem_handlers
+from api.routes import accounts, health
+from api.schemas.common import problem_responses
+from gateway.context import Gateway
+
+API_VERSION = "1.0.0"
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    """Build the app around an already migrated :class:`Gateway`."""
+    app = FastAPI(
+        title="Mailgate",
+        version=API_VERSION,
+        summary="One JSON API for IMAP and POP3 mailboxes: messages, folders, flags, webhooks.",
+        openapi_url="/openapi.json",
+        responses=problem_responses(500),
+    )
+    app.state.gateway = gateway
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(accounts.router)
+    settings = gateway.settings
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """Error answers are documented as `application/problem+json`, not `application/json`."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    for path in spec["paths"].values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+    app.openapi_schema = spec
+    return spec

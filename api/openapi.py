@@ -1,0 +1,30 @@
+"""The OpenAPI document, exported without a database (committed as openapi/openapi.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from api.app import create_app
+from gateway.context import Gateway
+from gateway.crypto import PasswordBox
+from gateway.settings import Settings
+from store.db import make_engine
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+def openapi_spec() -> dict[str, Any]:
+    from cryptography.fernet import Fernet
+
+    offline = Gateway(
+        settings=Settings(),
+        engine=make_engine("sqlite://"),
+        passwords=PasswordBox([Fernet.generate_key()]),
+    )
+    return create_app(offline).openapi()
+
+
+def openapi_json() -> str:
+    return json.dumps(openapi_spec(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,68 @@
+"""/v1/accounts: thin endpoints over gateway.accounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from api.deps import AccountId, GatewayDep, TenantId
+from api.schemas.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
+from api.schemas.common import problem_responses
+from gateway import accounts
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=problem_responses(401, 422))
+
+_MAILBOX_ERRORS = problem_responses(502, 504)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccountOut,
+    summary="Add a mailbox",
+    description="Logs in to the mailbox first; only a mailbox that accepts the login is added. "
+    "`mailbox-auth-failed` (422) carries the server's words; `mailbox-unreachable` and "
+    "`mailbox-tls-failed` (502), `mailbox-timeout` (504).",
+    responses={**_MAILBOX_ERRORS, **problem_responses(400, 413)},
+)
+def create_account(body: AccountCreate, gw: GatewayDep, tenant_id: TenantId) -> AccountOut:
+    return accounts.create_account(gw, tenant_id, body)
+
+
+@router.get("", response_model=AccountList, summary="List the tenant's mailboxes")
+def list_accounts(gw: GatewayDep, tenant_id: TenantId) -> AccountList:
+    return AccountList(items=accounts.list_accounts(gw, tenant_id))
+
+
+@router.get(
+    "/{account_id}",
+    response_model=AccountOut,
+    summary="Read one mailbox's settings and state",
+    responses=problem_responses(404),
+)
+def get_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> AccountOut:
+    return accounts.get_account(gw, tenant_id, account_id)
+
+
+@router.patch(
+    "/{account_id}",
+    response_model=AccountOut,
+    summary="Change a mailbox's settings or credentials",
+    description="New connection settings are verified by a login before they are saved.",
+    responses={**_MAILBOX_ERRORS, **problem_responses(400, 404, 413)},
+)
+def update_account(
+    account_id: AccountId, body: AccountUpdate, gw: GatewayDep, tenant_id: TenantId
+) -> AccountOut:
+    return accounts.update_account(gw, tenant_id, account_id, body)
+
+
+@router.delete(
+    "/{account_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Remove a mailbox and everything Mailgate keeps for it",
+    responses=problem_responses(404),
+)
+def delete_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> Response:
+    accounts.delete_account(gw, tenant_id, account_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

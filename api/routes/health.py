@@ -1,0 +1,37 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from api.deps import GatewayDep
+from api.problems import ProblemException
+from api.schemas.common import problem_responses
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="Readiness: the database answers",
+    responses=problem_responses(503),
+)
+def readyz(gw: GatewayDep) -> Health:
+    try:
+        with gw.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise ProblemException(503, "not-ready", "The database is not reachable.") from exc
+    return Health(status="ok")

@@ -1,0 +1,119 @@
+"""Request and response models for /v1/accounts."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from api.schemas.common import StrictModel
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_host(value: str) -> str:
+    """A DNS name (RFC 1123) or an IP literal; no scheme, port, path or whitespace."""
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    name = value.rstrip(".")
+    if len(name) > 253 or not name or not all(_HOST_LABEL.fullmatch(p) for p in name.split(".")):
+        raise ValueError("must be a host name or an IP address, without scheme, port or path")
+    return name.lower()
+
+
+def _no_control_chars(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters such as CR, LF or NUL")
+    return value
+
+
+Host = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_host)]
+Username = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_control_chars)]
+Password = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_control_chars)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(_no_control_chars)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+MailProtocol = Literal["imap", "pop3"]
+Security = Literal["tls", "starttls", "none"]
+AccountState = Literal["connected", "auth_failed", "unreachable", "error"]
+
+
+class Pop3Policy(StrictModel):
+    leave_on_server: bool = Field(
+        True, description="Keep messages on the server after they are in Mailgate's store."
+    )
+    delete_after_days: int | None = Field(
+        None, ge=1, le=36500, description="Delete from the server once older than this."
+    )
+
+
+class Pop3PolicyOut(BaseModel):
+    leave_on_server: bool
+    delete_after_days: int | None
+
+
+class AccountCreate(StrictModel):
+    protocol: MailProtocol = Field(description="How Mailgate talks to the mailbox.")
+    host: Host = Field(description="Mail server host name or IP address.")
+    port: Port | None = Field(
+        None, description="Default: 993/143 for IMAP, 995/110 for POP3 (tls / other)."
+    )
+    security: Security = Field("tls", description="Implicit TLS, STARTTLS/STLS, or none.")
+    tls_verify: bool = Field(
+        True, description="Verify the server certificate against the system trust store."
+    )
+    username: Username
+    password: Password = Field(description="Stored encrypted; never returned.")
+    name: Name | None = Field(None, description="A label for people.")
+    pop3: Pop3Policy | None = Field(None, description="POP3 server policy (POP3 accounts only).")
+
+    @model_validator(mode="after")
+    def _pop3_only_for_pop3(self) -> AccountCreate:
+        if self.pop3 is not None and self.protocol != "pop3":
+            raise ValueError("`pop3` settings are only allowed for protocol pop3")
+        return self
+
+
+class AccountUpdate(StrictModel):
+    """Only the fields given change. New connection settings are verified before saving."""
+
+    host: Host | None = None
+    port: Port | None = None
+    security: Security | None = None
+    tls_verify: bool | None = None
+    username: Username | None = None
+    password: Password | None = None
+    name: Name | None = None
+    pop3: Pop3Policy | None = None
+
+    @model_validator(mode="after")
+    def _only_name_may_be_null(self) -> AccountUpdate:
+        nulled = [f for f in self.model_fields_set if f != "name" and getattr(self, f) is None]
+        if nulled:
+            raise ValueError(f"{', '.join(sorted(nulled))} cannot be null")
+        return self
+
+
+class AccountOut(BaseModel):
+    id: str = Field(description="Opaque account id.")
+    name: str | None
+    protocol: MailProtocol
+    host: str
+    port: int
+    security: Security
+    tls_verify: bool
+    username: str
+    pop3: Pop3PolicyOut | None = Field(description="POP3 policy; null for IMAP accounts.")
+    state: AccountState = Field(description="The last known state of the mailbox connection.")
+    state_detail: str | None = Field(description="Why, when the state is not `connected`.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountList(BaseModel):
+    items: list[AccountOut]

@@ -1,0 +1,37 @@
+"""Shapes shared by every resource: problem details and strict request models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where in the request the problem is.")
+    msg: str = Field(description="What is wrong.")
+    type: str = Field(description="A machine-readable error code.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object (`application/problem+json`)."""
+
+    type: str = Field(description="Stable problem type, e.g. `not-found`.", examples=["not-found"])
+    title: str = Field(description="Short human summary of the problem type.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(None, description="What happened in this case.")
+    request_id: str | None = Field(None, description="The request id, to quote to an operator.")
+    errors: list[FieldError] | None = Field(None, description="Per-field validation errors.")
+
+    model_config = ConfigDict(extra="allow")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting problem+json answers for these statuses."""
+    return {status: {"model": Problem} for status in statuses}

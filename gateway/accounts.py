@@ -1,0 +1,146 @@
+"""Accounts: add (after a verified login), read, change, remove. Tenant-scoped throughout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session, select
+
+from adapters.endpoint import MailboxEndpoint, default_port
+from adapters.registry import adapter_for
+from api.schemas.accounts import AccountCreate, AccountOut, AccountUpdate, Pop3PolicyOut
+from gateway.context import Gateway
+from gateway.errors import InvalidRequest, NotFound
+from gateway.ids import is_valid_id, new_id
+from store.db import session_scope
+from store.models import Account, utcnow
+
+_CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "password")
+
+
+def endpoint_for(gw: Gateway, account: Account, password: str | None = None) -> MailboxEndpoint:
+    return MailboxEndpoint(
+        account_id=account.id,
+        host=account.host,
+        port=account.port,
+        security=account.security,  # type: ignore[arg-type]
+        username=account.username,
+        password=password
+        if password is not None
+        else gw.passwords.decrypt(account.password_encrypted),
+        tls_verify=account.tls_verify,
+        connect_timeout=gw.settings.connect_timeout,
+    )
+
+
+def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountOut:
+    """Log in to the mailbox first; only a working mailbox is stored."""
+    policy = spec.pop3
+    account = Account(
+        id=new_id("acc"),
+        tenant_id=tenant_id,
+        name=spec.name,
+        protocol=spec.protocol,
+        host=spec.host,
+        port=spec.port or default_port(spec.protocol, spec.security),
+        security=spec.security,
+        tls_verify=spec.tls_verify,
+        username=spec.username,
+        password_encrypted=gw.passwords.encrypt(spec.password),
+        pop3_leave_on_server=policy.leave_on_server if policy else True,
+        pop3_delete_after_days=policy.delete_after_days if policy else None,
+    )
+    adapter_for(account.protocol, endpoint_for(gw, account, spec.password)).verify()
+    with session_scope(gw.engine) as session:
+        session.add(account)
+    return to_out(account)
+
+
+def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
+    with Session(gw.engine) as session:
+        rows = session.exec(
+            select(Account).where(Account.tenant_id == tenant_id).order_by(Account.created_at)  # type: ignore[arg-type]
+        ).all()
+        return [to_out(row) for row in rows]
+
+
+def get_account(gw: Gateway, tenant_id: str, account_id: str) -> AccountOut:
+    with Session(gw.engine) as session:
+        return to_out(_load(session, tenant_id, account_id))
+
+
+def update_account(
+    gw: Gateway, tenant_id: str, account_id: str, changes: AccountUpdate
+) -> AccountOut:
+    """Apply the given fields; when connection settings change, log in with them first."""
+    given = changes.model_fields_set
+    with Session(gw.engine) as session:
+        account = _load(session, tenant_id, account_id)
+        if (
+            changes.security
+            and "port" not in given
+            and account.port == default_port(account.protocol, account.security)
+        ):  # a default port follows the security change
+            account.port = default_port(account.protocol, changes.security)
+        for name in ("host", "port", "security", "tls_verify", "username", "name"):
+            value = getattr(changes, name)
+            if name in given and (value is not None or name == "name"):
+                setattr(account, name, value)
+        if "pop3" in given and changes.pop3 is not None:
+            if account.protocol != "pop3":
+                raise InvalidRequest("`pop3` settings are only allowed for pop3 accounts")
+            account.pop3_leave_on_server = changes.pop3.leave_on_server
+            account.pop3_delete_after_days = changes.pop3.delete_after_days
+        if any(name in given for name in _CONNECTION_FIELDS):
+            password = changes.password if changes.password else None
+            adapter_for(account.protocol, endpoint_for(gw, account, password)).verify()
+            if password is not None:
+                account.password_encrypted = gw.passwords.encrypt(password)
+            account.state, account.state_detail = "connected", None
+        account.updated_at = utcnow()
+        session.add(account)
+        session.commit()
+        session.refresh(account)
+        return to_out(account)
+
+
+def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
+    with session_scope(gw.engine) as session:
+        session.delete(_load(session, tenant_id, account_id))
+
+
+def _load(session: Session, tenant_id: str, account_id: str) -> Account:
+    if not is_valid_id(account_id, "acc"):
+        raise NotFound("account")
+    account = session.get(Account, account_id)
+    if account is None or account.tenant_id != tenant_id:
+        raise NotFound("account")
+    return account
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def to_out(account: Account) -> AccountOut:
+    return AccountOut(
+        id=account.id,
+        name=account.name,
+        protocol=account.protocol,  # type: ignore[arg-type]
+        host=account.host,
+        port=account.port,
+        security=account.security,  # type: ignore[arg-type]
+        tls_verify=account.tls_verify,
+        username=account.username,
+        pop3=Pop3PolicyOut(
+            leave_on_server=account.pop3_leave_on_server,
+            delete_after_days=account.pop3_delete_after_days,
+        )
+        if account.protocol == "pop3"
+        else None,
+        state=account.state,  # type: ignore[arg-type]
+        state_detail=account.state_detail,
+        created_at=_aware(account.created_at),
+        updated_at=_aware(account.updated_at),
+    )

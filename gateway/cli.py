@@ -1,0 +1,81 @@
+"""The `mailgate` command: serve, migrate, keys, openapi."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gateway.context import Gateway
+from gateway.crypto import SecretKeyError
+from gateway.logs import configure_logging
+from gateway.settings import get_settings
+
+app = typer.Typer(help="Mailgate: a REST API gateway over IMAP and POP3 mailboxes.")
+keys_app = typer.Typer(help="API keys and the secret key.")
+app.add_typer(keys_app, name="keys")
+
+
+def _gateway(migrate: bool = True) -> Gateway:
+    from store.migrate import upgrade
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        gateway = Gateway.from_settings(settings)
+    except SecretKeyError as exc:
+        typer.echo(f"mailgate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if migrate:
+        upgrade(gateway.engine)
+    return gateway
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8025,
+) -> None:
+    """Migrate the database, then serve the API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    gateway = _gateway()
+    uvicorn.run(create_app(gateway), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    _gateway().close()
+    typer.echo("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name; created if new.")],
+) -> None:
+    """Print a new API key for TENANT. It is shown once; only its hash is stored."""
+    from gateway.tenants import issue_api_key
+
+    gateway = _gateway()
+    issued = issue_api_key(gateway.engine, tenant)
+    gateway.close()
+    typer.echo(issued.key)
+
+
+@keys_app.command("secret")
+def keys_secret() -> None:
+    """Print a new Fernet key for MAILGATE_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode("ascii"))
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI spec of this version as JSON."""
+    from api.openapi import openapi_json
+
+    typer.echo(openapi_json(), nl=False)

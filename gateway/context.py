@@ -1,0 +1,29 @@
+"""Everything the service layer needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from gateway.crypto import PasswordBox, load_password_box
+from gateway.settings import Settings
+from store.db import make_engine
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    engine: Engine
+    passwords: PasswordBox
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        return cls(
+            settings=settings,
+            engine=make_engine(settings.resolved_database_url),
+            passwords=load_password_box(settings.secret_key, settings.data_dir),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

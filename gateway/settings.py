@@ -1,0 +1,55 @@
+"""One typed settings object, read from the environment (prefix ``MAILGATE_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where the SQLite file and key file live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file mailgate.db in the data dir."
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Fernet key(s) for mailbox passwords, comma-separated (first encrypts); "
+        "default: a 0600 key file generated in the data dir.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    connect_timeout: float = Field(15.0, gt=0, description="Seconds to reach a mail server.")
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    allow_private_webhooks: bool = Field(False, description="Allow webhook URLs on private nets.")
+    log_level: str = Field("INFO", description="Python logging level name.")
+    log_format: str = Field("json", description="'json' (one object a line) or 'text'.")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, with a plain ``postgresql://`` routed to psycopg 3."""
+        if not self.database_url:
+            return f"sqlite:///{(self.data_dir / 'mailgate.db').resolve()}"
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

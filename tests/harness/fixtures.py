@@ -1,0 +1,42 @@
+"""pytest fixtures for real-server tests (registered from tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .dovecot import DOVECOT_BIN, DovecotServer, MailUser
+from .net import SilentListener
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """One real Dovecot (IMAP, IMAPS, POP3, POP3S on 127.0.0.1) for the whole session."""
+    if not Path(DOVECOT_BIN).exists():
+        pytest.fail(
+            f"{DOVECOT_BIN} not found: these tests need a real Dovecot. Install it and run the"
+            " tests with the test command from README.md"
+            " (apt-get install -y dovecot-core dovecot-imapd dovecot-pop3d).",
+            pytrace=False,
+        )
+    server = DovecotServer(tmp_path_factory.mktemp("dovecot"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mail_user(dovecot: DovecotServer) -> MailUser:
+    """A fresh user with an empty mailbox (only the auto-created special-use folders)."""
+    return dovecot.add_user()
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[SilentListener]:
+    """A TCP listener that accepts connections and never answers."""
+    with SilentListener() as listener:
+        yield listener

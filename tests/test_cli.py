@@ -1,0 +1,103 @@
+"""The `mailgate` command as a newcomer runs it: serve on SQLite, create a key, call the API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.net import free_port
+
+MAILGATE = [sys.executable, "-m", "gateway"]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env["MAILGATE_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture
+def served(cli_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*MAILGATE, "serve", "--port", str(port)], env=cli_env, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mailgate serve did not come up:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield base, log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_migrates_and_answers_with_a_new_key(
+    served: tuple[str, Path], cli_env: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    base, log_path = served
+    data_dir = Path(cli_env["MAILGATE_DATA_DIR"])
+    assert (data_dir / "mailgate.db").exists()
+    assert oct((data_dir / "secret.key").stat().st_mode & 0o777) == "0o600"
+    key = subprocess.run(
+        [*MAILGATE, "keys", "create", "--tenant", "demo"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert key.startswith("mg_")
+    headers = {"Authorization": f"Bearer {key}"}
+    created = httpx.post(
+        f"{base}/v1/accounts",
+        headers=headers,
+        json={
+            "protocol": "imap",
+            "host": "127.0.0.1",
+            "port": dovecot.imap_port,
+            "security": "none",
+            "username": mail_user.username,
+            "password": mail_user.password,
+        },
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    listed = httpx.get(f"{base}/v1/accounts", headers=headers).json()
+    assert [a["id"] for a in listed["items"]] == [created.json()["id"]]
+    logs = log_path.read_text()
+    assert '"operation": "imap.verify"' in logs and '"status": 201' in logs
+    assert mail_user.password not in logs and key not in logs
+
+
+def test_migrate_and_openapi_commands(cli_env: dict[str, str]) -> None:
+    migrate = subprocess.run([*MAILGATE, "migrate"], env=cli_env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr
+    spec = subprocess.run([*MAILGATE, "openapi"], env=cli_env, capture_output=True, text=True)
+    assert spec.returncode == 0 and '"/v1/accounts"' in spec.stdout
+
+
+def test_bad_secret_key_stops_with_a_clear_message(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "MAILGATE_SECRET_KEY": "not-a-fernet-key"}
+    result = subprocess.run([*MAILGATE, "migrate"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "MAILGATE_SECRET_KEY" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

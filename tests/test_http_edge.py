@@ -1,0 +1,143 @@
+"""What every client meets first: auth, problem+json errors, request ids, CORS, health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from gateway.context import Gateway
+from gateway.tenants import issue_api_key
+from tests.conftest import make_settings
+from tests.helpers import assert_problem
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+
+
+def test_readiness_fails_when_database_is_gone(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    gw = Gateway.from_settings(settings)
+    with TestClient(create_app(gw)) as client:
+        assert_problem(client.get("/readyz"), 503, "not-ready")
+
+
+def test_missing_and_wrong_api_key_answer_401(client: TestClient) -> None:
+    body = assert_problem(client.get("/v1/accounts"), 401, "unauthorized")
+    assert "Bearer" in str(body["detail"])
+    response = client.get("/v1/accounts", headers={"Authorization": "Bearer mg_wrong"})
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    basic = client.get("/v1/accounts", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert_problem(basic, 401, "unauthorized")
+
+
+def test_a_valid_key_is_accepted(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.get("/v1/accounts", headers=auth)
+    assert response.status_code == 200
+    assert response.json() == {"items": []}
+
+
+def test_unknown_route_and_wrong_method(client: TestClient, auth: dict[str, str]) -> None:
+    assert_problem(client.get("/v1/nothing-here", headers=auth), 404, "not-found")
+    assert_problem(client.put("/v1/accounts", headers=auth), 405, "method-not-allowed")
+
+
+def test_request_id_is_on_every_response(client: TestClient) -> None:
+    generated = client.get("/healthz").headers["x-request-id"]
+    assert generated.startswith("req_")
+    echoed = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    hostile = client.get("/healthz", headers={"X-Request-ID": "bad id\twith tab"})
+    assert hostile.headers["x-request-id"].startswith("req_")
+    problem = client.get("/v1/accounts", headers={"X-Request-ID": "trace-9"})
+    assert problem.json()["request_id"] == "trace-9"
+
+
+def test_unexpected_exception_is_a_problem_without_traceback(gateway: Gateway) -> None:
+    app = create_app(gateway)
+    boom = APIRouter()
+
+    @boom.get("/boom")
+    def explode() -> None:
+        raise RuntimeError("secret internals")
+
+    app.include_router(boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    body = assert_problem(response, 500, "internal-error")
+    assert "secret internals" not in response.text
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_invalid_json_and_non_json_bodies(client: TestClient, auth: dict[str, str]) -> None:
+    headers = {**auth, "Content-Type": "application/json"}
+    assert_problem(
+        client.post("/v1/accounts", content=b"{not json", headers=headers), 400, "invalid-json"
+    )
+    text = client.post(
+        "/v1/accounts", content=b"hello", headers={**auth, "Content-Type": "text/plain"}
+    )
+    assert text.status_code in (400, 422)
+    assert text.headers["content-type"].startswith("application/problem+json")
+
+
+def test_body_over_the_limit_is_refused(client: TestClient, auth: dict[str, str]) -> None:
+    big = b'{"name": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+    response = client.post(
+        "/v1/accounts", content=big, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert_problem(response, 413, "payload-too-large")
+    assert client.get("/v1/accounts", headers=auth).json() == {"items": []}
+
+
+def test_streamed_body_over_the_limit_is_refused(client: TestClient, auth: dict[str, str]) -> None:
+    def chunks():  # no Content-Length: the limit must hold while reading
+        for _ in range(20):
+            yield b" " * 100_000
+
+    response = client.post(
+        "/v1/accounts", content=chunks(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert_problem(response, 413, "payload-too-large")
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    response = client.options(
+        "/v1/accounts",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_allows_configured_origins_only(tmp_path: Path, sqlite_url: str) -> None:
+    from store.migrate import upgrade
+
+    settings = make_settings(tmp_path, sqlite_url, cors_origins=["https://app.example"])
+    gw = Gateway.from_settings(settings)
+    upgrade(gw.engine)
+    key = issue_api_key(gw.engine, "t").key
+    with TestClient(create_app(gw)) as client:
+        preflight = client.options(
+            "/v1/accounts",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        simple = client.get(
+            "/v1/accounts",
+            headers={"Origin": "https://app.example", "Authorization": f"Bearer {key}"},
+        )
+        assert simple.headers["access-control-allow-origin"] == "https://app.example"
+        assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+        evil = client.get("/v1/accounts", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in evil.headers
+    gw.close()
