@@ -1,0 +1,17 @@
+"""Pure MIME layer: parse raw RFC 5322 messages into the Mailgate JSON message model."""
+
+from .models import AttachmentInfo, AttachmentPart, EmailAddress, HeaderSummary, ParsedMessage
+from .parse import find_part, html_to_text, make_preview, parse_message, parse_summary_headers
+
+__all__ = [
+    "AttachmentInfo",
+    "AttachmentPart",
+    "EmailAddress",
+    "HeaderSummary",
+    "ParsedMessage",
+    "find_part",
+    "html_to_text",
+    "make_preview",
+    "parse_message",
+    "parse_summary_headers",
+]

@@ -1,0 +1,141 @@
+"""JSON message model returned by the IMAP and POP3 adapters.
+
+A plain-JSON cousin of the JMAP Email object (RFC 8621 §4.1): header fields are decoded
+(RFC 2047/2231), bodies are decoded to text, attachments are described, not inlined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmailAddress(BaseModel):
+    """One mailbox from an address header (RFC 5322 §3.4), display name decoded."""
+
+    name: str | None = Field(
+        None, description="Display name, RFC 2047-decoded; null when the header gives none."
+    )
+    email: str = Field(
+        description="Address as given (addr-spec, no angle brackets). Empty for an empty "
+        "group such as 'undisclosed-recipients:;' (then `name` is the group name) or for an "
+        "unparseable entry (then `name` holds the raw text)."
+    )
+
+
+class AttachmentInfo(BaseModel):
+    """A MIME part that is not rendered as message body text (RFC 2183, RFC 2387)."""
+
+    id: str = Field(
+        description="Part path inside the message: dotted 1-based IMAP part numbers "
+        "(RFC 3501 §6.4.5), e.g. '2' or '2.1'. Stable for a given message; pass it back "
+        "to fetch the attachment."
+    )
+    filename: str | None = Field(
+        None,
+        description="File name from Content-Disposition filename (RFC 2231-decoded) or "
+        "Content-Type name; directory parts removed. For an attached message without one, "
+        "its subject plus '.eml'.",
+    )
+    content_type: str = Field(description="Lower-case MIME type, e.g. 'application/pdf'.")
+    size: int = Field(ge=0, description="Size in bytes after transfer decoding (base64 etc.).")
+    content_id: str | None = Field(
+        None, description="Content-ID without angle brackets, used by 'cid:' URLs in HTML."
+    )
+    inline: bool = Field(
+        description="True when the part is meant to be shown inside the body: it is "
+        "referenced from the HTML via 'cid:', has Content-Disposition: inline, or has a "
+        "Content-ID inside multipart/related without any disposition."
+    )
+
+
+class HeaderSummary(BaseModel):
+    """Header fields needed for list views, parsed from a header block alone."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    subject: str | None = Field(
+        None, description="Subject, RFC 2047-decoded and trimmed; null when absent."
+    )
+    from_: list[EmailAddress] = Field(
+        default_factory=list, alias="from", description="Addresses from the From header."
+    )
+    to: list[EmailAddress] = Field(default_factory=list, description="To recipients.")
+    cc: list[EmailAddress] = Field(default_factory=list, description="Cc recipients.")
+    date: datetime | None = Field(
+        None,
+        description="Date header as a timezone-aware timestamp; a date without zone is "
+        "taken as UTC; null when missing or unparseable.",
+    )
+    message_id: str | None = Field(
+        None, description="Message-ID without angle brackets; null when absent."
+    )
+
+
+class ParsedMessage(HeaderSummary):
+    """A fully parsed message (RFC 5322 + MIME RFC 2045-2049).
+
+    ``text``/``html`` follow the JMAP textBody/htmlBody selection (RFC 8621 §4.1.4):
+    every inline body part is kept in document order and the parts are concatenated, so a
+    second text/plain part (say a list footer after an image) is appended, not dropped.
+    ``has_attachments`` is true when at least one attachment is *not* embedded, where
+    embedded means it has a Content-ID that the HTML body references through ``cid:``.
+    """
+
+    bcc: list[EmailAddress] = Field(default_factory=list, description="Bcc recipients.")
+    reply_to: list[EmailAddress] = Field(
+        default_factory=list, description="Addresses from the Reply-To header."
+    )
+    in_reply_to: list[str] = Field(
+        default_factory=list, description="In-Reply-To message ids, without angle brackets."
+    )
+    references: list[str] = Field(
+        default_factory=list, description="References message ids in order, no brackets."
+    )
+    text: str | None = Field(
+        None,
+        description="Plain-text body: the inline text/plain parts concatenated (HTML parts "
+        "that sit between them are converted to text); null when there is no text/plain "
+        "body part.",
+    )
+    html: str | None = Field(
+        None,
+        description="HTML body: the inline text/html parts concatenated (text/plain parts "
+        "between them are wrapped in <pre>); null when there is no text/html body part. "
+        "Not sanitized.",
+    )
+    attachments: list[AttachmentInfo] = Field(
+        default_factory=list,
+        description="Parts that are not body text, in document order. An attached "
+        "message/rfc822 is one entry; its inner parts are not listed.",
+    )
+    has_attachments: bool = Field(
+        False,
+        description="True when there is an attachment other than an embedded image, i.e. "
+        "other than a part whose Content-ID the HTML body references via 'cid:'.",
+    )
+    preview: str = Field(
+        "",
+        description="Up to ~200 characters of body text, whitespace collapsed; taken from "
+        "the HTML (tags, scripts and styles removed) when there is no plain text.",
+    )
+    size: int = Field(ge=0, description="Size of the raw message in bytes.")
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentPart:
+    """One MIME part's decoded content, for serving a single attachment (RFC 2045 §6)."""
+
+    part_id: str
+    content_type: str
+    filename: str | None
+    payload: bytes
+    charset: str | None = None
+    content_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Decoded payload length in bytes."""
+        return len(self.payload)
