@@ -33,3 +33,23 @@ class MailboxProtocolError(MailboxError):
 
 class Unsupported(MailboxError):
     """The server or protocol cannot do what was asked."""
+
+
+class NoSuchObject(MailboxError):
+    """The folder, message or part does not exist (any more), or the id is not one of ours."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"No such {kind}.")
+        self.kind = kind
+
+
+class InvalidArgument(MailboxError):
+    """The request cannot apply to this mailbox as it is (e.g. delete INBOX, bad cursor)."""
+
+    def __init__(self, detail: str, problem_type: str = "validation-error") -> None:
+        super().__init__(detail)
+        self.problem_type = problem_type
+
+
+class AlreadyExists(MailboxError):
+    """A folder of that name already exists."""

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routes import accounts, health
+from api.routes import accounts, folders, health, messages
 from api.schemas.common import problem_responses
 from gateway.context import Gateway
 
@@ -30,6 +30,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(folders.router)
+    app.include_router(messages.router)
     settings = gateway.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

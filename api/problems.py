@@ -12,12 +12,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.errors import (
+    AlreadyExists,
+    InvalidArgument,
     MailboxAuthFailed,
     MailboxError,
     MailboxProtocolError,
     MailboxTimeout,
     MailboxTLSError,
     MailboxUnreachable,
+    NoSuchObject,
     Unsupported,
 )
 from gateway.errors import InvalidRequest, NotFound
@@ -116,7 +119,17 @@ def _http_error(exc: StarletteHTTPException) -> JSONResponse:
     return problem_response(exc.status_code, type_, detail, headers=headers)
 
 
+_ARGUMENT_STATUS = {"cursor-expired": 410, "no-trash-folder": 409, "not-found": 404}
+
+
 def _mailbox_error(exc: MailboxError) -> JSONResponse:
+    if isinstance(exc, NoSuchObject):
+        return problem_response(404, "not-found", exc.detail)
+    if isinstance(exc, AlreadyExists):
+        return problem_response(409, "already-exists", exc.detail)
+    if isinstance(exc, InvalidArgument):
+        status = _ARGUMENT_STATUS.get(exc.problem_type, 422)
+        return problem_response(status, exc.problem_type, exc.detail)
     for cls, status, type_, title in _MAILBOX_PROBLEMS:
         if isinstance(exc, cls):
             return problem_response(status, type_, exc.detail, title=title)
@@ -152,7 +165,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_mailbox(_r: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MailboxError)
-        log.info("mailbox error: %s", exc.detail, extra={"problem": type(exc).__name__})
+        if not isinstance(exc, NoSuchObject | InvalidArgument | AlreadyExists):
+            log.info("mailbox error: %s", exc.detail, extra={"problem": type(exc).__name__})
         return _mailbox_error(exc)
 
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
-from adapters.endpoint import MailboxEndpoint, default_port
-from adapters.registry import adapter_for
+from adapters.endpoint import default_port
 from api.schemas.accounts import AccountCreate, AccountOut, AccountUpdate, Pop3PolicyOut
 from gateway.context import Gateway
 from gateway.errors import InvalidRequest, NotFound
@@ -16,21 +15,6 @@ from store.db import session_scope
 from store.models import Account, utcnow
 
 _CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "password")
-
-
-def endpoint_for(gw: Gateway, account: Account, password: str | None = None) -> MailboxEndpoint:
-    return MailboxEndpoint(
-        account_id=account.id,
-        host=account.host,
-        port=account.port,
-        security=account.security,  # type: ignore[arg-type]
-        username=account.username,
-        password=password
-        if password is not None
-        else gw.passwords.decrypt(account.password_encrypted),
-        tls_verify=account.tls_verify,
-        connect_timeout=gw.settings.connect_timeout,
-    )
 
 
 def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountOut:
@@ -50,7 +34,7 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
         pop3_leave_on_server=policy.leave_on_server if policy else True,
         pop3_delete_after_days=policy.delete_after_days if policy else None,
     )
-    adapter_for(account.protocol, endpoint_for(gw, account, spec.password)).verify()
+    gw.mailboxes.build(account, spec.password).verify()
     with session_scope(gw.engine) as session:
         session.add(account)
     return to_out(account)
@@ -66,7 +50,7 @@ def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
 
 def get_account(gw: Gateway, tenant_id: str, account_id: str) -> AccountOut:
     with Session(gw.engine) as session:
-        return to_out(_load(session, tenant_id, account_id))
+        return to_out(load_account(session, tenant_id, account_id))
 
 
 def update_account(
@@ -75,7 +59,7 @@ def update_account(
     """Apply the given fields; when connection settings change, log in with them first."""
     given = changes.model_fields_set
     with Session(gw.engine) as session:
-        account = _load(session, tenant_id, account_id)
+        account = load_account(session, tenant_id, account_id)
         if (
             changes.security
             and "port" not in given
@@ -93,7 +77,7 @@ def update_account(
             account.pop3_delete_after_days = changes.pop3.delete_after_days
         if any(name in given for name in _CONNECTION_FIELDS):
             password = changes.password if changes.password else None
-            adapter_for(account.protocol, endpoint_for(gw, account, password)).verify()
+            gw.mailboxes.build(account, password).verify()
             if password is not None:
                 account.password_encrypted = gw.passwords.encrypt(password)
             account.state, account.state_detail = "connected", None
@@ -106,10 +90,11 @@ def update_account(
 
 def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
     with session_scope(gw.engine) as session:
-        session.delete(_load(session, tenant_id, account_id))
+        session.delete(load_account(session, tenant_id, account_id))
+    gw.mailboxes.forget(account_id)
 
 
-def _load(session: Session, tenant_id: str, account_id: str) -> Account:
+def load_account(session: Session, tenant_id: str, account_id: str) -> Account:
     if not is_valid_id(account_id, "acc"):
         raise NotFound("account")
     account = session.get(Account, account_id)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from gateway.crypto import PasswordBox, load_password_box
+from gateway.mailboxes import Mailboxes
 from gateway.settings import Settings
 from store.db import make_engine
 
@@ -16,6 +17,10 @@ class Gateway:
     settings: Settings
     engine: Engine
     passwords: PasswordBox
+    mailboxes: Mailboxes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mailboxes = Mailboxes(self.settings, self.engine, self.passwords)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -26,4 +31,5 @@ class Gateway:
         )
 
     def close(self) -> None:
+        self.mailboxes.close()
         self.engine.dispose()

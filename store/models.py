@@ -66,3 +66,18 @@ class Account(SQLModel, table=True):
     state_detail: str | None = Field(default=None, max_length=500)
     created_at: datetime = _timestamp()  # type: ignore[assignment]
     updated_at: datetime = _timestamp()  # type: ignore[assignment]
+
+
+class MessageAlias(SQLModel, table=True):
+    """Where a message that kept its id after a move lives now (IMAP COPYUID/MOVE)."""
+
+    __tablename__ = "message_alias"
+    __table_args__ = (
+        sa.Index("ix_message_alias_location", "account_id", "folder_path", "uidvalidity", "uid"),
+    )
+
+    id: str = Field(primary_key=True, max_length=2100)
+    account_id: str = Field(foreign_key="account.id", max_length=40, ondelete="CASCADE")
+    folder_path: str = Field(max_length=1000)
+    uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    uid: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]

@@ -1,23 +1,341 @@
-"""The IMAP implementation of :class:`adapters.base.MailAdapter`."""
+"""The IMAP implementation of :class:`adapters.base.MailAdapter`.
+
+Every operation borrows a pooled connection, selects what it needs and gives the connection
+back. Nothing is cached: the server is the truth, so changes made by other clients show on
+the next call.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
+from imapclient import IMAPClient
+
+from adapters import ids
 from adapters._oplog import logged_operation
+from adapters.base import AliasStore
 from adapters.endpoint import MailboxEndpoint
+from adapters.errors import InvalidArgument, NoSuchObject
+from adapters.ids import MessageLocation, folder_path
+from adapters.imap import folders, uidplus
+from adapters.imap.bodystructure import find_part
 from adapters.imap.connect import open_imap
+from adapters.imap.messages import (
+    apply_change,
+    exists,
+    list_page,
+    locate,
+    select,
+    select_message,
+    summary_of,
+)
+from adapters.imap.pool import ImapPool
+from adapters.mime import parse_message
+from adapters.models import (
+    BatchResult,
+    Download,
+    Folder,
+    Message,
+    MessageChange,
+    MessageFilter,
+    MessagePage,
+    MessageSummary,
+)
+from adapters.transfer import make_decoder
 
 log = logging.getLogger("mailgate.imap")
+T = TypeVar("T")
+CHUNK = 1024 * 1024
 
 
 class ImapAdapter:
-    def __init__(self, endpoint: MailboxEndpoint) -> None:
+    def __init__(self, endpoint: MailboxEndpoint, aliases: AliasStore, pool_size: int = 4) -> None:
         self.endpoint = endpoint
+        self.aliases = aliases
+        self.pool = ImapPool(endpoint, size=pool_size)
+
+    def _run(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
+        with logged_operation(log, self.endpoint.account_id, f"imap.{operation}"):
+            return self.pool.run(work)
 
     def verify(self) -> None:
         with logged_operation(log, self.endpoint.account_id, "imap.verify"):
             client = open_imap(self.endpoint)
             with contextlib.suppress(Exception):  # login succeeded, which is what was asked
                 client.logout()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- folders ------------------------------------------------------------------------
+
+    def list_folders(self) -> list[Folder]:
+        return self._run("list_folders", folders.list_folders)
+
+    def create_folder(self, name: str, parent_id: str | None) -> Folder:
+        return self._run("create_folder", lambda c: folders.create(c, name, parent_id))
+
+    def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
+        return self._run("rename_folder", lambda c: folders.rename(c, folder_id, name, parent_id))
+
+    def delete_folder(self, folder_id: str) -> None:
+        self._run("delete_folder", lambda c: folders.delete(c, folder_id))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def list_messages(
+        self, folder_id: str, filters: MessageFilter, limit: int, cursor: str | None
+    ) -> MessagePage:
+        path = folder_path(folder_id)
+        if path is None:
+            raise NoSuchObject("folder")
+        return self._run(
+            "list_messages", lambda c: list_page(c, self.aliases, path, filters, limit, cursor)
+        )
+
+    def get_message(self, message_id: str, mark_seen: bool = False) -> Message:
+        location = locate(self.aliases, message_id)
+        item = b"BODY[]" if mark_seen else b"BODY.PEEK[]"
+
+        def work(client: IMAPClient) -> Message:
+            select_message(client, location)
+            fetched = client.fetch([location.uid], [item])
+            raw = (fetched.get(location.uid) or {}).get(b"BODY[]")
+            if raw is None:
+                raise NoSuchObject("message")
+            summary = summary_of(client, self.aliases, location, message_id)
+            parsed = parse_message(raw)
+            return Message.from_parsed(
+                summary.model_copy(
+                    update={"preview": parsed.preview, "has_attachments": parsed.has_attachments}
+                ),
+                parsed,
+            )
+
+        return self._run("get_message", work)
+
+    def stream_raw(self, message_id: str) -> tuple[Download, Iterator[bytes]]:
+        location = locate(self.aliases, message_id)
+        summary = self._run("raw", lambda c: _summary_at(c, self.aliases, location, message_id))
+        download = Download(content_type="message/rfc822", size=summary.size)
+        return download, self._chunks(location, b"", summary.size, None)
+
+    def stream_attachment(
+        self, message_id: str, attachment_id: str
+    ) -> tuple[Download, Iterator[bytes]]:
+        location = locate(self.aliases, message_id)
+
+        def work(client: IMAPClient) -> object:
+            select_message(client, location)
+            fetched = client.fetch([location.uid], [b"BODYSTRUCTURE"])
+            data = fetched.get(location.uid)
+            if data is None:
+                raise NoSuchObject("message")
+            return find_part(data[b"BODYSTRUCTURE"], attachment_id)
+
+        part = self._run("attachment", work)
+        if part is None or part.content_type.startswith("multipart/"):  # type: ignore[attr-defined]
+            raise NoSuchObject("attachment")
+        encoding = None if part.content_type == "message/rfc822" else part.encoding  # type: ignore[attr-defined]
+        download = Download(content_type=part.content_type, filename=part.filename)  # type: ignore[attr-defined]
+        return download, self._chunks(location, part.part_id.encode(), part.size, encoding)  # type: ignore[attr-defined]
+
+    def _chunks(
+        self, location: MessageLocation, section: bytes, size: int, encoding: str | None
+    ) -> Iterator[bytes]:
+        """Partial FETCHes (RFC 3501 BODY[section]<origin.octets>), one borrowed connection
+        each, decoded on the fly: memory stays at one chunk whatever the size."""
+        decode = make_decoder(encoding)
+        offset = 0
+        key = b"BODY[" + section + b"]<%d>"
+        while True:
+            start = offset
+
+            def work(client: IMAPClient, start: int = start) -> bytes:
+                select_message(client, location)
+                item = b"BODY.PEEK[" + section + b"]<%d.%d>" % (start, CHUNK)
+                fetched = client.fetch([location.uid], [item])
+                data = fetched.get(location.uid)
+                if data is None:
+                    raise NoSuchObject("message")
+                return data.get(key % start) or b""
+
+            chunk = self.pool.run(work)
+            offset += len(chunk)
+            last = len(chunk) < CHUNK or (size and offset >= size)
+            out = decode(chunk, bool(last))
+            if out:
+                yield out
+            if last:
+                return
+
+    # -- changing -----------------------------------------------------------------------
+
+    def update_message(self, message_id: str, change: MessageChange) -> MessageSummary:
+        location = locate(self.aliases, message_id)
+
+        def work(client: IMAPClient) -> MessageSummary:
+            selected = select_message(client, location)
+            if not exists(client, location.uid):
+                raise NoSuchObject("message")
+            apply_change(client, [location.uid], change, selected.get(b"PERMANENTFLAGS", ()))
+            return summary_of(client, self.aliases, location, message_id)
+
+        return self._run("update_message", work)
+
+    def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
+        results = self.batch([message_id], None, folder_id, delete=False, permanent=False)
+        if results[0].status != 200 or results[0].message_id is None:
+            raise NoSuchObject("message")
+        return self._summary(results[0].message_id)
+
+    def copy_message(self, message_id: str, folder_id: str) -> MessageSummary:
+        location = locate(self.aliases, message_id)
+        target = _target_path(folder_id)
+
+        def work(client: IMAPClient) -> MessageLocation:
+            select_message(client, location)
+            if not exists(client, location.uid):
+                raise NoSuchObject("message")
+            _ensure_folder(client, target)
+            mapping = uidplus.copy(client, [location.uid], target)
+            return _new_location(client, target, location, mapping)
+
+        new_location = self._run("copy_message", work)
+        return self._summary(ids.message_id(new_location, self.endpoint.account_id))
+
+    def delete_message(self, message_id: str, permanent: bool) -> None:
+        result = self.batch([message_id], None, None, delete=True, permanent=permanent)[0]
+        if result.status != 200:
+            raise NoSuchObject("message")
+
+    def _summary(self, id_: str) -> MessageSummary:
+        location = locate(self.aliases, id_)
+        return self._run("summary", lambda c: _summary_at(c, self.aliases, location, id_))
+
+    def batch(
+        self,
+        message_ids: list[str],
+        change: MessageChange | None,
+        folder_id: str | None,
+        delete: bool,
+        permanent: bool,
+    ) -> list[BatchResult]:
+        """One command per folder for many ids; unknown ids answer 404 each, the rest proceed."""
+        target = _target_path(folder_id) if folder_id is not None else None
+        results: dict[str, BatchResult] = {}
+        groups: dict[tuple[str, int], dict[int, str]] = {}
+        for id_ in message_ids:
+            try:
+                location = locate(self.aliases, id_)
+            except NoSuchObject:
+                results[id_] = BatchResult(id=id_, status=404)
+                continue
+            groups.setdefault((location.path, location.uidvalidity), {})[location.uid] = id_
+
+        def work(client: IMAPClient) -> None:
+            trash = _trash_path(client) if delete and not permanent else None
+            if target is not None:
+                _ensure_folder(client, target)
+            for (path, validity), by_uid in groups.items():
+                try:
+                    selected = select_message(client, MessageLocation(path, validity, 1))
+                except NoSuchObject:
+                    results.update({i: BatchResult(id=i, status=404) for i in by_uid.values()})
+                    continue
+                present = set(client.search(["UID", ",".join(map(str, by_uid))])) & set(by_uid)
+                for uid, id_ in by_uid.items():
+                    if uid not in present:
+                        results[id_] = BatchResult(id=id_, status=404)
+                uids = sorted(present)
+                if not uids:
+                    continue
+                if change is not None and not change.is_empty():
+                    apply_change(client, uids, change, selected.get(b"PERMANENTFLAGS", ()))
+                destination = target if not delete else trash
+                if delete and (permanent or trash == path):
+                    uidplus.expunge(client, uids)
+                    for uid in uids:
+                        self.aliases.forget(by_uid[uid])
+                        results[by_uid[uid]] = BatchResult(id=by_uid[uid], status=200)
+                elif destination is not None and destination != path:
+                    mapping = uidplus.move(client, uids, destination)
+                    self._record_moves(
+                        client, destination, path, validity, by_uid, uids, mapping, results
+                    )
+                else:
+                    results.update(
+                        {
+                            by_uid[u]: BatchResult(id=by_uid[u], status=200, message_id=by_uid[u])
+                            for u in uids
+                        }
+                    )
+
+        self._run("batch", work)
+        return [results[id_] for id_ in message_ids]
+
+    def _record_moves(
+        self,
+        client: IMAPClient,
+        destination: str,
+        path: str,
+        validity: int,
+        by_uid: dict[int, str],
+        uids: list[int],
+        mapping: tuple[int, dict[int, int]] | None,
+        results: dict[str, BatchResult],
+    ) -> None:
+        for uid in uids:
+            id_ = by_uid[uid]
+            if mapping and uid in mapping[1]:
+                self.aliases.record(id_, MessageLocation(destination, mapping[0], mapping[1][uid]))
+                results[id_] = BatchResult(id=id_, status=200, message_id=id_)
+            else:  # the server did not say where it went: the id changes
+                self.aliases.forget(id_)
+                results[id_] = BatchResult(id=id_, status=200, message_id=None)
+
+
+def _summary_at(
+    client: IMAPClient, aliases: AliasStore, location: MessageLocation, id_: str
+) -> MessageSummary:
+    select_message(client, location)
+    return summary_of(client, aliases, location, id_)
+
+
+def _target_path(folder_id: str) -> str:
+    path = folder_path(folder_id)
+    if path is None:
+        raise NoSuchObject("folder")
+    return path
+
+
+def _ensure_folder(client: IMAPClient, path: str) -> None:
+    if not any(f.path == path and f.selectable for f in folders.list_raw(client)):
+        raise InvalidArgument("the target folder does not exist")
+
+
+def _trash_path(client: IMAPClient) -> str:
+    path = folders.path_with_role(client, "trash")
+    if path is None:
+        raise InvalidArgument(
+            "this mailbox has no trash folder; delete with permanent=true", "no-trash-folder"
+        )
+    return path
+
+
+def _new_location(
+    client: IMAPClient,
+    target: str,
+    source: MessageLocation,
+    mapping: tuple[int, dict[int, int]] | None,
+) -> MessageLocation:
+    if mapping and source.uid in mapping[1]:
+        return MessageLocation(target, mapping[0], mapping[1][source.uid])
+    selected = select(client, target)  # no COPYUID: the copy is the newest message there
+    uids = client.search(["ALL"])
+    if not uids:
+        raise NoSuchObject("message")
+    return MessageLocation(target, int(selected[b"UIDVALIDITY"]), max(uids))

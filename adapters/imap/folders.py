@@ -1,0 +1,149 @@
+"""Folder listing and changes over IMAP (RFC 3501 LIST/STATUS/CREATE/RENAME/DELETE)."""
+
+from __future__ import annotations
+
+import imaplib
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+
+from adapters.errors import AlreadyExists, InvalidArgument, NoSuchObject
+from adapters.ids import folder_id, folder_path
+from adapters.imap.connect import server_words
+from adapters.imap.roles import assign_roles
+from adapters.models import Folder
+
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class ListedFolder:
+    path: str
+    delimiter: str | None
+    flags: tuple[bytes, ...]
+
+    @property
+    def selectable(self) -> bool:
+        lowered = {f.lower() for f in self.flags}
+        return b"\\noselect" not in lowered and b"\\nonexistent" not in lowered
+
+
+def list_raw(client: IMAPClient) -> list[ListedFolder]:
+    folders = []
+    for flags, delimiter, name in client.list_folders():
+        sep = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+        folders.append(ListedFolder(str(name), sep, tuple(flags)))
+    return folders
+
+
+def list_folders(client: IMAPClient) -> list[Folder]:
+    listed = list_raw(client)
+    roles = assign_roles([(f.path, f.flags, f.delimiter) for f in listed])
+    paths = {f.path for f in listed}
+    result = []
+    for entry in listed:
+        total = unread = 0
+        if entry.selectable:
+            status = client.folder_status(entry.path, [b"MESSAGES", b"UNSEEN"])
+            total, unread = int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
+        result.append(_folder(entry, roles.get(entry.path), paths, total, unread))
+    result.sort(key=lambda f: (f.role != "inbox", f.path.lower()))
+    return result
+
+
+def _folder(entry: ListedFolder, role: object, paths: set[str], total: int, unread: int) -> Folder:
+    name, parent = entry.path, None
+    if entry.delimiter and entry.delimiter in entry.path:
+        parent, _, name = entry.path.rpartition(entry.delimiter)
+    return Folder(
+        id=folder_id(entry.path),
+        name=name,
+        path=entry.path,
+        delimiter=entry.delimiter,
+        parent_id=folder_id(parent) if parent and parent in paths else None,
+        role=role,  # type: ignore[arg-type]
+        total=total,
+        unread=unread,
+    )
+
+
+def path_with_role(client: IMAPClient, role: str) -> str | None:
+    listed = list_raw(client)
+    roles = assign_roles([(f.path, f.flags, f.delimiter) for f in listed])
+    return next((path for path, r in roles.items() if r == role), None)
+
+
+def find(client: IMAPClient, id_: str) -> ListedFolder:
+    path = folder_path(id_)
+    if path is None:
+        raise NoSuchObject("folder")
+    for entry in list_raw(client):
+        if entry.path == path:
+            return entry
+    raise NoSuchObject("folder")
+
+
+def get(client: IMAPClient, id_: str) -> Folder:
+    for folder in list_folders(client):
+        if folder.id == id_:
+            return folder
+    raise NoSuchObject("folder")
+
+
+def _child_path(client: IMAPClient, name: str, parent_id: str | None) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidArgument(f"a folder name needs 1 to {MAX_NAME} characters")
+    if parent_id is None:
+        delimiter = next((f.delimiter for f in list_raw(client) if f.delimiter), "/")
+        if delimiter in name:
+            raise InvalidArgument(f"a folder name cannot contain {delimiter!r}")
+        return name
+    parent = find(client, parent_id)
+    delimiter = parent.delimiter or "/"
+    if delimiter in name:
+        raise InvalidArgument(f"a folder name cannot contain {delimiter!r}")
+    return f"{parent.path}{delimiter}{name}"
+
+
+def create(client: IMAPClient, name: str, parent_id: str | None) -> Folder:
+    path = _child_path(client, name, parent_id)
+    if any(f.path == path for f in list_raw(client)):
+        raise AlreadyExists(f"a folder {path!r} exists already")
+    try:
+        client.create_folder(path)
+    except imaplib.IMAP4.error as exc:
+        raise InvalidArgument(
+            f"the server refused to create {path!r}: {server_words(exc)}"
+        ) from exc
+    client.subscribe_folder(path)
+    return get(client, folder_id(path))
+
+
+def rename(client: IMAPClient, id_: str, name: str, parent_id: str | None) -> Folder:
+    current = find(client, id_)
+    if current.path.upper() == "INBOX":
+        raise InvalidArgument("INBOX cannot be renamed")
+    path = _child_path(client, name, parent_id)
+    if path == current.path:
+        return get(client, id_)
+    if path.startswith(current.path + (current.delimiter or "/")):
+        raise InvalidArgument("a folder cannot move into itself")
+    if any(f.path == path for f in list_raw(client)):
+        raise AlreadyExists(f"a folder {path!r} exists already")
+    try:
+        client.rename_folder(current.path, path)
+    except imaplib.IMAP4.error as exc:
+        raise InvalidArgument(f"the server refused the rename: {server_words(exc)}") from exc
+    client.subscribe_folder(path)
+    return get(client, folder_id(path))
+
+
+def delete(client: IMAPClient, id_: str) -> None:
+    current = find(client, id_)
+    if current.path.upper() == "INBOX":
+        raise InvalidArgument("INBOX cannot be deleted")
+    try:
+        client.delete_folder(current.path)
+    except imaplib.IMAP4.error as exc:
+        raise InvalidArgument(f"the server refused to delete it: {server_words(exc)}") from exc

@@ -1,0 +1,154 @@
+"""Message operations on one IMAP connection: select, locate, list, fetch, flag, move."""
+
+from __future__ import annotations
+
+import imaplib
+from typing import Any
+
+from imapclient import IMAPClient
+
+from adapters.base import AliasStore
+from adapters.errors import InvalidArgument, NoSuchObject
+from adapters.ids import (
+    Cursor,
+    MessageLocation,
+    filter_fingerprint,
+    folder_id,
+    message_id,
+    message_location,
+)
+from adapters.imap.search import needs_utf8, search_criteria
+from adapters.imap.summary import SUMMARY_ITEMS, build_summary
+from adapters.models import MessageChange, MessageFilter, MessagePage, MessageSummary
+
+FLAG_NAMES = {
+    "seen": b"\\Seen",
+    "flagged": b"\\Flagged",
+    "answered": b"\\Answered",
+    "draft": b"\\Draft",
+}
+
+
+def select(client: IMAPClient, path: str) -> dict[bytes, Any]:
+    """SELECT ``path``; an unknown folder is a 404, never a 500."""
+    try:
+        return client.select_folder(path)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise NoSuchObject("folder") from exc
+
+
+def uidvalidity(selected: dict[bytes, Any]) -> int:
+    return int(selected[b"UIDVALIDITY"])
+
+
+def locate(aliases: AliasStore, id_: str) -> MessageLocation:
+    location = aliases.resolve(id_) or message_location(id_, aliases.account_id)
+    if location is None:
+        raise NoSuchObject("message")
+    return location
+
+
+def select_message(client: IMAPClient, location: MessageLocation) -> dict[bytes, Any]:
+    """Select the message's folder and make sure the message is still there, as it was."""
+    try:
+        selected = select(client, location.path)
+    except NoSuchObject:
+        raise NoSuchObject("message") from None
+    if uidvalidity(selected) != location.uidvalidity:
+        raise NoSuchObject("message")  # the folder was recreated: old ids never point elsewhere
+    return selected
+
+
+def ids_for(aliases: AliasStore, path: str, validity: int, uids: list[int]) -> dict[int, str]:
+    moved_here = aliases.ids_at(path, validity, uids)
+    return {
+        uid: moved_here.get(uid)
+        or message_id(MessageLocation(path, validity, uid), aliases.account_id)
+        for uid in uids
+    }
+
+
+def fetch_summaries(
+    client: IMAPClient, aliases: AliasStore, path: str, validity: int, uids: list[int]
+) -> dict[int, MessageSummary]:
+    if not uids:
+        return {}
+    fetched = client.fetch(uids, SUMMARY_ITEMS)
+    by_uid = {int(uid): data for uid, data in fetched.items()}  # imapclient keys by UID
+    ids = ids_for(aliases, path, validity, list(by_uid))
+    fid = folder_id(path)
+    return {uid: build_summary(ids[uid], fid, data) for uid, data in by_uid.items()}
+
+
+def list_page(
+    client: IMAPClient,
+    aliases: AliasStore,
+    path: str,
+    filters: MessageFilter,
+    limit: int,
+    cursor: str | None,
+) -> MessagePage:
+    fingerprint = filter_fingerprint(filters.model_dump(exclude_none=True))
+    selected = select(client, path)
+    validity = uidvalidity(selected)
+    below: int | None = None
+    if cursor is not None:
+        decoded = Cursor.decode(cursor)
+        if decoded is None or decoded.folder != path or decoded.filters != fingerprint:
+            raise InvalidArgument(
+                "the cursor does not belong to this folder and these filters", "invalid-cursor"
+            )
+        if decoded.epoch != validity:
+            raise InvalidArgument(
+                "the folder was reset on the server (UIDVALIDITY changed); start again without "
+                "a cursor",
+                "cursor-expired",
+            )
+        below = decoded.before
+    criteria = search_criteria(filters, below)
+    uids = client.search(criteria, charset="UTF-8" if needs_utf8(filters) else None)
+    if below is not None:
+        uids = [uid for uid in uids if uid < below]
+    ordered = sorted(uids, reverse=True)
+    page_uids = ordered[:limit]
+    summaries = fetch_summaries(client, aliases, path, validity, page_uids)
+    items = [summaries[uid] for uid in page_uids if uid in summaries]
+    next_cursor = None
+    if len(ordered) > limit:
+        next_cursor = Cursor(path, validity, page_uids[-1], fingerprint).encode()
+    return MessagePage(items=items, next_cursor=next_cursor)
+
+
+def summary_of(
+    client: IMAPClient, aliases: AliasStore, location: MessageLocation, id_: str | None = None
+) -> MessageSummary:
+    fetched = client.fetch([location.uid], SUMMARY_ITEMS)
+    data = fetched.get(location.uid)
+    if data is None:
+        raise NoSuchObject("message")
+    shown = (
+        id_ or ids_for(aliases, location.path, location.uidvalidity, [location.uid])[location.uid]
+    )
+    return build_summary(shown, folder_id(location.path), data)
+
+
+def exists(client: IMAPClient, uid: int) -> bool:
+    return bool(client.search(["UID", str(uid)]))
+
+
+def apply_change(
+    client: IMAPClient, uids: list[int], change: MessageChange, permanent: tuple[bytes, ...]
+) -> None:
+    """STORE the flag and keyword changes (RFC 3501 section 6.4.6)."""
+    add = [FLAG_NAMES[name] for name in FLAG_NAMES if getattr(change, name) is True]
+    remove = [FLAG_NAMES[name] for name in FLAG_NAMES if getattr(change, name) is False]
+    if change.keywords_add and b"\\*" not in permanent:
+        raise InvalidArgument("this mailbox does not keep keywords", "unsupported")
+    add += [k.encode("utf-8") for k in change.keywords_add]
+    remove += [k.encode("utf-8") for k in change.keywords_remove]
+    if add:
+        client.add_flags(uids, add, silent=True)
+    if remove:
+        client.remove_flags(uids, remove, silent=True)

@@ -1,0 +1,80 @@
+"""FETCH items for a message list and the summary built from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.imap.bodystructure import has_attachments
+from adapters.mime import parse_message
+from adapters.models import Flags, MessageSummary
+
+PREVIEW_BYTES = 2048
+HEADER_FIELDS = (
+    b"SUBJECT FROM TO CC DATE MESSAGE-ID CONTENT-TYPE CONTENT-TRANSFER-ENCODING MIME-VERSION"
+)
+HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
+TEXT_ITEM = b"BODY.PEEK[TEXT]<0.%d>" % PREVIEW_BYTES
+SUMMARY_ITEMS = [
+    b"UID",
+    b"FLAGS",
+    b"RFC822.SIZE",
+    b"INTERNALDATE",
+    b"BODYSTRUCTURE",
+    HEADER_ITEM,
+    TEXT_ITEM,
+]
+_HEADER_KEY = b"BODY[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
+_TEXT_KEY = b"BODY[TEXT]<0>"
+
+SYSTEM_FLAGS = {
+    b"\\seen": "seen",
+    b"\\flagged": "flagged",
+    b"\\answered": "answered",
+    b"\\draft": "draft",
+}
+
+
+def split_flags(raw: tuple[bytes | str, ...] | list[Any]) -> tuple[Flags, list[str]]:
+    """System flags to booleans; keywords (RFC 3501 flag-keyword) as strings. \\Recent and
+    \\Deleted are server bookkeeping, not shown."""
+    flags = Flags()
+    keywords: list[str] = []
+    for flag in raw:
+        value = flag if isinstance(flag, bytes) else str(flag).encode()
+        name = SYSTEM_FLAGS.get(value.lower())
+        if name:
+            setattr(flags, name, True)
+        elif not value.startswith(b"\\"):
+            keywords.append(value.decode("utf-8", "replace"))
+    return flags, sorted(keywords)
+
+
+def _aware(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> MessageSummary:
+    """A summary from one FETCH response of :data:`SUMMARY_ITEMS`."""
+    header = data.get(_HEADER_KEY) or b""
+    text = data.get(_TEXT_KEY) or b""
+    parsed = parse_message(header.rstrip(b"\r\n") + b"\r\n\r\n" + text)
+    flags, keywords = split_flags(data.get(b"FLAGS", ()))
+    received = _aware(data.get(b"INTERNALDATE"))
+    return MessageSummary(
+        id=message_id,
+        folder_id=folder_id,
+        subject=parsed.subject,
+        from_=parsed.from_,
+        to=parsed.to,
+        cc=parsed.cc,
+        date=parsed.date or received,
+        received_at=received,
+        size=int(data.get(b"RFC822.SIZE", 0)),
+        flags=flags,
+        keywords=keywords,
+        has_attachments=has_attachments(data.get(b"BODYSTRUCTURE")),
+        preview=parsed.preview,
+    )

@@ -1,0 +1,91 @@
+"""UIDPLUS (RFC 4315) COPYUID responses and MOVE (RFC 6851) with a fallback.
+
+imaplib drops the response code of a tagged OK and imapclient returns nothing for COPY and
+MOVE, so these go one level down to read COPYUID.
+"""
+
+from __future__ import annotations
+
+import re
+
+from imapclient import IMAPClient
+from imapclient.util import to_bytes
+
+_COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
+
+
+def expand_uid_set(text: bytes) -> list[int]:
+    """``1:3,7`` -> [1, 2, 3, 7] (RFC 3501 sequence-set, UIDs in the order given)."""
+    uids: list[int] = []
+    for piece in text.split(b","):
+        if b":" in piece:
+            first, last = (int(x) for x in piece.split(b":", 1))
+            step = 1 if last >= first else -1
+            uids.extend(range(first, last + step, step))
+        elif piece:
+            uids.append(int(piece))
+    return uids
+
+
+def parse_copyuid(text: bytes | None) -> tuple[int, dict[int, int]] | None:
+    """(destination UIDVALIDITY, {source uid: destination uid}) from a COPYUID code."""
+    if not text:
+        return None
+    match = _COPYUID.search(text if text.startswith(b"[") else b"[COPYUID " + text + b"]")
+    if not match:
+        return None
+    sources, targets = expand_uid_set(match.group(2)), expand_uid_set(match.group(3))
+    if len(sources) != len(targets):
+        return None
+    return int(match.group(1)), dict(zip(sources, targets, strict=True))
+
+
+def _uid_set(uids: list[int]) -> bytes:
+    return b",".join(str(uid).encode() for uid in uids)
+
+
+def copy(client: IMAPClient, uids: list[int], folder: str) -> tuple[int, dict[int, int]] | None:
+    """UID COPY; returns the COPYUID mapping when the server sends one."""
+    imap = client._imap
+    typ, data = imap._simple_command(
+        "UID", "COPY", _uid_set(uids), client._normalise_folder(folder)
+    )
+    if typ != "OK":
+        raise imap.error(f"COPY failed: {to_bytes(data[0] or b'').decode(errors='replace')}")
+    return parse_copyuid(data[0] if data else None)
+
+
+def move(client: IMAPClient, uids: list[int], folder: str) -> tuple[int, dict[int, int]] | None:
+    """UID MOVE, or COPY + \\Deleted + UID EXPUNGE where the server lacks MOVE."""
+    if not client.has_capability("MOVE"):
+        copied = copy(client, uids, folder)
+        expunge(client, uids)
+        return copied
+    imap = client._imap
+    imap.untagged_responses.pop("COPYUID", None)
+    typ, data = imap._simple_command(
+        "UID", "MOVE", _uid_set(uids), client._normalise_folder(folder)
+    )
+    if typ != "OK":
+        raise imap.error(f"MOVE failed: {to_bytes(data[0] or b'').decode(errors='replace')}")
+    codes = imap.untagged_responses.pop("COPYUID", None)
+    mapping: tuple[int, dict[int, int]] | None = None
+    if codes:  # a large MOVE may report in several untagged OKs
+        merged: dict[int, int] = {}
+        uidvalidity = 0
+        for code in codes:
+            parsed = parse_copyuid(code)
+            if parsed:
+                uidvalidity = parsed[0]
+                merged.update(parsed[1])
+        mapping = (uidvalidity, merged) if merged else None
+    return mapping or parse_copyuid(data[0] if data else None)
+
+
+def expunge(client: IMAPClient, uids: list[int]) -> None:
+    """Remove exactly these messages: UID EXPUNGE where possible (UIDPLUS)."""
+    client.add_flags(uids, [b"\\Deleted"], silent=True)
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge(uids)
+    else:  # RFC 3501 EXPUNGE also removes other \Deleted messages; nothing better exists
+        client.expunge()

@@ -1,0 +1,129 @@
+"""The shapes every adapter returns and takes: folders, message summaries, changes.
+
+A plain-JSON cousin of JMAP (RFC 8621): opaque ids, a folder ``role``, flags as booleans
+plus free ``keywords``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.mime.models import AttachmentInfo, EmailAddress, ParsedMessage
+
+Role = Literal["inbox", "sent", "drafts", "trash", "junk", "archive"]
+
+
+class Folder(BaseModel):
+    id: str = Field(description="Opaque folder id.")
+    name: str = Field(description="The last segment of the path, decoded to Unicode.")
+    path: str = Field(description="The full path, segments joined by `delimiter`.")
+    delimiter: str | None = Field(description="Hierarchy separator of the server.")
+    parent_id: str | None = Field(description="Id of the parent folder; null at the top.")
+    role: Role | None = Field(description="Special use (RFC 6154), from flags or common names.")
+    total: int = Field(description="Messages in the folder.")
+    unread: int = Field(description="Messages without the seen flag.")
+
+
+class Flags(BaseModel):
+    seen: bool = False
+    flagged: bool = False
+    answered: bool = False
+    draft: bool = False
+
+
+class MessageSummary(BaseModel):
+    """What a message list shows; also the payload of message webhooks."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: str = Field(description="Opaque message id; stable for the life of the message.")
+    folder_id: str = Field(description="The folder the message is in.")
+    subject: str | None = None
+    from_: list[EmailAddress] = Field(default_factory=list, alias="from")
+    to: list[EmailAddress] = Field(default_factory=list)
+    cc: list[EmailAddress] = Field(default_factory=list)
+    date: datetime | None = Field(None, description="The Date header (else arrival time).")
+    received_at: datetime | None = Field(None, description="When the server received it.")
+    size: int = Field(description="Size of the RFC 5322 source in bytes.")
+    flags: Flags
+    keywords: list[str] = Field(default_factory=list, description="Other flags (keywords).")
+    has_attachments: bool = False
+    preview: str = Field("", description="The start of the plain-text body.")
+
+
+class Message(MessageSummary):
+    """One whole message: summary fields plus everything the MIME parser decodes."""
+
+    bcc: list[EmailAddress] = Field(default_factory=list)
+    reply_to: list[EmailAddress] = Field(default_factory=list)
+    message_id: str | None = Field(None, description="Message-ID, without angle brackets.")
+    in_reply_to: list[str] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list)
+    text: str | None = None
+    html: str | None = Field(None, description="The HTML body as sent; not sanitized.")
+    attachments: list[AttachmentInfo] = Field(default_factory=list)
+
+    @classmethod
+    def from_parsed(cls, summary: MessageSummary, parsed: ParsedMessage) -> Message:
+        return cls(
+            **summary.model_dump(exclude={"from_"}),
+            from_=parsed.from_,
+            bcc=parsed.bcc,
+            reply_to=parsed.reply_to,
+            message_id=parsed.message_id,
+            in_reply_to=parsed.in_reply_to,
+            references=parsed.references,
+            text=parsed.text,
+            html=parsed.html,
+            attachments=parsed.attachments,
+        )
+
+
+class MessageFilter(BaseModel):
+    """Search filters; all given ones must match (AND)."""
+
+    unread: bool | None = None
+    flagged: bool | None = None
+    from_: str | None = None
+    to: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageSummary]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
+
+
+class MessageChange(BaseModel):
+    """Flag and keyword changes; None leaves a flag as it is."""
+
+    seen: bool | None = None
+    flagged: bool | None = None
+    answered: bool | None = None
+    draft: bool | None = None
+    keywords_add: list[str] = Field(default_factory=list)
+    keywords_remove: list[str] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        flags = (self.seen, self.flagged, self.answered, self.draft)
+        return all(f is None for f in flags) and not self.keywords_add and not self.keywords_remove
+
+
+class Download(BaseModel):
+    """Describes a stream: what the client receives before the bytes."""
+
+    content_type: str
+    filename: str | None = None
+    size: int | None = None
+
+
+class BatchResult(BaseModel):
+    id: str = Field(description="The message id as sent.")
+    status: int = Field(description="200 when done, 404 when no such message.")
+    message_id: str | None = Field(None, description="The id after the change, when kept.")

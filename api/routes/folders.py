@@ -1,0 +1,76 @@
+"""/v1/accounts/{account_id}/folders: thin endpoints over gateway.messages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from adapters.models import Folder
+from api.deps import AccountId, GatewayDep, TenantId
+from api.schemas.common import problem_responses
+from api.schemas.mail import FolderCreate, FolderList, FolderUpdate
+from gateway import messages
+
+router = APIRouter(
+    prefix="/v1/accounts/{account_id}/folders",
+    tags=["folders"],
+    responses=problem_responses(401, 404, 422, 502, 504),
+)
+FolderId = Annotated[str, Path(description="Opaque folder id.")]
+
+
+@router.get("", response_model=FolderList, summary="List folders with roles and counts")
+def list_folders(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> FolderList:
+    return FolderList(items=messages.list_folders(gw, tenant_id, account_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Folder,
+    summary="Create a folder",
+    responses=problem_responses(409),
+)
+def create_folder(
+    account_id: AccountId, body: FolderCreate, gw: GatewayDep, tenant_id: TenantId
+) -> Folder:
+    return messages.create_folder(gw, tenant_id, account_id, body.name, body.parent_id)
+
+
+@router.patch(
+    "/{folder_id}",
+    response_model=Folder,
+    summary="Rename or move a folder",
+    description="The folder's id changes with its path; the answer carries the new id.",
+    responses=problem_responses(409),
+)
+def update_folder(
+    account_id: AccountId,
+    folder_id: FolderId,
+    body: FolderUpdate,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+) -> Folder:
+    return messages.rename_folder(
+        gw,
+        tenant_id,
+        account_id,
+        folder_id,
+        body.name,
+        body.parent_id,
+        parent_given="parent_id" in body.model_fields_set,
+    )
+
+
+@router.delete(
+    "/{folder_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a folder and the messages in it",
+)
+def delete_folder(
+    account_id: AccountId, folder_id: FolderId, gw: GatewayDep, tenant_id: TenantId
+) -> Response:
+    messages.delete_folder(gw, tenant_id, account_id, folder_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,202 @@
+"""/v1/accounts/{account_id}/messages: thin endpoints over gateway.messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from adapters.models import Download, Message, MessageFilter, MessagePage, MessageSummary
+from api.deps import AccountId, GatewayDep, TenantId
+from api.schemas.common import problem_responses
+from api.schemas.mail import BatchRequest, BatchResponse, CopyRequest, MessageUpdate
+from gateway import messages
+
+router = APIRouter(
+    prefix="/v1/accounts/{account_id}/messages",
+    tags=["messages"],
+    responses=problem_responses(401, 404, 422, 502, 504),
+)
+MessageId = Annotated[str, Path(description="Opaque message id.")]
+AttachmentId = Annotated[str, Path(description="Attachment id from the message's `attachments`.")]
+_BINARY = {"type": "string", "format": "binary"}
+SearchText = Annotated[str | None, Query(max_length=500)]
+
+
+@router.get(
+    "",
+    response_model=MessagePage,
+    summary="List one folder's messages, newest first",
+    description="Filters combine with AND. `since`/`before` compare the arrival day on IMAP. "
+    "Pass `next_cursor` back as `cursor` for the next page; it stays exact while mail "
+    "arrives (`invalid-cursor` 422 for a cursor of other filters, `cursor-expired` 410 "
+    "when the folder was reset on the server).",
+    responses=problem_responses(410),
+)
+def list_messages(
+    account_id: AccountId,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+    folder_id: Annotated[str | None, Query(description="Default: the inbox.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    unread: bool | None = None,
+    flagged: bool | None = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=500)] = None,
+    to: SearchText = None,
+    subject: SearchText = None,
+    text: SearchText = None,
+    since: datetime | None = None,
+    before: datetime | None = None,
+) -> MessagePage:
+    filters = MessageFilter(
+        unread=unread,
+        flagged=flagged,
+        from_=from_,
+        to=to,
+        subject=subject,
+        text=text,
+        since=since,
+        before=before,
+    )
+    return messages.list_messages(gw, tenant_id, account_id, folder_id, filters, limit, cursor)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    summary="Change, move or delete many messages at once",
+    description="Each id answers on its own: `status` 200, or 404 for an unknown id.",
+    responses=problem_responses(409),
+)
+def batch(
+    account_id: AccountId, body: BatchRequest, gw: GatewayDep, tenant_id: TenantId
+) -> BatchResponse:
+    change = body.to_change()
+    results = messages.batch(
+        gw,
+        tenant_id,
+        account_id,
+        body.ids,
+        None if change.is_empty() else change,
+        body.folder_id,
+        body.delete,
+        body.permanent,
+    )
+    return BatchResponse(items=results)
+
+
+@router.get("/{message_id}", response_model=Message, summary="Read one whole message")
+def get_message(
+    account_id: AccountId,
+    message_id: MessageId,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+    mark_seen: Annotated[bool, Query(description="Also mark it read.")] = False,
+) -> Message:
+    return messages.get_message(gw, tenant_id, account_id, message_id, mark_seen)
+
+
+def _stream(download: Download, chunks: object, attachment: bool) -> StreamingResponse:
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+    if download.size is not None and not attachment:
+        headers["Content-Length"] = str(download.size)
+    if attachment:
+        name = download.filename or "attachment"
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+    return StreamingResponse(chunks, media_type=download.content_type, headers=headers)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/{message_id}/raw",
+    response_class=StreamingResponse,
+    summary="The RFC 5322 source, streamed",
+    responses={
+        200: {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+def get_raw(
+    account_id: AccountId, message_id: MessageId, gw: GatewayDep, tenant_id: TenantId
+) -> StreamingResponse:
+    download, chunks = messages.stream_raw(gw, tenant_id, account_id, message_id)
+    return _stream(download, chunks, attachment=False)
+
+
+@router.get(
+    "/{message_id}/attachments/{attachment_id}",
+    response_class=StreamingResponse,
+    summary="One attachment, decoded and streamed",
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        }
+    },
+)
+def get_attachment(
+    account_id: AccountId,
+    message_id: MessageId,
+    attachment_id: AttachmentId,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+) -> StreamingResponse:
+    download, chunks = messages.stream_attachment(
+        gw, tenant_id, account_id, message_id, attachment_id
+    )
+    return _stream(download, chunks, attachment=True)
+
+
+@router.patch(
+    "/{message_id}",
+    response_model=MessageSummary,
+    summary="Change flags and keywords, or move",
+    description="A move keeps the id where the server reports the new UID (UIDPLUS).",
+)
+def update_message(
+    account_id: AccountId,
+    message_id: MessageId,
+    body: MessageUpdate,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+) -> MessageSummary:
+    return messages.update_message(
+        gw, tenant_id, account_id, message_id, body.to_change(), body.folder_id
+    )
+
+
+@router.post(
+    "/{message_id}/copy",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageSummary,
+    summary="Copy a message into another folder",
+)
+def copy_message(
+    account_id: AccountId,
+    message_id: MessageId,
+    body: CopyRequest,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+) -> MessageSummary:
+    return messages.copy_message(gw, tenant_id, account_id, message_id, body.folder_id)
+
+
+@router.delete(
+    "/{message_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a message: to the trash, or for good with permanent=true",
+    responses=problem_responses(409),
+)
+def delete_message(
+    account_id: AccountId,
+    message_id: MessageId,
+    gw: GatewayDep,
+    tenant_id: TenantId,
+    permanent: bool = False,
+) -> Response:
+    messages.delete_message(gw, tenant_id, account_id, message_id, permanent)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,75 @@
+"""One live adapter per account (with its connection pool), rebuilt when settings change."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy.engine import Engine
+
+from adapters.base import MailAdapter
+from adapters.endpoint import MailboxEndpoint
+from adapters.registry import adapter_for
+from gateway.crypto import PasswordBox
+from gateway.settings import Settings
+from store.aliases import SqlAliasStore
+from store.models import Account
+
+
+class Mailboxes:
+    def __init__(self, settings: Settings, engine: Engine, passwords: PasswordBox) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.passwords = passwords
+        self._lock = threading.Lock()
+        self._adapters: dict[str, tuple[tuple[object, ...], MailAdapter]] = {}
+
+    def endpoint(self, account: Account, password: str | None = None) -> MailboxEndpoint:
+        return MailboxEndpoint(
+            account_id=account.id,
+            host=account.host,
+            port=account.port,
+            security=account.security,  # type: ignore[arg-type]
+            username=account.username,
+            password=self.passwords.decrypt(account.password_encrypted)
+            if password is None
+            else password,
+            tls_verify=account.tls_verify,
+            connect_timeout=self.settings.connect_timeout,
+        )
+
+    def build(self, account: Account, password: str | None = None) -> MailAdapter:
+        """A fresh adapter, not cached (to verify new settings before saving them)."""
+        aliases = SqlAliasStore(self.engine, account.id)
+        return adapter_for(account.protocol, self.endpoint(account, password), aliases)
+
+    def adapter(self, account: Account) -> MailAdapter:
+        """The account's shared adapter; a settings change replaces it."""
+        fingerprint = (
+            account.host,
+            account.port,
+            account.security,
+            account.tls_verify,
+            account.username,
+            account.password_encrypted,
+        )
+        with self._lock:
+            cached = self._adapters.get(account.id)
+            if cached and cached[0] == fingerprint:
+                return cached[1]
+            adapter = self.build(account)
+            self._adapters[account.id] = (fingerprint, adapter)
+        if cached:
+            cached[1].close()
+        return adapter
+
+    def forget(self, account_id: str) -> None:
+        with self._lock:
+            cached = self._adapters.pop(account_id, None)
+        if cached:
+            cached[1].close()
+
+    def close(self) -> None:
+        with self._lock:
+            adapters, self._adapters = list(self._adapters.values()), {}
+        for _, adapter in adapters:
+            adapter.close()

@@ -1,0 +1,142 @@
+"""Folders and messages of one account: tenant check, then one adapter call. No protocol
+knowledge here or above."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlmodel import Session
+
+from adapters.base import MailAdapter
+from adapters.errors import NoSuchObject
+from adapters.models import (
+    BatchResult,
+    Download,
+    Folder,
+    Message,
+    MessageChange,
+    MessageFilter,
+    MessagePage,
+    MessageSummary,
+)
+from gateway.accounts import load_account
+from gateway.context import Gateway
+
+
+def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
+    """The adapter of the tenant's account; another tenant's account is a 404."""
+    with Session(gw.engine) as session:
+        account = load_account(session, tenant_id, account_id)
+    return gw.mailboxes.adapter(account)
+
+
+def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
+    return mailbox(gw, tenant_id, account_id).list_folders()
+
+
+def create_folder(
+    gw: Gateway, tenant_id: str, account_id: str, name: str, parent_id: str | None
+) -> Folder:
+    return mailbox(gw, tenant_id, account_id).create_folder(name, parent_id)
+
+
+def rename_folder(
+    gw: Gateway,
+    tenant_id: str,
+    account_id: str,
+    folder_id: str,
+    name: str | None,
+    parent_id: str | None,
+    parent_given: bool,
+) -> Folder:
+    adapter = mailbox(gw, tenant_id, account_id)
+    current = next((f for f in adapter.list_folders() if f.id == folder_id), None)
+    if current is None:
+        raise NoSuchObject("folder")
+    new_parent = parent_id if parent_given else current.parent_id
+    return adapter.rename_folder(folder_id, name or current.name, new_parent)
+
+
+def delete_folder(gw: Gateway, tenant_id: str, account_id: str, folder_id: str) -> None:
+    mailbox(gw, tenant_id, account_id).delete_folder(folder_id)
+
+
+def list_messages(
+    gw: Gateway,
+    tenant_id: str,
+    account_id: str,
+    folder_id: str | None,
+    filters: MessageFilter,
+    limit: int,
+    cursor: str | None,
+) -> MessagePage:
+    adapter = mailbox(gw, tenant_id, account_id)
+    if folder_id is None:
+        folder_id = next((f.id for f in adapter.list_folders() if f.role == "inbox"), None)
+        if folder_id is None:
+            raise NoSuchObject("folder")
+    return adapter.list_messages(folder_id, filters, limit, cursor)
+
+
+def get_message(
+    gw: Gateway, tenant_id: str, account_id: str, message_id: str, mark_seen: bool
+) -> Message:
+    return mailbox(gw, tenant_id, account_id).get_message(message_id, mark_seen)
+
+
+def stream_raw(
+    gw: Gateway, tenant_id: str, account_id: str, message_id: str
+) -> tuple[Download, Iterator[bytes]]:
+    return mailbox(gw, tenant_id, account_id).stream_raw(message_id)
+
+
+def stream_attachment(
+    gw: Gateway, tenant_id: str, account_id: str, message_id: str, attachment_id: str
+) -> tuple[Download, Iterator[bytes]]:
+    return mailbox(gw, tenant_id, account_id).stream_attachment(message_id, attachment_id)
+
+
+def update_message(
+    gw: Gateway,
+    tenant_id: str,
+    account_id: str,
+    message_id: str,
+    change: MessageChange,
+    folder_id: str | None,
+) -> MessageSummary:
+    adapter = mailbox(gw, tenant_id, account_id)
+    summary = None
+    if not change.is_empty():
+        summary = adapter.update_message(message_id, change)
+    if folder_id is not None:
+        summary = adapter.move_message(message_id, folder_id)
+    if summary is None:
+        summary = adapter.update_message(message_id, change)
+    return summary
+
+
+def copy_message(
+    gw: Gateway, tenant_id: str, account_id: str, message_id: str, folder_id: str
+) -> MessageSummary:
+    return mailbox(gw, tenant_id, account_id).copy_message(message_id, folder_id)
+
+
+def delete_message(
+    gw: Gateway, tenant_id: str, account_id: str, message_id: str, permanent: bool
+) -> None:
+    mailbox(gw, tenant_id, account_id).delete_message(message_id, permanent)
+
+
+def batch(
+    gw: Gateway,
+    tenant_id: str,
+    account_id: str,
+    message_ids: list[str],
+    change: MessageChange | None,
+    folder_id: str | None,
+    delete: bool,
+    permanent: bool,
+) -> list[BatchResult]:
+    return mailbox(gw, tenant_id, account_id).batch(
+        message_ids, change, folder_id, delete, permanent
+    )
