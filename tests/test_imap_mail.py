@@ -510,3 +510,23 @@ def test_uidvalidity_change_makes_old_ids_404(mailbox: Mailbox, dovecot: Dovecot
     dovecot.append(mailbox.user, text_message("New one"), folder="Reborn")
     assert_problem(mailbox.call("GET", f"/messages/{old}"), 404, "not-found")
     assert [m["subject"] for m in mailbox.messages("Reborn")] == ["New one"]
+
+
+def test_pooled_connection_dropped_by_a_server_restart_is_replaced(
+    mailbox: Mailbox, dovecot: DovecotServer
+) -> None:
+    dovecot.deliver(mailbox.user, dated(2))
+    assert len(mailbox.messages()) == 2  # leaves a pooled, logged-in connection behind
+    dovecot.restart()  # every open connection is cut
+    assert [m["subject"] for m in mailbox.messages()] == ["Message 1", "Message 0"]
+
+
+def test_server_down_is_a_clear_problem(mailbox: Mailbox, dovecot: DovecotServer) -> None:
+    inbox = mailbox.folder_id("INBOX")
+    dovecot.stop()
+    try:
+        response = mailbox.call("GET", "/messages", params={"folder_id": inbox})
+        assert_problem(response, 502, "mailbox-unreachable")
+    finally:
+        dovecot.start()
+    assert mailbox.get("/messages", folder_id=inbox)["items"] == []

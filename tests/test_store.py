@@ -35,3 +35,43 @@ def test_api_keys_are_stored_as_hashes_only(gateway: Gateway) -> None:
     assert issued.key not in dump and again.key not in dump
     assert tenant_for_key(gateway.engine, issued.key) == issued.tenant_id
     assert tenant_for_key(gateway.engine, issued.key + "x") is None
+
+
+def test_alias_store_round_trip_and_cascade(gateway: Gateway) -> None:
+    from adapters.ids import MessageLocation
+    from gateway.ids import new_id
+    from store.aliases import SqlAliasStore
+    from store.db import session_scope
+    from store.models import Account
+
+    issued = issue_api_key(gateway.engine, "acme")
+    account_id = new_id("acc")
+    with session_scope(gateway.engine) as session:
+        session.add(
+            Account(
+                id=account_id,
+                tenant_id=issued.tenant_id,
+                protocol="imap",
+                host="h",
+                port=143,
+                security="none",
+                username="u",
+                password_encrypted="x",
+            )
+        )
+    store = SqlAliasStore(gateway.engine, account_id)
+    here = MessageLocation("Archive/2024", 4_000_000_000, 4_000_000_001)  # UIDs are 32-bit unsigned
+    store.record("msg_a", MessageLocation("INBOX", 1, 1))
+    store.record("msg_a", here)
+    assert store.resolve("msg_a") == here
+    assert store.ids_at("Archive/2024", 4_000_000_000, [4_000_000_001, 5]) == {
+        4_000_000_001: "msg_a"
+    }
+    assert SqlAliasStore(gateway.engine, "acc_other").resolve("msg_a") is None
+    store.forget("msg_a")
+    assert store.resolve("msg_a") is None
+    store.record("msg_b", here)
+    with session_scope(gateway.engine) as session:
+        session.delete(session.get(Account, account_id))
+    with gateway.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM message_alias")).scalar_one() == 0
