@@ -45,9 +45,10 @@ class MailAdapter(Protocol):
     def delete_folder(self, folder_id: str) -> None: ...
 
     def list_messages(
-        self, folder_id: str, filters: MessageFilter, limit: int, cursor: str | None
+        self, folder_id: str | None, filters: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
-        """Newest first; ``cursor`` continues exactly after the previous page."""
+        """Newest first (``folder_id`` None: the inbox); ``cursor`` continues exactly
+        after the previous page."""
         ...
 
     def get_message(self, message_id: str, mark_seen: bool = False) -> Message: ...

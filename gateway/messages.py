@@ -71,10 +71,6 @@ def list_messages(
     cursor: str | None,
 ) -> MessagePage:
     adapter = mailbox(gw, tenant_id, account_id)
-    if folder_id is None:
-        folder_id = next((f.id for f in adapter.list_folders() if f.role == "inbox"), None)
-        if folder_id is None:
-            raise NoSuchObject("folder")
     return adapter.list_messages(folder_id, filters, limit, cursor)
 
 

@@ -530,3 +530,9 @@ def test_server_down_is_a_clear_problem(mailbox: Mailbox, dovecot: DovecotServer
     finally:
         dovecot.start()
     assert mailbox.get("/messages", folder_id=inbox)["items"] == []
+
+
+def test_list_defaults_to_the_inbox(mailbox: Mailbox, dovecot: DovecotServer) -> None:
+    dovecot.deliver(mailbox.user, dated(2))
+    dovecot.deliver(mailbox.user, dated(1), folder="Archive")
+    assert [m["subject"] for m in mailbox.get("/messages")["items"]] == ["Message 1", "Message 0"]

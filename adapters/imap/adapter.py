@@ -87,9 +87,9 @@ class ImapAdapter:
     # -- reading ------------------------------------------------------------------------
 
     def list_messages(
-        self, folder_id: str, filters: MessageFilter, limit: int, cursor: str | None
+        self, folder_id: str | None, filters: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
-        path = folder_path(folder_id)
+        path = "INBOX" if folder_id is None else folder_path(folder_id)
         if path is None:
             raise NoSuchObject("folder")
         return self._run(
@@ -187,10 +187,18 @@ class ImapAdapter:
         return self._run("update_message", work)
 
     def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
-        results = self.batch([message_id], None, folder_id, delete=False, permanent=False)
-        if results[0].status != 200 or results[0].message_id is None:
+        result = self.batch([message_id], None, folder_id, delete=False, permanent=False)[0]
+        if result.status != 200:
             raise NoSuchObject("message")
-        return self._summary(results[0].message_id)
+        if result.message_id is not None:
+            return self._summary(result.message_id)
+        target = _target_path(folder_id)  # no COPYUID: the moved message is the newest there
+
+        def work(client: IMAPClient) -> MessageSummary:
+            moved = _new_location(client, target, MessageLocation(target, 0, 0), None)
+            return summary_of(client, self.aliases, moved)
+
+        return self._run("summary", work)
 
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary:
         location = locate(self.aliases, message_id)

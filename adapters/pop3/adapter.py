@@ -60,7 +60,7 @@ class Pop3Adapter:
         _not_yet()
 
     def list_messages(
-        self, folder_id: str, filters: MessageFilter, limit: int, cursor: str | None
+        self, folder_id: str | None, filters: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
         _not_yet()
 
