@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.imap.bodystructure import has_attachments
-from adapters.mime import parse_message
+from adapters.mime.summary import quick_summary
 from adapters.models import Flags, MessageSummary
 
 PREVIEW_BYTES = 2048
@@ -60,7 +60,7 @@ def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Me
     """A summary from one FETCH response of :data:`SUMMARY_ITEMS`."""
     header = data.get(_HEADER_KEY) or b""
     text = data.get(_TEXT_KEY) or b""
-    parsed = parse_message(header.rstrip(b"\r\n") + b"\r\n\r\n" + text)
+    parsed = quick_summary(header, text)
     flags, keywords = split_flags(data.get(b"FLAGS", ()))
     received = _aware(data.get(b"INTERNALDATE"))
     return MessageSummary(
