@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemException
 from gateway.context import Gateway
+from gateway.crypto import hash_api_key
 from gateway.tenants import tenant_for_key
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `mailgate keys create`.")
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-def require_tenant(
+async def require_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -29,7 +31,14 @@ def require_tenant(
         raise ProblemException(
             401, "unauthorized", "Send `Authorization: Bearer <api key>`.", challenge
         )
-    tenant_id = tenant_for_key(get_gateway(request).engine, credentials.credentials)
+    gateway: Gateway = request.app.state.gateway
+    key = credentials.credentials
+    digest = hash_api_key(key)  # the cache holds digests, never keys
+    tenant_id = gateway.key_cache.get(digest)
+    if tenant_id is None:
+        tenant_id = await anyio.to_thread.run_sync(tenant_for_key, gateway.engine, key)
+        if tenant_id is not None:
+            gateway.key_cache.put(digest, tenant_id)
     if tenant_id is None:
         raise ProblemException(401, "unauthorized", "The API key is not valid.", challenge)
     return tenant_id

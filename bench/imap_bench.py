@@ -62,6 +62,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import imapclient  # noqa: E402
 
+from adapters.imap.summary import summary_items  # noqa: E402
 from tests.harness.dovecot import DovecotServer, MailUser  # noqa: E402
 
 PAGE = 50
@@ -74,16 +75,8 @@ RSS_EVERY = 0.02
 TARGET_RATIO_P50 = 1.3
 TARGET_RSS_MB = 30.0
 TARGET_STREAM_RATIO = 1.5
-FETCH_ITEMS = [
-    b"UID",
-    b"FLAGS",
-    b"RFC822.SIZE",
-    b"INTERNALDATE",
-    b"BODYSTRUCTURE",
-    b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM TO CC DATE MESSAGE-ID CONTENT-TYPE"
-    b" CONTENT-TRANSFER-ENCODING MIME-VERSION)]",
-    b"BODY.PEEK[TEXT]<0.2048>",
-]
+# The gateway's own list FETCH items (Dovecot offers PREVIEW), so both sides fetch the same.
+FETCH_ITEMS = summary_items(server_has_preview=True)
 
 # fmt: off
 FIRST = ["Anna", "Ben", "Chloé", "David", "Eva", "Farid", "Grace", "Hiro", "Ines", "José",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from gateway.cache import TtlCache
 from gateway.crypto import PasswordBox, load_password_box
 from gateway.mailboxes import Mailboxes
 from gateway.settings import Settings
@@ -18,9 +19,11 @@ class Gateway:
     engine: Engine
     passwords: PasswordBox
     mailboxes: Mailboxes = field(init=False)
+    key_cache: TtlCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.mailboxes = Mailboxes(self.settings, self.engine, self.passwords)
+        self.key_cache = TtlCache(seconds=self.settings.api_key_cache_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
     connect_timeout: float = Field(15.0, gt=0, description="Seconds to reach a mail server.")
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    api_key_cache_seconds: float = Field(
+        10.0, ge=0, description="How long a checked API key is trusted without the database."
+    )
     allow_private_webhooks: bool = Field(False, description="Allow webhook URLs on private nets.")
     log_level: str = Field("INFO", description="Python logging level name.")
     log_format: str = Field("json", description="'json' (one object a line) or 'text'.")

@@ -18,7 +18,7 @@ from adapters.ids import (
     message_location,
 )
 from adapters.imap.search import needs_utf8, search_criteria
-from adapters.imap.summary import SUMMARY_ITEMS, build_summary
+from adapters.imap.summary import build_summary, summary_items
 from adapters.models import MessageChange, MessageFilter, MessagePage, MessageSummary
 
 FLAG_NAMES = {
@@ -75,7 +75,7 @@ def fetch_summaries(
 ) -> dict[int, MessageSummary]:
     if not uids:
         return {}
-    fetched = client.fetch(uids, SUMMARY_ITEMS)
+    fetched = client.fetch(uids, summary_items(client.has_capability("PREVIEW")))
     by_uid = {int(uid): data for uid, data in fetched.items()}  # imapclient keys by UID
     ids = ids_for(aliases, path, validity, list(by_uid))
     fid = folder_id(path)
@@ -124,7 +124,7 @@ def list_page(
 def summary_of(
     client: IMAPClient, aliases: AliasStore, location: MessageLocation, id_: str | None = None
 ) -> MessageSummary:
-    fetched = client.fetch([location.uid], SUMMARY_ITEMS)
+    fetched = client.fetch([location.uid], summary_items(client.has_capability("PREVIEW")))
     data = fetched.get(location.uid)
     if data is None:
         raise NoSuchObject("message")

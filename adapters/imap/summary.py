@@ -15,15 +15,16 @@ HEADER_FIELDS = (
 )
 HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
 TEXT_ITEM = b"BODY.PEEK[TEXT]<0.%d>" % PREVIEW_BYTES
-SUMMARY_ITEMS = [
-    b"UID",
-    b"FLAGS",
-    b"RFC822.SIZE",
-    b"INTERNALDATE",
-    b"BODYSTRUCTURE",
-    HEADER_ITEM,
-    TEXT_ITEM,
-]
+BASE_ITEMS = [b"UID", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE", b"BODYSTRUCTURE", HEADER_ITEM]
+SUMMARY_ITEMS = [*BASE_ITEMS, TEXT_ITEM]
+
+
+def summary_items(server_has_preview: bool) -> list[bytes]:
+    """What a list FETCHes: the server's own preview (RFC 8970 PREVIEW) where it offers
+    one, else the start of the body to make it from."""
+    return [*BASE_ITEMS, b"PREVIEW"] if server_has_preview else SUMMARY_ITEMS
+
+
 _HEADER_KEY = b"BODY[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
 _TEXT_KEY = b"BODY[TEXT]<0>"
 
@@ -59,8 +60,11 @@ def _aware(value: object) -> datetime | None:
 def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> MessageSummary:
     """A summary from one FETCH response of :data:`SUMMARY_ITEMS`."""
     header = data.get(_HEADER_KEY) or b""
-    text = data.get(_TEXT_KEY) or b""
-    parsed = quick_summary(header, text)
+    preview = data.get(b"PREVIEW")
+    if isinstance(preview, bytes):
+        parsed = quick_summary(header, preview=preview.decode("utf-8", "replace"))
+    else:
+        parsed = quick_summary(header, data.get(_TEXT_KEY) or b"")
     flags, keywords = split_flags(data.get(b"FLAGS", ()))
     received = _aware(data.get(b"INTERNALDATE"))
     return MessageSummary(

@@ -107,7 +107,10 @@ class DovecotServer:
 
     host = LOOPBACK
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, imap_capability: str | None = None) -> None:
+        """``imap_capability`` replaces what IMAP advertises after login, to play a
+        plainer server (no MOVE, UIDPLUS, PREVIEW, ...)."""
+        self.imap_capability = imap_capability
         self.base_dir = Path(base_dir).resolve()
         self.config_file = self.base_dir / "dovecot.conf"
         self.log_file = self.base_dir / "dovecot.log"
@@ -386,6 +389,7 @@ class DovecotServer:
             run = Path(tempfile.mkdtemp(prefix="mailgate-dovecot-"))
         self._run_dir = run
         dh = f"ssl_dh = <{DH_PARAMS}" if DH_PARAMS.exists() else ""
+        capability = f"imap_capability = {self.imap_capability}" if self.imap_capability else ""
         self.config_file.write_text(f"""\
 instance_name = {self.instance_name}
 base_dir = {run}
@@ -478,6 +482,7 @@ service pop3-login {{
 }}
 protocol imap {{
   mail_max_userip_connections = 100
+  {capability}
 }}
 protocol pop3 {{
   mail_max_userip_connections = 100

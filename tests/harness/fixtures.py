@@ -40,3 +40,18 @@ def silent_listener() -> Iterator[SilentListener]:
     """A TCP listener that accepts connections and never answers."""
     with SilentListener() as listener:
         yield listener
+
+
+PLAIN_IMAP_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE NAMESPACE"
+
+
+@pytest.fixture(scope="session")
+def plain_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """A Dovecot that advertises plain IMAP4rev1 only: no MOVE, UIDPLUS, PREVIEW,
+    SPECIAL-USE, so the adapters' fallbacks run against a real server."""
+    server = DovecotServer(tmp_path_factory.mktemp("plain-dovecot"), PLAIN_IMAP_CAPABILITIES)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -45,3 +45,29 @@ def test_truncated_body_and_garbage_never_raise() -> None:
     header, _, body = raw.partition(b"\r\n\r\n")
     assert quick_summary(header, body[:700]).subject == "Report"
     assert quick_summary(b"\xff\xfe\x00", b"\x00" * 10).subject is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@example.com",
+        "Alice <alice@example.com>",
+        "Alice Smith <alice@example.com>, bob@example.com, Carol <c@example.org>",
+        "=?utf-8?q?Zo=C3=AB?= <zoe@example.com>",
+        '"Smith, John" <john@example.com>',
+        "John (the boss) <john@example.com>",
+        "undisclosed-recipients:;",
+        "<<<@>>",
+        "x@y, , z@w",
+        "Name <not-an-address>",
+        '"Anna Petrov" <anna.petrov@example.com>, =?utf-8?b?Sm9zw6kgTcO8bGxlcg==?= <j@example.org>',
+        '"Quoted \\"inner\\"" <q@example.com>',
+        '"" <empty@example.com>',
+        "a@example.com,",
+    ],
+)
+def test_address_fast_path_agrees_with_the_full_parser(value: str) -> None:
+    header = f"Subject: s\r\nTo: {value}\r\n".encode()
+    quick = quick_summary(header, b"")
+    full = parse_message(header + b"\r\nbody\r\n")
+    assert [(a.name, a.email) for a in quick.to] == [(a.name, a.email) for a in full.to]
