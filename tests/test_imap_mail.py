@@ -536,3 +536,20 @@ def test_list_defaults_to_the_inbox(mailbox: Mailbox, dovecot: DovecotServer) ->
     dovecot.deliver(mailbox.user, dated(2))
     dovecot.deliver(mailbox.user, dated(1), folder="Archive")
     assert [m["subject"] for m in mailbox.get("/messages")["items"]] == ["Message 1", "Message 0"]
+
+
+def test_pages_are_exact_across_expunged_gaps(mailbox: Mailbox, dovecot: DovecotServer) -> None:
+    dovecot.deliver(mailbox.user, dated(12))
+    imap = dovecot.imap_client(mailbox.user)
+    imap.select_folder("INBOX")
+    imap.add_flags([2, 5, 11, 12], [b"\\Deleted"])
+    imap.expunge()
+    imap.logout()
+    inbox = mailbox.folder_id("INBOX")
+    page = mailbox.get("/messages", folder_id=inbox, limit=3)
+    seen = [m["subject"] for m in page["items"]]
+    while page["next_cursor"]:
+        page = mailbox.get("/messages", folder_id=inbox, limit=3, cursor=page["next_cursor"])
+        seen += [m["subject"] for m in page["items"]]
+    # UIDs 1..12 hold Message 0..11; UIDs 2, 5, 11, 12 are gone
+    assert seen == [f"Message {i}" for i in (9, 8, 7, 6, 5, 3, 2, 0)]

@@ -19,7 +19,7 @@ from adapters._oplog import logged_operation
 from adapters.base import AliasStore
 from adapters.endpoint import MailboxEndpoint
 from adapters.errors import InvalidArgument, NoSuchObject
-from adapters.ids import MessageLocation, folder_path
+from adapters.ids import MessageLocation, folder_id, folder_path
 from adapters.imap import folders, uidplus
 from adapters.imap.bodystructure import find_part
 from adapters.imap.connect import open_imap
@@ -33,7 +33,7 @@ from adapters.imap.messages import (
     summary_of,
 )
 from adapters.imap.pool import ImapPool
-from adapters.mime import parse_message
+from adapters.imap.summary import whole_message
 from adapters.models import (
     BatchResult,
     Download,
@@ -102,18 +102,12 @@ class ImapAdapter:
 
         def work(client: IMAPClient) -> Message:
             select_message(client, location)
-            fetched = client.fetch([location.uid], [item])
-            raw = (fetched.get(location.uid) or {}).get(b"BODY[]")
+            items = [item, b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE"]
+            data = client.fetch([location.uid], items).get(location.uid) or {}
+            raw = data.get(b"BODY[]")
             if raw is None:
                 raise NoSuchObject("message")
-            summary = summary_of(client, self.aliases, location, message_id)
-            parsed = parse_message(raw)
-            return Message.from_parsed(
-                summary.model_copy(
-                    update={"preview": parsed.preview, "has_attachments": parsed.has_attachments}
-                ),
-                parsed,
-            )
+            return whole_message(message_id, folder_id(location.path), data, mark_seen)
 
         return self._run("get_message", work)
 

@@ -77,9 +77,40 @@ def fetch_summaries(
         return {}
     fetched = client.fetch(uids, summary_items(client.has_capability("PREVIEW")))
     by_uid = {int(uid): data for uid, data in fetched.items()}  # imapclient keys by UID
+    return _summaries(aliases, path, validity, by_uid)
+
+
+def _summaries(
+    aliases: AliasStore, path: str, validity: int, by_uid: dict[int, dict[bytes, Any]]
+) -> dict[int, MessageSummary]:
     ids = ids_for(aliases, path, validity, list(by_uid))
     fid = folder_id(path)
     return {uid: build_summary(ids[uid], fid, data) for uid, data in by_uid.items()}
+
+
+def newest_by_sequence(
+    client: IMAPClient, aliases: AliasStore, path: str, validity: int, exists: int, limit: int
+) -> MessagePage:
+    """The first unfiltered page without a SEARCH: the newest messages are the highest
+    sequence numbers (RFC 3501 section 2.3.1.2), fixed while this connection has the folder
+    selected, so one FETCH of the last ``limit`` of them is exact."""
+    if exists <= 0:
+        return MessagePage(items=[], next_cursor=None)
+    first = max(1, exists - limit + 1)
+    client.use_uid = False
+    try:
+        items = summary_items(client.has_capability("PREVIEW"))
+        fetched = client.fetch(list(range(first, exists + 1)), items)
+    finally:
+        client.use_uid = True
+    by_uid = {int(data[b"UID"]): data for data in fetched.values() if b"UID" in data}
+    summaries = _summaries(aliases, path, validity, by_uid)
+    ordered = sorted(summaries, reverse=True)
+    next_cursor = None
+    if first > 1 and ordered:
+        fingerprint = filter_fingerprint({})
+        next_cursor = Cursor(path, validity, ordered[-1], fingerprint).encode()
+    return MessagePage(items=[summaries[uid] for uid in ordered], next_cursor=next_cursor)
 
 
 def list_page(
@@ -107,6 +138,10 @@ def list_page(
                 "cursor-expired",
             )
         below = decoded.before
+    if below is None and fingerprint == filter_fingerprint({}):
+        return newest_by_sequence(
+            client, aliases, path, validity, int(selected.get(b"EXISTS", 0)), limit
+        )
     criteria = search_criteria(filters, below)
     uids = client.search(criteria, charset="UTF-8" if needs_utf8(filters) else None)
     if below is not None:

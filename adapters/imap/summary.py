@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.imap.bodystructure import has_attachments
+from adapters.mime import parse_message
 from adapters.mime.summary import quick_summary
-from adapters.models import Flags, MessageSummary
+from adapters.models import Flags, Message, MessageSummary
 
 PREVIEW_BYTES = 2048
 HEADER_FIELDS = (
@@ -67,7 +68,8 @@ def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Me
         parsed = quick_summary(header, data.get(_TEXT_KEY) or b"")
     flags, keywords = split_flags(data.get(b"FLAGS", ()))
     received = _aware(data.get(b"INTERNALDATE"))
-    return MessageSummary(
+    # Every field is built typed above; model_construct skips re-validating 50 of these.
+    return MessageSummary.model_construct(
         id=message_id,
         folder_id=folder_id,
         subject=parsed.subject,
@@ -82,3 +84,30 @@ def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Me
         has_attachments=has_attachments(data.get(b"BODYSTRUCTURE")),
         preview=parsed.preview,
     )
+
+
+def whole_message(
+    message_id: str, folder_id: str, data: dict[bytes, Any], marked_seen: bool
+) -> Message:
+    """The full message from one FETCH of BODY[] with FLAGS, RFC822.SIZE and INTERNALDATE."""
+    parsed = parse_message(data[b"BODY[]"])
+    flags, keywords = split_flags(data.get(b"FLAGS", ()))
+    if marked_seen:  # BODY[] sets \Seen; the FLAGS in the same answer may predate that
+        flags.seen = True
+    received = _aware(data.get(b"INTERNALDATE"))
+    summary = MessageSummary(
+        id=message_id,
+        folder_id=folder_id,
+        subject=parsed.subject,
+        from_=parsed.from_,
+        to=parsed.to,
+        cc=parsed.cc,
+        date=parsed.date or received,
+        received_at=received,
+        size=int(data.get(b"RFC822.SIZE", len(data[b"BODY[]"]))),
+        flags=flags,
+        keywords=keywords,
+        has_attachments=parsed.has_attachments,
+        preview=parsed.preview,
+    )
+    return Message.from_parsed(summary, parsed)

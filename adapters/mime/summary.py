@@ -58,7 +58,8 @@ def _simple_addresses(value: str) -> list[EmailAddress] | None:
             name = (decode_rfc2047(plain) if "=?" in plain else plain).strip()
         else:
             name = ""
-        found.append(EmailAddress(name=name or None, email=bracketed or bare))
+        # both fields are plain strings here: skip validation, this runs 100s of times a page
+        found.append(EmailAddress.model_construct(name=name or None, email=bracketed or bare))
     return found
 
 
@@ -154,7 +155,7 @@ def _from_fields(headers: dict[str, list[str]], preview: str) -> QuickSummary:
     subject = next(iter(headers.get("subject", [])), None)
     date = next(iter(headers.get("date", [])), None)
     message_id = next(iter(headers.get("message-id", [])), None)
-    return QuickSummary(
+    return QuickSummary.model_construct(
         subject=decode_rfc2047(_header_text(subject)).strip() if subject is not None else None,
         from_=_addresses(headers, "From"),
         to=_addresses(headers, "To"),
