@@ -12,9 +12,26 @@ import base64
 import binascii
 import hashlib
 import json
+import re
+import secrets
 import struct
 from dataclasses import dataclass
 from typing import Any
+
+_RANDOM_BODY = re.compile(r"[a-z2-7]{26}")
+
+
+def new_id(prefix: str) -> str:
+    """A random opaque id: a short type prefix and 128 random bits in base32."""
+    body = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    return f"{prefix}_{body}"
+
+
+def is_valid_id(value: str, prefix: str) -> bool:
+    """True when ``value`` has the shape of an id made by :func:`new_id` with ``prefix``."""
+    head, sep, body = value.partition("_")
+    return sep == "_" and head == prefix and bool(_RANDOM_BODY.fullmatch(body))
+
 
 FOLDER_PREFIX = "fld_"
 MESSAGE_PREFIX = "msg_"

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
+
 from adapters.base import AliasStore, MailAdapter
 from adapters.endpoint import MailboxEndpoint
 from adapters.imap import ImapAdapter
 from adapters.pop3 import Pop3Adapter
+from adapters.pop3.sync import Pop3Policy
 
 
-def adapter_for(protocol: str, endpoint: MailboxEndpoint, aliases: AliasStore) -> MailAdapter:
+def adapter_for(
+    protocol: str,
+    endpoint: MailboxEndpoint,
+    *,
+    aliases: AliasStore,
+    engine: Engine,
+    pop3_policy: Pop3Policy,
+    pop3_sync_interval: float,
+) -> MailAdapter:
     if protocol == "imap":
         return ImapAdapter(endpoint, aliases)
     if protocol == "pop3":
-        return Pop3Adapter(endpoint)
+        return Pop3Adapter(endpoint, engine, pop3_policy, pop3_sync_interval)
     raise ValueError(f"unknown protocol {protocol!r}")

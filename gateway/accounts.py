@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
 from adapters.endpoint import default_port
-from api.schemas.accounts import AccountCreate, AccountOut, AccountUpdate, Pop3PolicyOut
+from adapters.errors import MailboxError
+from api.schemas.accounts import (
+    AccountCreate,
+    AccountOut,
+    AccountUpdate,
+    Pop3Policy,
+    Pop3PolicyOut,
+)
 from gateway.context import Gateway
 from gateway.errors import InvalidRequest, NotFound
 from gateway.ids import is_valid_id, new_id
 from store.db import session_scope
 from store.models import Account, utcnow
 
+log = logging.getLogger("mailgate.accounts")
 _CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "password")
 
 
@@ -31,13 +40,24 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
         tls_verify=spec.tls_verify,
         username=spec.username,
         password_encrypted=gw.passwords.encrypt(spec.password),
-        pop3_leave_on_server=policy.leave_on_server if policy else True,
-        pop3_delete_after_days=policy.delete_after_days if policy else None,
     )
+    if policy is not None:
+        _apply_policy(account, policy)
     gw.mailboxes.build(account, spec.password).verify()
     with session_scope(gw.engine) as session:
         session.add(account)
+    try:  # a POP3 account downloads its mail now; a failure here is retried on reads
+        gw.mailboxes.adapter(account).refresh()
+    except MailboxError as exc:
+        log.warning("first refresh failed", extra={"account_id": account.id, "error": exc.detail})
     return to_out(account)
+
+
+def _apply_policy(account: Account, policy: Pop3Policy) -> None:
+    account.pop3_leave_on_server = policy.leave_on_server
+    account.pop3_delete_after_days = policy.delete_after_days
+    account.pop3_purge_on_server = policy.purge_on_server
+    account.pop3_keep_server_deleted = policy.keep_server_deleted
 
 
 def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
@@ -73,8 +93,7 @@ def update_account(
         if "pop3" in given and changes.pop3 is not None:
             if account.protocol != "pop3":
                 raise InvalidRequest("`pop3` settings are only allowed for pop3 accounts")
-            account.pop3_leave_on_server = changes.pop3.leave_on_server
-            account.pop3_delete_after_days = changes.pop3.delete_after_days
+            _apply_policy(account, changes.pop3)
         if any(name in given for name in _CONNECTION_FIELDS):
             password = changes.password if changes.password else None
             gw.mailboxes.build(account, password).verify()
@@ -121,6 +140,8 @@ def to_out(account: Account) -> AccountOut:
         pop3=Pop3PolicyOut(
             leave_on_server=account.pop3_leave_on_server,
             delete_after_days=account.pop3_delete_after_days,
+            purge_on_server=account.pop3_purge_on_server,
+            keep_server_deleted=account.pop3_keep_server_deleted,
         )
         if account.protocol == "pop3"
         else None,

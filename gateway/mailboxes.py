@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.base import MailAdapter
 from adapters.endpoint import MailboxEndpoint
+from adapters.pop3.sync import Pop3Policy
 from adapters.registry import adapter_for
 from gateway.crypto import PasswordBox
 from gateway.settings import Settings
@@ -39,8 +40,19 @@ class Mailboxes:
 
     def build(self, account: Account, password: str | None = None) -> MailAdapter:
         """A fresh adapter, not cached (to verify new settings before saving them)."""
-        aliases = SqlAliasStore(self.engine, account.id)
-        return adapter_for(account.protocol, self.endpoint(account, password), aliases)
+        return adapter_for(
+            account.protocol,
+            self.endpoint(account, password),
+            aliases=SqlAliasStore(self.engine, account.id),
+            engine=self.engine,
+            pop3_policy=Pop3Policy(
+                leave_on_server=account.pop3_leave_on_server,
+                delete_after_days=account.pop3_delete_after_days,
+                purge_on_server=account.pop3_purge_on_server,
+                keep_server_deleted=account.pop3_keep_server_deleted,
+            ),
+            pop3_sync_interval=self.settings.pop3_sync_interval,
+        )
 
     def adapter(self, account: Account) -> MailAdapter:
         """The account's shared adapter; a settings change replaces it."""
@@ -51,6 +63,10 @@ class Mailboxes:
             account.tls_verify,
             account.username,
             account.password_encrypted,
+            account.pop3_leave_on_server,
+            account.pop3_delete_after_days,
+            account.pop3_purge_on_server,
+            account.pop3_keep_server_deleted,
         )
         with self._lock:
             cached = self._adapters.get(account.id)

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
     connect_timeout: float = Field(15.0, gt=0, description="Seconds to reach a mail server.")
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    pop3_sync_interval: float = Field(
+        60.0, ge=0, description="A POP3 read syncs first when the last sync is older than this."
+    )
     api_key_cache_seconds: float = Field(
         10.0, ge=0, description="How long a checked API key is trusted without the database."
     )

@@ -62,6 +62,8 @@ class Account(SQLModel, table=True):
     password_encrypted: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
     pop3_leave_on_server: bool = True
     pop3_delete_after_days: int | None = None
+    pop3_purge_on_server: bool = False
+    pop3_keep_server_deleted: bool = True
     state: str = Field(default="connected", max_length=32)
     state_detail: str | None = Field(default=None, max_length=500)
     created_at: datetime = _timestamp()  # type: ignore[assignment]
@@ -81,3 +83,74 @@ class MessageAlias(SQLModel, table=True):
     folder_path: str = Field(max_length=1000)
     uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
     uid: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+
+
+class Pop3Folder(SQLModel, table=True):
+    """A folder of a POP3 account: POP3 has none, so Mailgate keeps them."""
+
+    __tablename__ = "pop3_folder"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=40, ondelete="CASCADE")
+    name: str = Field(max_length=200)
+    parent_id: str | None = Field(default=None, max_length=40)
+    role: str | None = Field(default=None, max_length=16)
+    created_at: datetime = _timestamp()  # type: ignore[assignment]
+
+
+class Pop3Message(SQLModel, table=True):
+    """A message downloaded from a POP3 maildrop (or copied in Mailgate), with the state
+    IMAP would keep on the server. ``seq`` orders a folder newest first; a purged message
+    stays as a tombstone (raw dropped) so its UIDL is never downloaded again."""
+
+    __tablename__ = "pop3_message"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "uidl", name="uq_pop3_message_uidl"),
+        sa.Index("ix_pop3_message_listing", "account_id", "folder_id", "purged", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=40, unique=True)
+    account_id: str = Field(foreign_key="account.id", max_length=40, ondelete="CASCADE")
+    folder_id: str = Field(max_length=40)
+    uidl: str | None = Field(default=None, max_length=100)
+    raw: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
+    size: int
+    subject: str | None = Field(default=None, sa_type=sa.Text)  # type: ignore[call-overload]
+    addresses: str = Field(default="{}", sa_type=sa.Text)  # type: ignore[call-overload]
+    from_text: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
+    to_text: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
+    search_text: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
+    date: datetime | None = Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    received_at: datetime = _timestamp()  # type: ignore[assignment]
+    preview: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
+    has_attachments: bool = False
+    seen: bool = False
+    flagged: bool = False
+    answered: bool = False
+    draft: bool = False
+    keywords: str = Field(default="[]", sa_type=sa.Text)  # type: ignore[call-overload]
+    on_server: bool = True
+    purged: bool = False
+
+
+class Pop3SyncState(SQLModel, table=True):
+    """Per POP3 account: when it last synced, and a lease so only one sync runs at once."""
+
+    __tablename__ = "pop3_sync_state"
+
+    account_id: str = Field(
+        primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
+    )
+    last_sync_at: datetime | None = Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    running_since: datetime | None = Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    last_error: str | None = Field(default=None, max_length=500)

@@ -57,6 +57,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "data_dir": tmp_path / "data",
         "database_url": database_url,
         "connect_timeout": 2.0,
+        "pop3_sync_interval": 0.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

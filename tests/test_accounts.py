@@ -92,11 +92,21 @@ def test_pop3_policy_is_stored(
         dovecot, mail_user, "pop3", pop3={"leave_on_server": False, "delete_after_days": 30}
     )
     account = client.post("/v1/accounts", json=body, headers=auth).json()
-    assert account["pop3"] == {"leave_on_server": False, "delete_after_days": 30}
+    assert account["pop3"] == {
+        "leave_on_server": False,
+        "delete_after_days": 30,
+        "purge_on_server": False,
+        "keep_server_deleted": True,
+    }
     default = client.post(
         "/v1/accounts", json=account_body(dovecot, mail_user, "pop3"), headers=auth
     )
-    assert default.json()["pop3"] == {"leave_on_server": True, "delete_after_days": None}
+    assert default.json()["pop3"] == {
+        "leave_on_server": True,
+        "delete_after_days": None,
+        "purge_on_server": False,
+        "keep_server_deleted": True,
+    }
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

@@ -70,6 +70,9 @@ class ImapAdapter:
     def close(self) -> None:
         self.pool.close()
 
+    def refresh(self) -> None:
+        return None  # the server is asked on every call
+
     # -- folders ------------------------------------------------------------------------
 
     def list_folders(self) -> list[Folder]:
@@ -310,7 +313,7 @@ def _summary_at(
 def _target_path(folder_id: str) -> str:
     path = folder_path(folder_id)
     if path is None:
-        raise NoSuchObject("folder")
+        raise InvalidArgument("the target folder does not exist")
     return path
 
 

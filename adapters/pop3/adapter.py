@@ -1,20 +1,25 @@
 """The POP3 implementation of :class:`adapters.base.MailAdapter`.
 
-Logging in works today; message, folder and flag access (served from Mailgate's store,
-which emulates the state POP3 lacks) is the next piece of work, so those calls answer a
-clear ``unsupported`` problem instead of failing obscurely.
+POP3 offers one maildrop and no state, so reads and changes are served by the store
+(:mod:`adapters.pop3.mailstore`) and the server is only downloaded from
+(:mod:`adapters.pop3.sync`): before a read finds the last sync older than the interval,
+when the account is added, and after a permanent delete that the policy sends on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import poplib
+import time
 from collections.abc import Iterator
-from typing import NoReturn
+
+from sqlalchemy.engine import Engine
 
 from adapters._oplog import logged_operation
 from adapters.endpoint import MailboxEndpoint
-from adapters.errors import Unsupported
+from adapters.errors import MailboxError, NoSuchObject, Unsupported
+from adapters.mime import find_part
 from adapters.models import (
     BatchResult,
     Download,
@@ -26,66 +31,123 @@ from adapters.models import (
     MessageSummary,
 )
 from adapters.pop3.connect import open_pop3
+from adapters.pop3.mailstore import MailStore
+from adapters.pop3.sync import Pop3Policy, Pop3Sync, SyncResult
 
 log = logging.getLogger("mailgate.pop3")
-
-
-def _not_yet() -> NoReturn:
-    raise Unsupported("message access for POP3 accounts is not available yet")
+CHUNK = 1024 * 1024
 
 
 class Pop3Adapter:
-    def __init__(self, endpoint: MailboxEndpoint) -> None:
+    def __init__(
+        self,
+        endpoint: MailboxEndpoint,
+        engine: Engine,
+        policy: Pop3Policy,
+        sync_interval: float = 60.0,
+    ) -> None:
         self.endpoint = endpoint
+        self.policy = policy
+        self.sync_interval = sync_interval
+        self.store = MailStore(engine, endpoint.account_id)
+        self.syncer = Pop3Sync(endpoint, engine, policy)
+        self._last_attempt = 0.0
 
     def verify(self) -> None:
+        """Log in, and make sure the server has UIDL: without it nothing can be tracked."""
         with logged_operation(log, self.endpoint.account_id, "pop3.verify"):
             client = open_pop3(self.endpoint)
-            with contextlib.suppress(Exception):  # login succeeded, which is what was asked
-                client.quit()
+            try:
+                client.uidl()
+            except poplib.error_proto as exc:
+                raise Unsupported(
+                    "this POP3 server does not support UIDL (RFC 1939), so Mailgate cannot "
+                    "tell its messages apart"
+                ) from exc
+            finally:
+                with contextlib.suppress(Exception):
+                    client.quit()
 
     def close(self) -> None:
         return None
 
+    def refresh(self) -> None:
+        self.sync()
+
+    def sync(self) -> SyncResult:
+        """Download new mail now (or skip if another sync of this account is running)."""
+        self._last_attempt = time.monotonic()
+        return self.syncer.run()
+
+    def _maybe_sync(self) -> None:
+        if time.monotonic() - self._last_attempt < self.sync_interval:
+            return
+        try:
+            self.sync()
+        except MailboxError as exc:  # the store still answers; the error is kept on the account
+            log.warning(
+                "pop3 sync failed; serving the store",
+                extra={"account_id": self.endpoint.account_id, "error": exc.detail},
+            )
+
+    # -- folders -----------------------------------------------------------------------
+
     def list_folders(self) -> list[Folder]:
-        _not_yet()
+        self._maybe_sync()
+        return self.store.list_folders()
 
     def create_folder(self, name: str, parent_id: str | None) -> Folder:
-        _not_yet()
+        return self.store.create_folder(name, parent_id)
 
     def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
-        _not_yet()
+        return self.store.rename_folder(folder_id, name, parent_id)
 
     def delete_folder(self, folder_id: str) -> None:
-        _not_yet()
+        self.store.delete_folder(folder_id)
+
+    # -- reading ------------------------------------------------------------------------
 
     def list_messages(
         self, folder_id: str | None, filters: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
-        _not_yet()
+        self._maybe_sync()
+        return self.store.list_messages(folder_id, filters, limit, cursor)
 
     def get_message(self, message_id: str, mark_seen: bool = False) -> Message:
-        _not_yet()
+        return self.store.get_message(message_id, mark_seen)
 
     def stream_raw(self, message_id: str) -> tuple[Download, Iterator[bytes]]:
-        _not_yet()
+        raw = self.store.raw(message_id)
+        chunks = (raw[i : i + CHUNK] for i in range(0, len(raw), CHUNK))
+        return Download(content_type="message/rfc822", size=len(raw)), chunks
 
     def stream_attachment(
         self, message_id: str, attachment_id: str
     ) -> tuple[Download, Iterator[bytes]]:
-        _not_yet()
+        part = find_part(self.store.raw(message_id), attachment_id)
+        if part is None:
+            raise NoSuchObject("attachment")
+        download = Download(content_type=part.content_type, filename=part.filename, size=part.size)
+        return download, iter([part.payload])
+
+    # -- changing -----------------------------------------------------------------------
 
     def update_message(self, message_id: str, change: MessageChange) -> MessageSummary:
-        _not_yet()
+        if not self.store.change([message_id], change)[message_id]:
+            raise NoSuchObject("message")
+        return self.store.summary(message_id)
 
     def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
-        _not_yet()
+        if not self.store.move([message_id], folder_id)[message_id]:
+            raise NoSuchObject("message")
+        return self.store.summary(message_id)
 
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary:
-        _not_yet()
+        return self.store.copy(message_id, folder_id)
 
     def delete_message(self, message_id: str, permanent: bool) -> None:
-        _not_yet()
+        if self.batch([message_id], None, None, delete=True, permanent=permanent)[0].status != 200:
+            raise NoSuchObject("message")
 
     def batch(
         self,
@@ -95,4 +157,40 @@ class Pop3Adapter:
         delete: bool,
         permanent: bool,
     ) -> list[BatchResult]:
-        _not_yet()
+        found = {message_id: True for message_id in message_ids}
+        if change is not None and not change.is_empty():
+            found = self.store.change(message_ids, change)
+        if folder_id is not None:
+            found = self.store.move(message_ids, folder_id)
+        if delete:
+            found = self._delete(message_ids, permanent)
+        return [
+            BatchResult(
+                id=i,
+                status=200 if found.get(i) else 404,
+                message_id=i if found.get(i) and not delete else None,
+            )
+            for i in message_ids
+        ]
+
+    def _delete(self, message_ids: list[str], permanent: bool) -> dict[str, bool]:
+        trash = self.store.trash_id()
+        to_purge: list[str] = []
+        to_trash: list[str] = []
+        found: dict[str, bool] = {}
+        for message_id in message_ids:
+            try:
+                folder = self.store.folder_of(message_id)
+            except NoSuchObject:
+                found[message_id] = False
+                continue
+            (to_purge if permanent or folder == trash else to_trash).append(message_id)
+        if to_trash:
+            found.update(self.store.move(to_trash, trash))
+        if to_purge:
+            purged, on_server = self.store.purge(to_purge)
+            found.update(purged)
+            if on_server and self.policy.purge_on_server:
+                with contextlib.suppress(MailboxError):  # the next sync sends the DELE
+                    self.sync()
+        return found

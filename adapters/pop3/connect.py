@@ -9,6 +9,10 @@ from adapters._net import network_errors, set_nodelay
 from adapters.endpoint import MailboxEndpoint
 from adapters.errors import MailboxAuthFailed, MailboxTLSError
 
+# poplib refuses lines over 2048 bytes ("line too long"); real mail has longer ones
+# (unwrapped HTML, long headers), and RFC 1939 sets no limit on message lines.
+poplib._MAXLINE = 1024 * 1024  # type: ignore[attr-defined]
+
 
 def server_words(exc: BaseException) -> str:
     raw = exc.args[0] if exc.args else b""

@@ -48,13 +48,23 @@ class Pop3Policy(StrictModel):
         True, description="Keep messages on the server after they are in Mailgate's store."
     )
     delete_after_days: int | None = Field(
-        None, ge=1, le=36500, description="Delete from the server once older than this."
+        None, ge=1, le=36500, description="Delete from the server this many days after download."
+    )
+    purge_on_server: bool = Field(
+        False, description="A permanent delete in Mailgate also deletes on the server."
+    )
+    keep_server_deleted: bool = Field(
+        True,
+        description="Keep messages that another client removed from the server (else they "
+        "are removed here too).",
     )
 
 
 class Pop3PolicyOut(BaseModel):
     leave_on_server: bool
     delete_after_days: int | None
+    purge_on_server: bool
+    keep_server_deleted: bool
 
 
 class AccountCreate(StrictModel):

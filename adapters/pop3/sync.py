@@ -1,0 +1,260 @@
+"""Download a POP3 maildrop into the store (RFC 1939: UIDL, RETR, DELE, QUIT).
+
+Safe to interrupt anywhere: a message is committed to the store before any DELE for it is
+sent, DELEs only take effect at QUIT (section 6), and the unique (account, UIDL) key means
+a message is never stored twice. One sync per account runs at a time (a lease row); a
+second caller skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import poplib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from adapters._oplog import logged_operation
+from adapters.endpoint import MailboxEndpoint
+from adapters.errors import MailboxUnreachable, Unsupported
+from adapters.ids import new_id
+from adapters.pop3.connect import open_pop3
+from adapters.pop3.mailstore import MailStore, describe
+from store.db import session_scope
+from store.models import Pop3Message, Pop3SyncState
+
+log = logging.getLogger("mailgate.pop3")
+BATCH_MESSAGES = 200
+BATCH_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Pop3Policy:
+    leave_on_server: bool = True
+    delete_after_days: int | None = None
+    purge_on_server: bool = False
+    keep_server_deleted: bool = True
+
+
+@dataclass
+class SyncResult:
+    downloaded: int = 0
+    deleted_on_server: int = 0
+    gone_from_server: int = 0
+    skipped: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Pop3Sync:
+    def __init__(
+        self,
+        endpoint: MailboxEndpoint,
+        engine: Engine,
+        policy: Pop3Policy,
+        lease: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.endpoint = endpoint
+        self.engine = engine
+        self.policy = policy
+        self.lease = lease
+        self.account_id = endpoint.account_id
+        self.store = MailStore(engine, endpoint.account_id)
+
+    # -- the lease ---------------------------------------------------------------------
+
+    def _acquire(self) -> bool:
+        now = _now()
+        with contextlib.suppress(IntegrityError), session_scope(self.engine) as session:
+            if session.get(Pop3SyncState, self.account_id) is None:
+                session.add(Pop3SyncState(account_id=self.account_id))
+        with self.engine.begin() as connection:
+            claimed = connection.execute(
+                update(Pop3SyncState)
+                .where(
+                    col(Pop3SyncState.account_id) == self.account_id,
+                    (col(Pop3SyncState.running_since).is_(None))
+                    | (col(Pop3SyncState.running_since) < now - self.lease),
+                )
+                .values(running_since=now)
+            )
+            return bool(claimed.rowcount)
+
+    def _release(self, error: str | None) -> None:
+        with self.engine.begin() as connection:
+            values: dict[str, object] = {"running_since": None, "last_error": error}
+            if error is None:
+                values["last_sync_at"] = _now()
+            connection.execute(
+                update(Pop3SyncState)
+                .where(col(Pop3SyncState.account_id) == self.account_id)
+                .values(**values)
+            )
+
+    def last_sync_at(self) -> datetime | None:
+        with Session(self.engine) as session:
+            state = session.get(Pop3SyncState, self.account_id)
+            return _aware(state.last_sync_at) if state and state.last_sync_at else None
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self) -> SyncResult:
+        if not self._acquire():
+            return SyncResult(skipped=True)
+        error: str | None = None
+        try:
+            with logged_operation(log, self.account_id, "pop3.sync"):
+                return self._run()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            raise
+        finally:
+            self._release(error)
+
+    def _run(self) -> SyncResult:
+        result = SyncResult()
+        client: poplib.POP3 | None = open_pop3(self.endpoint)
+        assert client is not None
+        try:
+            on_server = self._uidls(client)
+            known = self._known()
+            inbox = self._inbox()
+            fresh = [(num, uidl) for uidl, num in on_server.items() if uidl not in known]
+            dele: list[str] = []
+            batch: list[Pop3Message] = []
+            batch_bytes = 0
+            for num, uidl in sorted(fresh):
+                raw = _retr(client, num)
+                batch.append(self._row(uidl, raw, inbox))
+                batch_bytes += len(raw)
+                if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+                    dele += self._commit(batch)
+                    batch, batch_bytes = [], 0
+            dele += self._commit(batch)
+            result.downloaded = len(fresh)
+            dele += self._due_on_server(known, on_server)
+            result.gone_from_server = self._mark_gone(known, on_server)
+            for uidl in dict.fromkeys(dele):
+                client.dele(on_server[uidl])
+            client.quit()  # the server applies the DELEs now (RFC 1939 section 6)
+            client = None
+            self._mark_deleted(dele)
+            result.deleted_on_server = len(set(dele))
+        except poplib.error_proto as exc:
+            raise MailboxUnreachable(f"the POP3 server answered an error: {exc}") from exc
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()  # no QUIT: the server forgets any DELE sent
+        return result
+
+    def _uidls(self, client: poplib.POP3) -> dict[str, int]:
+        try:
+            _, lines, _ = client.uidl()
+        except poplib.error_proto as exc:
+            raise Unsupported(
+                "this POP3 server does not support UIDL, so messages cannot be tracked"
+            ) from exc
+        found: dict[str, int] = {}
+        for line in lines:
+            num, _, uidl = line.decode("utf-8", "replace").strip().partition(" ")
+            if num.isdigit() and uidl:
+                found.setdefault(uidl.strip(), int(num))
+        return found
+
+    def _known(self) -> dict[str, Pop3Message]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Pop3Message).where(
+                    Pop3Message.account_id == self.account_id,
+                    col(Pop3Message.uidl).is_not(None),
+                )
+            ).all()
+            for row in rows:  # only bookkeeping columns are used; keep the raw out of memory
+                session.expunge(row)
+            return {row.uidl: row for row in rows if row.uidl}
+
+    def _inbox(self) -> str:
+        with session_scope(self.engine) as session:
+            return self.store.inbox_id(session)
+
+    def _row(self, uidl: str, raw: bytes, inbox: str) -> Pop3Message:
+        return Pop3Message(
+            id=new_id("msg"),
+            account_id=self.account_id,
+            folder_id=inbox,
+            uidl=uidl,
+            raw=raw,
+            received_at=_now(),
+            **describe(raw),
+        )
+
+    def _commit(self, batch: list[Pop3Message]) -> list[str]:
+        """Store the batch; return the UIDLs that may now be deleted on the server."""
+        if not batch:
+            return []
+        with session_scope(self.engine) as session:
+            session.add_all(batch)
+        return [] if self.policy.leave_on_server else [row.uidl for row in batch if row.uidl]
+
+    def _due_on_server(self, known: dict[str, Pop3Message], on_server: dict[str, int]) -> list[str]:
+        """Known messages the policy wants off the server: all of them (leave_on_server
+        off), those downloaded more than delete_after_days ago, or those purged here."""
+        due: list[str] = []
+        cutoff = None
+        if self.policy.delete_after_days is not None:
+            cutoff = _now() - timedelta(days=self.policy.delete_after_days)
+        for uidl, row in known.items():
+            if uidl not in on_server:
+                continue
+            if (
+                not self.policy.leave_on_server
+                or (cutoff is not None and _aware(row.received_at) < cutoff)
+                or (row.purged and self.policy.purge_on_server)
+            ):
+                due.append(uidl)
+        return due
+
+    def _mark_gone(self, known: dict[str, Pop3Message], on_server: dict[str, int]) -> int:
+        """Messages another client removed from the server: kept (default) or purged."""
+        gone = [row.id for uidl, row in known.items() if uidl not in on_server and row.on_server]
+        if not gone:
+            return 0
+        with session_scope(self.engine) as session:
+            for row in session.exec(select(Pop3Message).where(col(Pop3Message.id).in_(gone))):
+                row.on_server = False
+                if not self.policy.keep_server_deleted and not row.purged:
+                    row.purged, row.raw, row.search_text, row.preview = True, b"", "", ""
+                session.add(row)
+        return len(gone)
+
+    def _mark_deleted(self, uidls: list[str]) -> None:
+        if not uidls:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(Pop3Message)
+                .where(
+                    col(Pop3Message.account_id) == self.account_id,
+                    col(Pop3Message.uidl).in_(uidls),
+                )
+                .values(on_server=False)
+            )
+
+
+def _retr(client: poplib.POP3, num: int) -> bytes:
+    """RETR as the server sent it: poplib strips CRLF and dot-stuffing (RFC 1939 section 3);
+    the lines are joined back with CRLF."""
+    _, lines, _ = client.retr(num)
+    return b"\r\n".join(lines) + b"\r\n"
