@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from adapters._net import network_errors
 from adapters._oplog import logged_operation
 from adapters.endpoint import MailboxEndpoint
 from adapters.errors import MailboxUnreachable, Unsupported
@@ -114,7 +115,10 @@ class Pop3Sync:
             return SyncResult(skipped=True)
         error: str | None = None
         try:
-            with logged_operation(log, self.account_id, "pop3.sync"):
+            with (
+                logged_operation(log, self.account_id, "pop3.sync"),
+                network_errors(self.endpoint.host, self.endpoint.port),
+            ):
                 return self._run()
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]

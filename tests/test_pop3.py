@@ -1,0 +1,300 @@
+"""What only POP3 needs: the store is the server-side state, the server policy is obeyed,
+and a sync loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import poplib
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from gateway.context import Gateway
+from gateway.tenants import issue_api_key
+from store.models import Account
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import assert_problem
+from tests.mail_factory import dated, text_message
+from tests.test_imap_mail import Mailbox
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+def add_pop3(
+    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, user: MailUser, **extra: Any
+) -> Mailbox:
+    body = {
+        "protocol": "pop3",
+        "host": "127.0.0.1",
+        "port": dovecot.pop3_port,
+        "security": "none",
+        "username": user.username,
+        "password": user.password,
+        **extra,
+    }
+    response = client.post("/v1/accounts", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    return Mailbox(client, auth, response.json()["id"], user)
+
+
+def on_server(dovecot: DovecotServer, user: MailUser) -> list[bytes]:
+    """What a plain POP3 client downloads now, as the server sends it."""
+    pop = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=10)
+    try:
+        pop.user(user.username)
+        pop.pass_(user.password)
+        count = len(pop.list()[1])
+        return [b"\r\n".join(pop.retr(i)[1]) + b"\r\n" for i in range(1, count + 1)]
+    finally:
+        pop.quit()
+
+
+def stored_rows(gateway: Gateway) -> int:
+    with gateway.engine.connect() as connection:
+        return int(connection.execute(sa.text("SELECT count(*) FROM pop3_message")).scalar_one())
+
+
+def test_phone_and_desktop_share_the_state(
+    client: TestClient, gateway: Gateway, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    """The seed's scenario: read and filed on the phone, read and filed on the desktop."""
+    tenant = "household"
+    phone = {"Authorization": f"Bearer {issue_api_key(gateway.engine, tenant).key}"}
+    desktop = {"Authorization": f"Bearer {issue_api_key(gateway.engine, tenant).key}"}
+    dovecot.deliver(mail_user, [text_message("Your receipt", "Thanks for shopping")])
+    on_phone = add_pop3(client, phone, dovecot, mail_user)
+    on_desktop = Mailbox(client, desktop, on_phone.account_id, mail_user)
+
+    receipt = on_phone.messages()[0]
+    assert on_phone.get(f"/messages/{receipt['id']}", mark_seen="true")["flags"]["seen"]
+    receipts = on_phone.call("POST", "/folders", json={"name": "Receipts"}).json()
+    on_phone.call("PATCH", f"/messages/{receipt['id']}", json={"folder_id": receipts["id"]})
+
+    assert on_desktop.messages() == []
+    filed = on_desktop.messages("Receipts")
+    assert [m["id"] for m in filed] == [receipt["id"]] and filed[0]["flags"]["seen"] is True
+
+    dovecot.append(mail_user, text_message("New offer"))
+    assert [m["subject"] for m in on_phone.messages()] == ["New offer"]
+    assert [m["subject"] for m in on_desktop.messages()] == ["New offer"]
+    assert len(on_server(dovecot, mail_user)) == 2  # left on the server (the default)
+
+
+def test_never_downloads_twice_and_raw_is_what_the_server_sent(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+) -> None:
+    odd = [
+        b"Subject: bare LF\nFrom: a@example.com\n\nline one\nline two\n",
+        b"Subject: NUL\r\n\r\nbefore\x00after\r\n",
+        b"Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n",
+    ]
+    dovecot.deliver(mail_user, odd)
+    box = add_pop3(client, auth, dovecot, mail_user)
+    for _ in range(3):
+        assert len(box.messages()) == 3
+    assert stored_rows(gateway) == 3
+    served = on_server(dovecot, mail_user)
+    for message, expected in zip(reversed(box.messages()), served, strict=True):
+        assert box.call("GET", f"/messages/{message['id']}/raw").content == expected
+
+
+def test_a_30_mb_message(
+    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    big = text_message("Huge", "x" * 70 + "\n").replace(b"x" * 70, b"y" * 70)
+    body = (b"z" * 998 + b"\r\n") * 30_000  # 30 MB of long lines
+    big = big.rstrip(b"\r\n") + b"\r\n" + body
+    dovecot.deliver(mail_user, [big])
+    box = add_pop3(client, auth, dovecot, mail_user)
+    summary = box.messages()[0]
+    assert summary["subject"] == "Huge" and summary["size"] == len(big)
+    assert box.call("GET", f"/messages/{summary['id']}/raw").content == big
+
+
+def test_leave_on_server_off_deletes_only_after_storing(
+    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    dovecot.deliver(mail_user, dated(3))
+    box = add_pop3(client, auth, dovecot, mail_user, pop3={"leave_on_server": False})
+    assert on_server(dovecot, mail_user) == []
+    assert [m["subject"] for m in box.messages()] == ["Message 2", "Message 1", "Message 0"]
+
+
+def test_delete_after_days(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+) -> None:
+    dovecot.deliver(mail_user, dated(2))
+    box = add_pop3(client, auth, dovecot, mail_user, pop3={"delete_after_days": 7})
+    assert len(on_server(dovecot, mail_user)) == 2  # too young to go
+    old = datetime.now(UTC) - timedelta(days=8)
+    with gateway.engine.begin() as connection:  # as if downloaded 8 days ago
+        connection.execute(
+            sa.text("UPDATE pop3_message SET received_at = :old WHERE subject = 'Message 0'"),
+            {"old": old},
+        )
+    box.messages()
+    assert [m.split(b"Subject: ")[1][:9] for m in on_server(dovecot, mail_user)] == [b"Message 1"]
+    assert len(box.messages()) == 2  # still here, only gone from the server
+
+
+def test_permanent_delete_reaches_the_server_only_when_asked(
+    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    dovecot.deliver(mail_user, dated(2))
+    box = add_pop3(client, auth, dovecot, mail_user)
+    first = box.messages()[0]["id"]
+    assert box.call("DELETE", f"/messages/{first}", params={"permanent": "true"}).status_code == 204
+    assert len(on_server(dovecot, mail_user)) == 2  # policy: leave it on the server
+    assert [m["subject"] for m in box.messages()] == ["Message 0"]  # and never fetched again
+    patch = client.patch(box.base, json={"pop3": {"purge_on_server": True}}, headers=auth)
+    assert patch.status_code == 200, patch.text
+    box.messages()
+    assert len(on_server(dovecot, mail_user)) == 1
+    last = box.messages()[0]["id"]
+    assert box.call("DELETE", f"/messages/{last}", params={"permanent": "true"}).status_code == 204
+    assert on_server(dovecot, mail_user) == []
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_messages_popped_by_another_client(
+    client: TestClient,
+    auth: dict[str, str],
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    keep: bool,
+) -> None:
+    dovecot.deliver(mail_user, dated(2))
+    box = add_pop3(client, auth, dovecot, mail_user, pop3={"keep_server_deleted": keep})
+    flagged = box.messages()[0]["id"]
+    box.call("PATCH", f"/messages/{flagged}", json={"flagged": True})
+    pop = poplib.POP3(dovecot.host, dovecot.pop3_port)
+    pop.user(mail_user.username)
+    pop.pass_(mail_user.password)
+    pop.dele(1)
+    pop.dele(2)
+    pop.quit()
+    if keep:
+        assert [m["subject"] for m in box.messages()] == ["Message 1", "Message 0"]
+        assert box.get(f"/messages/{flagged}")["flags"]["flagged"] is True
+    else:
+        assert box.messages() == []
+        assert_problem(box.call("GET", f"/messages/{flagged}"), 404, "not-found")
+
+
+def test_two_syncs_at_once_never_duplicate(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+) -> None:
+    box = add_pop3(client, auth, dovecot, mail_user)
+    dovecot.deliver(mail_user, dated(300))
+    with gateway.engine.connect() as connection:
+        account = Account(
+            **connection.execute(
+                sa.text("SELECT * FROM account WHERE id = :id"), {"id": box.account_id}
+            )
+            .mappings()
+            .one()
+        )
+    adapters = [gateway.mailboxes.build(account) for _ in range(2)]
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda a=a: results.append(a.sync())) for a in adapters]  # type: ignore[attr-defined]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 2
+    assert (
+        sum(r.downloaded for r in results) == 300
+    )  # one downloaded; the other skipped or found none
+    assert stored_rows(gateway) == 300
+    assert len(box.messages(limit=200)) == 200
+
+
+@pytest.fixture
+def pop3_proxy(dovecot: DovecotServer) -> Any:
+    from tests.harness.proxy import FaultProxy
+
+    with FaultProxy((dovecot.host, dovecot.pop3_port)) as proxy:
+        yield proxy
+
+
+def subjects_on_server(dovecot: DovecotServer, user: MailUser) -> list[str]:
+    return sorted(
+        m.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in on_server(dovecot, user)
+    )
+
+
+def test_sync_cut_mid_retr_loses_and_duplicates_nothing(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    pop3_proxy: Any,
+) -> None:
+    dovecot.deliver(mail_user, dated(5))
+    pop3_proxy.cut_when(b" octets\r\n", extra=40, nth=3)  # in the middle of the 3rd RETR
+    body = {
+        "protocol": "pop3",
+        "host": "127.0.0.1",
+        "port": pop3_proxy.port,
+        "security": "none",
+        "username": mail_user.username,
+        "password": mail_user.password,
+        "pop3": {"leave_on_server": False},
+    }
+    created = client.post("/v1/accounts", json=body, headers=auth)
+    assert created.status_code == 201, created.text  # the first sync failed; the account stands
+    assert subjects_on_server(dovecot, mail_user) == [f"Message {i}" for i in range(5)]
+    pop3_proxy.reset()
+    box = Mailbox(client, auth, created.json()["id"], mail_user)
+    assert [m["subject"] for m in box.messages()] == [f"Message {i}" for i in range(4, -1, -1)]
+    assert stored_rows(gateway) == 5
+    assert on_server(dovecot, mail_user) == []
+
+
+def test_sync_cut_before_quit_keeps_the_mail_on_the_server_until_the_next_sync(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    pop3_proxy: Any,
+) -> None:
+    dovecot.deliver(mail_user, dated(3))
+    pop3_proxy.cut_when(b"+OK Marked to be deleted", nth=3)  # the DELEs went out, QUIT never does
+    body = {
+        "protocol": "pop3",
+        "host": "127.0.0.1",
+        "port": pop3_proxy.port,
+        "security": "none",
+        "username": mail_user.username,
+        "password": mail_user.password,
+        "pop3": {"leave_on_server": False},
+    }
+    created = client.post("/v1/accounts", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    assert stored_rows(gateway) == 3  # stored before any DELE
+    assert len(on_server(dovecot, mail_user)) == 3  # no QUIT: the server deleted nothing
+    pop3_proxy.reset()
+    box = Mailbox(client, auth, created.json()["id"], mail_user)
+    assert len(box.messages()) == 3
+    assert stored_rows(gateway) == 3
+    assert on_server(dovecot, mail_user) == []
