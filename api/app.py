@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,14 +15,31 @@ from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
 from api.routes import accounts, folders, health, messages
 from api.schemas.common import problem_responses
+from gateway.background import Pop3Poller
 from gateway.context import Gateway
 
 API_VERSION = "1.0.0"
 
 
-def create_app(gateway: Gateway) -> FastAPI:
-    """Build the app around an already migrated :class:`Gateway`."""
+def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
+    """Build the app around an already migrated :class:`Gateway`; ``background`` starts the
+    POP3 poller with the app (``mailgate serve`` does; tests drive it themselves)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not background:
+            yield
+            return
+        poller = Pop3Poller(gateway, max(gateway.settings.pop3_sync_interval, 1.0))
+        task = asyncio.create_task(poller.run_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            poller.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Mailgate",
         version=API_VERSION,
         summary="One JSON API for IMAP and POP3 mailboxes: messages, folders, flags, webhooks.",

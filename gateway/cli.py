@@ -42,7 +42,13 @@ def serve(
     from api.app import create_app
 
     gateway = _gateway()
-    uvicorn.run(create_app(gateway), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(gateway, background=True),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()

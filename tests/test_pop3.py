@@ -298,3 +298,48 @@ def test_sync_cut_before_quit_keeps_the_mail_on_the_server_until_the_next_sync(
     assert len(box.messages()) == 3
     assert stored_rows(gateway) == 3
     assert on_server(dovecot, mail_user) == []
+
+
+def test_background_poller_fetches_new_mail_without_a_read(
+    tmp_path: Any, sqlite_url: str, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    import time
+
+    from api.app import create_app
+    from store.migrate import upgrade
+    from tests.conftest import make_settings
+
+    gw = Gateway.from_settings(make_settings(tmp_path, sqlite_url, pop3_sync_interval=1.0))
+    upgrade(gw.engine)
+    auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 't').key}"}
+    with TestClient(create_app(gw, background=True)) as client:
+        add_pop3(client, auth, dovecot, mail_user)
+        dovecot.deliver(mail_user, dated(2))
+        deadline = time.monotonic() + 15
+        while stored_rows(gw) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored_rows(gw) == 2  # no API read happened: the poller did it
+    gw.close()
+
+
+def test_a_server_without_uidl_is_refused_clearly(
+    client: TestClient,
+    auth: dict[str, str],
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    pop3_proxy: Any,
+) -> None:
+    pop3_proxy.answer_instead(b"UIDL", b"-ERR UIDL not supported here\r\n")
+    body = {
+        "protocol": "pop3",
+        "host": "127.0.0.1",
+        "port": pop3_proxy.port,
+        "security": "none",
+        "username": mail_user.username,
+        "password": mail_user.password,
+    }
+    problem = assert_problem(
+        client.post("/v1/accounts", json=body, headers=auth), 422, "unsupported"
+    )
+    assert "UIDL" in str(problem["detail"])
+    assert client.get("/v1/accounts", headers=auth).json() == {"items": []}

@@ -175,6 +175,12 @@ class _Connection:
                 cut = False
                 if down:
                     data, cut = self._filter(data)
+                else:
+                    reply = self.proxy._answer_for(data)
+                    if reply is not None:  # the server never sees this command
+                        if not self._send(src, reply, True):
+                            return
+                        continue
                 if not self._send(dst, data, down):
                     return
                 if cut:
@@ -267,6 +273,7 @@ class FaultProxy:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._rule = _Rule()
+        self._answer: tuple[bytes, bytes] | None = None
         self._conns: set[_Connection] = set()
         self._accepted = 0
         self._bytes_down = 0
@@ -314,6 +321,19 @@ class FaultProxy:
         with self._lock:
             self._rule = _Rule(self._rule.after, pattern, extra, nth, rst)
 
+    def answer_instead(self, command: bytes | None, reply: bytes = b"") -> None:
+        """Client commands starting with *command* (case-insensitive) are not forwarded;
+        the client gets *reply* instead, as if the server had said it (None: disarm)."""
+        with self._lock:
+            self._answer = (command.upper(), reply) if command else None
+
+    def _answer_for(self, data: bytes) -> bytes | None:
+        with self._lock:
+            answer = self._answer
+        if answer is not None and data.upper().startswith(answer[0]):
+            return answer[1]
+        return None
+
     def stall(self) -> None:
         """Stop forwarding in both directions, on open and new connections (they stay open;
         bytes wait in the kernel buffers, so the peers see no data and, soon, no window)."""
@@ -335,6 +355,7 @@ class FaultProxy:
         """Plain forwarding again: no cut rules (open connections are disarmed too), no stall."""
         with self._lock:
             self._rule = _Rule()
+            self._answer = None
             conns = list(self._conns)
         for conn in conns:
             conn.disarm()

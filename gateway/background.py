@@ -1,0 +1,59 @@
+"""Background work of `mailgate serve`: POP3 accounts are synced every interval, so new mail
+is in the store before anyone asks. Accounts sync side by side in a small thread pool, so
+one slow mailbox does not hold up the others; the per-account lease keeps several
+processes from syncing one account twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlmodel import Session, select
+
+from adapters.errors import MailboxError
+from gateway.context import Gateway
+from store.models import Account
+
+log = logging.getLogger("mailgate.background")
+
+
+class Pop3Poller:
+    def __init__(self, gateway: Gateway, interval: float, workers: int = 4) -> None:
+        self.gateway = gateway
+        self.interval = interval
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pop3-sync")
+
+    def accounts(self) -> list[Account]:
+        with Session(self.gateway.engine) as session:
+            return list(session.exec(select(Account).where(Account.protocol == "pop3")).all())
+
+    def sync_one(self, account: Account) -> bool:
+        try:
+            self.gateway.mailboxes.adapter(account).refresh()
+            return True
+        except MailboxError as exc:
+            log.warning(
+                "background sync failed",
+                extra={"account_id": account.id, "error": exc.detail},
+            )
+            return False
+        except Exception:
+            log.exception("background sync crashed", extra={"account_id": account.id})
+            return False
+
+    def run_once(self) -> int:
+        """Sync every POP3 account once; returns how many succeeded."""
+        return sum(self.pool.map(self.sync_one, self.accounts()))
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.run_once)
+            except Exception:
+                log.exception("background round failed")
+            await asyncio.sleep(self.interval)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
