@@ -343,3 +343,38 @@ def test_a_server_without_uidl_is_refused_clearly(
     )
     assert "UIDL" in str(problem["detail"])
     assert client.get("/v1/accounts", headers=auth).json() == {"items": []}
+
+
+@pytest.mark.postgres
+def test_pop3_store_on_postgresql(
+    tmp_path: Any, postgres_schema_url: str, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    """The same store on PostgreSQL: sync, list, flags, move, purge, no duplicates."""
+    from api.app import create_app
+    from store.migrate import upgrade
+    from tests.conftest import make_settings
+
+    gw = Gateway.from_settings(make_settings(tmp_path, postgres_schema_url))
+    upgrade(gw.engine)
+    auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 't').key}"}
+    dovecot.deliver(mail_user, [*dated(3), text_message("Grüße", "Körper mit Umlauten")])
+    with TestClient(create_app(gw)) as client:
+        box = add_pop3(client, auth, dovecot, mail_user)
+        items = box.messages()
+        assert [m["subject"] for m in items] == ["Grüße", "Message 2", "Message 1", "Message 0"]
+        assert [m["subject"] for m in box.messages(text="umlauten")] == ["Grüße"]
+        box.call(
+            "PATCH",
+            f"/messages/{items[0]['id']}",
+            json={"folder_id": box.folder_id("Archive"), "seen": True},
+        )
+        assert box.messages("Archive")[0]["flags"]["seen"] is True
+        assert (
+            box.call(
+                "DELETE", f"/messages/{items[1]['id']}", params={"permanent": "true"}
+            ).status_code
+            == 204
+        )
+        assert len(box.messages()) == 2
+        assert stored_rows(gw) == 4  # the purged one stays as a tombstone
+    gw.close()

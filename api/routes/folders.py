@@ -42,7 +42,8 @@ def create_folder(
     "/{folder_id}",
     response_model=Folder,
     summary="Rename or move a folder",
-    description="The folder's id changes with its path; the answer carries the new id.",
+    description="On IMAP a folder's id follows its path, so a rename answers a new id; on "
+    "POP3 accounts (folders kept by Mailgate) the id stays. Use the id in the answer.",
     responses=problem_responses(409),
 )
 def update_folder(

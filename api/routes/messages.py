@@ -30,7 +30,8 @@ SearchText = Annotated[str | None, Query(max_length=500)]
     "",
     response_model=MessagePage,
     summary="List one folder's messages, newest first",
-    description="Filters combine with AND. `since`/`before` compare the arrival day on IMAP. "
+    description="Filters combine with AND. `since`/`before` compare the arrival time: the "
+    "exact time on POP3 accounts, the arrival day on IMAP (IMAP SEARCH has day granularity). "
     "Pass `next_cursor` back as `cursor` for the next page; it stays exact while mail "
     "arrives (`invalid-cursor` 422 for a cursor of other filters, `cursor-expired` 410 "
     "when the folder was reset on the server).",
