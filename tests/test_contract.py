@@ -58,6 +58,9 @@ def test_folders(box: Mailbox) -> None:
     assert child.json()["parent_id"] == parent["id"]
     renamed = box.call("PATCH", f"/folders/{child.json()['id']}", json={"name": "Done"}).json()
     assert renamed["path"] == "Projects/Done"
+    # the documented difference: IMAP folder ids follow the path, POP3 ones (ours) stay
+    protocol = box.client.get(box.base, headers=box.auth).json()["protocol"]
+    assert (renamed["id"] == child.json()["id"]) == (protocol == "pop3")
     moved = box.call("PATCH", f"/folders/{renamed['id']}", json={"parent_id": None}).json()
     assert moved["path"] == "Done" and moved["parent_id"] is None
     assert_problem(box.call("POST", "/folders", json={"name": "Done"}), 409, "already-exists")
