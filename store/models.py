@@ -135,6 +135,7 @@ class Pop3Message(SQLModel, table=True):
     keywords: str = Field(default="[]", sa_type=sa.Text)  # type: ignore[call-overload]
     on_server: bool = True
     purged: bool = False
+    described: bool = True  # false until the list/search columns are filled in from raw
 
 
 class Pop3SyncState(SQLModel, table=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import poplib
+import threading
 import time
 from collections.abc import Iterator
 
@@ -52,6 +53,8 @@ class Pop3Adapter:
         self.store = MailStore(engine, endpoint.account_id)
         self.syncer = Pop3Sync(endpoint, engine, policy)
         self._last_attempt = 0.0
+        self._describing: threading.Thread | None = None
+        self._describing_lock = threading.Lock()
 
     def verify(self) -> None:
         """Log in, and make sure the server has UIDL: without it nothing can be tracked."""
@@ -75,9 +78,30 @@ class Pop3Adapter:
         self.sync()
 
     def sync(self) -> SyncResult:
-        """Download new mail now (or skip if another sync of this account is running)."""
+        """Download new mail now (or skip if another sync of this account is running), then
+        describe it for lists and search in a background thread."""
         self._last_attempt = time.monotonic()
-        return self.syncer.run()
+        result = self.syncer.run()
+        if result.downloaded:
+            self._describe_in_background()
+        return result
+
+    def _describe_in_background(self) -> None:
+        with self._describing_lock:
+            if self._describing is not None and self._describing.is_alive():
+                return
+            self._describing = threading.Thread(
+                target=self._describe, name=f"describe-{self.endpoint.account_id}", daemon=True
+            )
+            self._describing.start()
+
+    def _describe(self) -> None:
+        try:
+            self.store.describe_pending()
+        except Exception:  # lists describe what they show; search catches up itself
+            log.exception(
+                "describing messages failed", extra={"account_id": self.endpoint.account_id}
+            )
 
     def _maybe_sync(self) -> None:
         if time.monotonic() - self._last_attempt < self.sync_interval:

@@ -101,6 +101,28 @@ class MailStore:
         self.engine = engine
         self.account_id = account_id
 
+    # -- describing: the list and search columns, filled in from raw after download -----
+
+    def describe_pending(self, batch: int = 500) -> int:
+        """Fill in the columns of every message downloaded but not yet described."""
+        done = 0
+        while True:
+            with session_scope(self.engine) as session:
+                rows = session.exec(
+                    select(Pop3Message)
+                    .where(
+                        Pop3Message.account_id == self.account_id,
+                        col(Pop3Message.described).is_(False),
+                    )
+                    .limit(batch)
+                ).all()
+                for row in rows:
+                    _describe_row(row)
+                    session.add(row)
+            done += len(rows)
+            if len(rows) < batch:
+                return done
+
     # -- folders -----------------------------------------------------------------------
 
     def ensure_standard_folders(self, session: Session) -> dict[str, Pop3Folder]:
@@ -265,6 +287,8 @@ class MailStore:
         self, folder_id: str | None, filters: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
         fingerprint = filter_fingerprint(filters.model_dump(exclude_none=True))
+        if filters.from_ or filters.to or filters.subject or filters.text:
+            self.describe_pending()  # these filters read the described columns
         with session_scope(self.engine) as session:
             folder_id = folder_id or self.inbox_id(session)
             self._load_folder(session, folder_id)
@@ -284,6 +308,10 @@ class MailStore:
             query = _filtered(query, filters)
             rows = session.exec(query.order_by(col(Pop3Message.seq).desc()).limit(limit + 1)).all()
             page = rows[:limit]
+            for row in page:
+                if not row.described:
+                    _describe_row(row)
+                    session.add(row)
             next_cursor = None
             if len(rows) > limit and page:
                 next_cursor = Cursor(folder_id, 0, int(page[-1].seq or 0), fingerprint).encode()
@@ -294,7 +322,8 @@ class MailStore:
             row = self._load(session, message_id)
             if mark_seen and not row.seen:
                 row.seen = True
-                session.add(row)
+            _describe_row(row)
+            session.add(row)
             parsed = parse_message(row.raw)
             return Message.from_parsed(summary(row), parsed)
 
@@ -304,7 +333,9 @@ class MailStore:
 
     def summary(self, message_id: str) -> MessageSummary:
         with session_scope(self.engine) as session:
-            return summary(self._load(session, message_id))
+            row = self._load(session, message_id)
+            _describe_row(row)
+            return summary(row)
 
     def change(self, message_ids: Iterable[str], change: MessageChange) -> dict[str, bool]:
         found: dict[str, bool] = {}
@@ -351,6 +382,7 @@ class MailStore:
         with session_scope(self.engine) as session:
             self._target(session, folder_id)
             source = self._load(session, message_id)
+            _describe_row(source)
             data = source.model_dump(exclude={"seq", "id", "uidl", "folder_id", "on_server"})
             clone = Pop3Message(**data, id=new_id("msg"), folder_id=folder_id, on_server=False)
             session.add(clone)
@@ -382,6 +414,13 @@ class MailStore:
     def folder_of(self, message_id: str) -> str:
         with session_scope(self.engine) as session:
             return self._load(session, message_id).folder_id
+
+
+def _describe_row(row: Pop3Message) -> None:
+    if not row.described:
+        for name, value in describe(row.raw).items():
+            setattr(row, name, value)
+        row.described = True
 
 
 def _purge(row: Pop3Message) -> None:

@@ -14,7 +14,7 @@ import poplib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -25,13 +25,15 @@ from adapters.endpoint import MailboxEndpoint
 from adapters.errors import MailboxUnreachable, Unsupported
 from adapters.ids import new_id
 from adapters.pop3.connect import open_pop3
-from adapters.pop3.mailstore import MailStore, describe
+from adapters.pop3.mailstore import MailStore
+from adapters.pop3.retr import retr_many, supports_pipelining
 from store.db import session_scope
 from store.models import Pop3Message, Pop3SyncState
 
 log = logging.getLogger("mailgate.pop3")
 BATCH_MESSAGES = 200
 BATCH_BYTES = 20 * 1024 * 1024
+PIPELINE_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -134,13 +136,15 @@ class Pop3Sync:
             on_server = self._uidls(client)
             known = self._known()
             inbox = self._inbox()
-            fresh = [(num, uidl) for uidl, num in on_server.items() if uidl not in known]
+            fresh = dict(
+                sorted((num, uidl) for uidl, num in on_server.items() if uidl not in known)
+            )
+            window = PIPELINE_WINDOW if fresh and supports_pipelining(client) else 1
             dele: list[str] = []
-            batch: list[Pop3Message] = []
+            batch: list[dict[str, object]] = []
             batch_bytes = 0
-            for num, uidl in sorted(fresh):
-                raw = _retr(client, num)
-                batch.append(self._row(uidl, raw, inbox))
+            for num, raw in retr_many(client, list(fresh), window):
+                batch.append(self._row(fresh[num], raw, inbox))
                 batch_bytes += len(raw)
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
                     dele += self._commit(batch)
@@ -193,24 +197,33 @@ class Pop3Sync:
         with session_scope(self.engine) as session:
             return self.store.inbox_id(session)
 
-    def _row(self, uidl: str, raw: bytes, inbox: str) -> Pop3Message:
-        return Pop3Message(
-            id=new_id("msg"),
-            account_id=self.account_id,
-            folder_id=inbox,
-            uidl=uidl,
-            raw=raw,
-            received_at=_now(),
-            **describe(raw),
-        )
+    def _row(self, uidl: str, raw: bytes, inbox: str) -> dict[str, object]:
+        return {
+            "id": new_id("msg"),
+            "account_id": self.account_id,
+            "folder_id": inbox,
+            "uidl": uidl,
+            "raw": raw,
+            "received_at": _now(),
+            "seen": False,
+            "flagged": False,
+            "answered": False,
+            "draft": False,
+            "keywords": "[]",
+            "on_server": True,
+            "purged": False,
+            "size": len(raw),
+            "described": False,  # list/search columns come after, off the download path
+        }
 
-    def _commit(self, batch: list[Pop3Message]) -> list[str]:
-        """Store the batch; return the UIDLs that may now be deleted on the server."""
+    def _commit(self, batch: list[dict[str, object]]) -> list[str]:
+        """Store the batch in one multi-row INSERT; return the UIDLs that may now be
+        deleted on the server."""
         if not batch:
             return []
-        with session_scope(self.engine) as session:
-            session.add_all(batch)
-        return [] if self.policy.leave_on_server else [row.uidl for row in batch if row.uidl]
+        with self.engine.begin() as connection:
+            connection.execute(insert(Pop3Message), batch)
+        return [] if self.policy.leave_on_server else [str(row["uidl"]) for row in batch]
 
     def _due_on_server(self, known: dict[str, Pop3Message], on_server: dict[str, int]) -> list[str]:
         """Known messages the policy wants off the server: all of them (leave_on_server
@@ -255,10 +268,3 @@ class Pop3Sync:
                 )
                 .values(on_server=False)
             )
-
-
-def _retr(client: poplib.POP3, num: int) -> bytes:
-    """RETR as the server sent it: poplib strips CRLF and dot-stuffing (RFC 1939 section 3);
-    the lines are joined back with CRLF."""
-    _, lines, _ = client.retr(num)
-    return b"\r\n".join(lines) + b"\r\n"
