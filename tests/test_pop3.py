@@ -378,3 +378,28 @@ def test_pop3_store_on_postgresql(
         assert len(box.messages()) == 2
         assert stored_rows(gw) == 4  # the purged one stays as a tombstone
     gw.close()
+
+
+def test_sync_without_pipelining_fetches_one_by_one(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    pop3_proxy: Any,
+) -> None:
+    pop3_proxy.answer_instead(b"CAPA", b"+OK\r\nUIDL\r\nUSER\r\nTOP\r\n.\r\n")  # no PIPELINING
+    dovecot.deliver(mail_user, [*dated(3), b"Subject: dots\r\n\r\n..x\r\n.\r\n"])
+    body = {
+        "protocol": "pop3",
+        "host": "127.0.0.1",
+        "port": pop3_proxy.port,
+        "security": "none",
+        "username": mail_user.username,
+        "password": mail_user.password,
+    }
+    box_id = client.post("/v1/accounts", json=body, headers=auth).json()["id"]
+    box = Mailbox(client, auth, box_id, mail_user)
+    assert [m["subject"] for m in box.messages()] == ["dots", "Message 2", "Message 1", "Message 0"]
+    dots = box.messages()[0]["id"]
+    assert box.call("GET", f"/messages/{dots}/raw").content == b"Subject: dots\r\n\r\n..x\r\n.\r\n"
