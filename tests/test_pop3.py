@@ -27,12 +27,18 @@ def database_url(sqlite_url: str) -> str:
 
 
 def add_pop3(
-    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, user: MailUser, **extra: Any
+    client: TestClient,
+    auth: dict[str, str],
+    dovecot: DovecotServer,
+    user: MailUser,
+    port: int | None = None,
+    **extra: Any,
 ) -> Mailbox:
+    """Add a POP3 account of ``user`` (through ``port``, e.g. a proxy's, when given)."""
     body = {
         "protocol": "pop3",
         "host": "127.0.0.1",
-        "port": dovecot.pop3_port,
+        "port": port or dovecot.pop3_port,
         "security": "none",
         "username": user.username,
         "password": user.password,
@@ -251,20 +257,11 @@ def test_sync_cut_mid_retr_loses_and_duplicates_nothing(
 ) -> None:
     dovecot.deliver(mail_user, dated(5))
     pop3_proxy.cut_when(b" octets\r\n", extra=40, nth=3)  # in the middle of the 3rd RETR
-    body = {
-        "protocol": "pop3",
-        "host": "127.0.0.1",
-        "port": pop3_proxy.port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-        "pop3": {"leave_on_server": False},
-    }
-    created = client.post("/v1/accounts", json=body, headers=auth)
-    assert created.status_code == 201, created.text  # the first sync failed; the account stands
+    box = add_pop3(
+        client, auth, dovecot, mail_user, pop3_proxy.port, pop3={"leave_on_server": False}
+    )  # the first sync failed; the account stands
     assert subjects_on_server(dovecot, mail_user) == [f"Message {i}" for i in range(5)]
     pop3_proxy.reset()
-    box = Mailbox(client, auth, created.json()["id"], mail_user)
     assert [m["subject"] for m in box.messages()] == [f"Message {i}" for i in range(4, -1, -1)]
     assert stored_rows(gateway) == 5
     assert on_server(dovecot, mail_user) == []
@@ -280,21 +277,12 @@ def test_sync_cut_before_quit_keeps_the_mail_on_the_server_until_the_next_sync(
 ) -> None:
     dovecot.deliver(mail_user, dated(3))
     pop3_proxy.cut_when(b"+OK Marked to be deleted", nth=3)  # the DELEs went out, QUIT never does
-    body = {
-        "protocol": "pop3",
-        "host": "127.0.0.1",
-        "port": pop3_proxy.port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-        "pop3": {"leave_on_server": False},
-    }
-    created = client.post("/v1/accounts", json=body, headers=auth)
-    assert created.status_code == 201, created.text
+    box = add_pop3(
+        client, auth, dovecot, mail_user, pop3_proxy.port, pop3={"leave_on_server": False}
+    )
     assert stored_rows(gateway) == 3  # stored before any DELE
     assert len(on_server(dovecot, mail_user)) == 3  # no QUIT: the server deleted nothing
     pop3_proxy.reset()
-    box = Mailbox(client, auth, created.json()["id"], mail_user)
     assert len(box.messages()) == 3
     assert stored_rows(gateway) == 3
     assert on_server(dovecot, mail_user) == []
@@ -390,16 +378,7 @@ def test_sync_without_pipelining_fetches_one_by_one(
 ) -> None:
     pop3_proxy.answer_instead(b"CAPA", b"+OK\r\nUIDL\r\nUSER\r\nTOP\r\n.\r\n")  # no PIPELINING
     dovecot.deliver(mail_user, [*dated(3), b"Subject: dots\r\n\r\n..x\r\n.\r\n"])
-    body = {
-        "protocol": "pop3",
-        "host": "127.0.0.1",
-        "port": pop3_proxy.port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-    }
-    box_id = client.post("/v1/accounts", json=body, headers=auth).json()["id"]
-    box = Mailbox(client, auth, box_id, mail_user)
+    box = add_pop3(client, auth, dovecot, mail_user, pop3_proxy.port)
     assert [m["subject"] for m in box.messages()] == ["dots", "Message 2", "Message 1", "Message 0"]
     dots = box.messages()[0]["id"]
     assert box.call("GET", f"/messages/{dots}/raw").content == b"Subject: dots\r\n\r\n..x\r\n.\r\n"
