@@ -13,8 +13,9 @@ from fastapi.openapi.utils import get_openapi
 
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
-from api.routes import accounts, folders, health, messages
+from api.routes import accounts, changes, folders, health, messages, webhooks
 from api.schemas.common import problem_responses
+from events.dispatcher import Dispatcher
 from gateway.background import Pop3Poller
 from gateway.context import Gateway
 
@@ -23,7 +24,8 @@ API_VERSION = "1.0.0"
 
 def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     """Build the app around an already migrated :class:`Gateway`; ``background`` starts the
-    POP3 poller with the app (``mailgate serve`` does; tests drive it themselves)."""
+    POP3 poller and the webhook dispatcher with the app (``mailgate serve`` does; tests
+    drive them themselves)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -31,12 +33,18 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             yield
             return
         poller = Pop3Poller(gateway, max(gateway.settings.pop3_sync_interval, 1.0))
-        task = asyncio.create_task(poller.run_forever())
+        dispatcher = Dispatcher(gateway)
+        tasks = [
+            asyncio.create_task(poller.run_forever()),
+            asyncio.create_task(dispatcher.run_forever(interval=1.0)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             poller.close()
+            dispatcher.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -52,6 +60,8 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(folders.router)
     app.include_router(messages.router)
+    app.include_router(webhooks.router)
+    app.include_router(changes.router)
     settings = gateway.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -21,6 +21,7 @@ from adapters.models import (
 )
 from gateway.accounts import load_account
 from gateway.context import Gateway
+from store.changes import Change, Kind, record_now
 
 
 def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
@@ -30,6 +31,11 @@ def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
     return gw.mailboxes.adapter(account)
 
 
+def _log(gw: Gateway, account_id: str, *entries: tuple[Kind, str, Change]) -> None:
+    """Changes made through the API go into the change log as soon as the mailbox has them."""
+    record_now(gw.engine, account_id, entries)
+
+
 def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
     return mailbox(gw, tenant_id, account_id).list_folders()
 
@@ -37,7 +43,9 @@ def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
 def create_folder(
     gw: Gateway, tenant_id: str, account_id: str, name: str, parent_id: str | None
 ) -> Folder:
-    return mailbox(gw, tenant_id, account_id).create_folder(name, parent_id)
+    folder = mailbox(gw, tenant_id, account_id).create_folder(name, parent_id)
+    _log(gw, account_id, ("folder", folder.id, "created"))
+    return folder
 
 
 def rename_folder(
@@ -54,11 +62,17 @@ def rename_folder(
     if current is None:
         raise NoSuchObject("folder")
     new_parent = parent_id if parent_given else current.parent_id
-    return adapter.rename_folder(folder_id, name or current.name, new_parent)
+    folder = adapter.rename_folder(folder_id, name or current.name, new_parent)
+    if folder.id == folder_id:
+        _log(gw, account_id, ("folder", folder_id, "updated"))
+    else:  # IMAP folder ids follow the path
+        _log(gw, account_id, ("folder", folder_id, "destroyed"), ("folder", folder.id, "created"))
+    return folder
 
 
 def delete_folder(gw: Gateway, tenant_id: str, account_id: str, folder_id: str) -> None:
     mailbox(gw, tenant_id, account_id).delete_folder(folder_id)
+    _log(gw, account_id, ("folder", folder_id, "destroyed"))
 
 
 def list_messages(
@@ -108,19 +122,29 @@ def update_message(
         summary = adapter.move_message(message_id, folder_id)
     if summary is None:
         summary = adapter.update_message(message_id, change)
+    if summary.id == message_id:
+        _log(gw, account_id, ("message", message_id, "updated"))
+    else:  # moved where the server could not tell the new UID: a new id
+        _log(
+            gw, account_id, ("message", message_id, "destroyed"), ("message", summary.id, "created")
+        )
     return summary
 
 
 def copy_message(
     gw: Gateway, tenant_id: str, account_id: str, message_id: str, folder_id: str
 ) -> MessageSummary:
-    return mailbox(gw, tenant_id, account_id).copy_message(message_id, folder_id)
+    copy = mailbox(gw, tenant_id, account_id).copy_message(message_id, folder_id)
+    _log(gw, account_id, ("message", copy.id, "created"))
+    return copy
 
 
 def delete_message(
     gw: Gateway, tenant_id: str, account_id: str, message_id: str, permanent: bool
 ) -> None:
-    mailbox(gw, tenant_id, account_id).delete_message(message_id, permanent)
+    result = batch(gw, tenant_id, account_id, [message_id], None, None, True, permanent)[0]
+    if result.status != 200:
+        raise NoSuchObject("message")
 
 
 def batch(
@@ -133,6 +157,12 @@ def batch(
     delete: bool,
     permanent: bool,
 ) -> list[BatchResult]:
-    return mailbox(gw, tenant_id, account_id).batch(
+    results = mailbox(gw, tenant_id, account_id).batch(
         message_ids, change, folder_id, delete, permanent
     )
+    entries: list[tuple[Kind, str, Change]] = []
+    for result in results:
+        if result.status == 200:  # an id kept (flags, a move, to the trash) or gone
+            entries.append(("message", result.id, "updated" if result.message_id else "destroyed"))
+    _log(gw, account_id, *entries)
+    return results

@@ -155,3 +155,83 @@ class Pop3SyncState(SQLModel, table=True):
         sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
     )
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class ChangeLog(SQLModel, table=True):
+    """Every created/updated/destroyed message and folder of an account, in order: the
+    source of ``/changes`` (delta sync). ``seq`` is the state a client holds."""
+
+    __tablename__ = "change_log"
+    __table_args__ = (sa.Index("ix_change_log_account_seq", "account_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.id", max_length=40, ondelete="CASCADE")
+    kind: str = Field(max_length=16, description="message or folder")
+    object_id: str = Field(max_length=2100)
+    change: str = Field(max_length=16, description="created, updated or destroyed")
+    created_at: datetime = _timestamp()  # type: ignore[assignment]
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where a tenant wants events delivered; the signing secret is Fernet-encrypted."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40, ondelete="CASCADE")
+    url: str = Field(max_length=2000)
+    events: str = Field(default="[]", sa_type=sa.Text)  # type: ignore[call-overload]
+    account_ids: str | None = Field(default=None, sa_type=sa.Text)  # type: ignore[call-overload]
+    secret_encrypted: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=500)
+    consecutive_failures: int = 0
+    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    updated_at: datetime = _timestamp()  # type: ignore[assignment]
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: one row per event and endpoint, written in the transaction of the
+    change; the dispatcher claims due rows, delivers them and records each attempt."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (sa.Index("ix_webhook_event_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=40, description="Also the webhook-id header.")
+    endpoint_id: str = Field(
+        foreign_key="webhook_endpoint.id", index=True, max_length=40, ondelete="CASCADE"
+    )
+    type: str = Field(max_length=40)
+    payload: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _timestamp()  # type: ignore[assignment]
+    claimed_until: datetime | None = Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    delivered_at: datetime | None = Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+    )
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One delivery attempt of one event: what the receiver answered, or why it failed."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: str = Field(primary_key=True, max_length=40)
+    event_id: str = Field(
+        foreign_key="webhook_event.id", index=True, max_length=40, ondelete="CASCADE"
+    )
+    endpoint_id: str = Field(index=True, max_length=40)
+    attempt: int
+    succeeded: bool
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    response_body: str | None = Field(default=None, max_length=2048)
+    duration_ms: float = 0.0
+    attempted_at: datetime = _timestamp()  # type: ignore[assignment]

@@ -186,18 +186,20 @@ class Pop3Adapter:
             found = self.store.change(message_ids, change)
         if folder_id is not None:
             found = self.store.move(message_ids, folder_id)
+        kept = set(message_ids)
         if delete:
-            found = self._delete(message_ids, permanent)
+            found, kept = self._delete(message_ids, permanent)
         return [
             BatchResult(
                 id=i,
                 status=200 if found.get(i) else 404,
-                message_id=i if found.get(i) and not delete else None,
+                message_id=i if found.get(i) and i in kept else None,
             )
             for i in message_ids
         ]
 
-    def _delete(self, message_ids: list[str], permanent: bool) -> dict[str, bool]:
+    def _delete(self, message_ids: list[str], permanent: bool) -> tuple[dict[str, bool], set[str]]:
+        """Returns which ids existed, and which of them still exist (moved to the trash)."""
         trash = self.store.trash_id()
         to_purge: list[str] = []
         to_trash: list[str] = []
@@ -217,4 +219,4 @@ class Pop3Adapter:
             if on_server and self.policy.purge_on_server:
                 with contextlib.suppress(MailboxError):  # the next sync sends the DELE
                     self.sync()
-        return found
+        return found, set(to_trash)

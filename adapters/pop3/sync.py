@@ -27,6 +27,7 @@ from adapters.ids import new_id
 from adapters.pop3.connect import open_pop3
 from adapters.pop3.mailstore import MailStore
 from adapters.pop3.retr import retr_many, supports_pipelining
+from store import changes
 from store.db import session_scope
 from store.models import Pop3Message, Pop3SyncState
 
@@ -221,8 +222,11 @@ class Pop3Sync:
         deleted on the server."""
         if not batch:
             return []
-        with self.engine.begin() as connection:
+        with self.engine.begin() as connection:  # the messages and their log entries together
             connection.execute(insert(Pop3Message), batch)
+            changes.record(
+                connection, self.account_id, [("message", str(r["id"]), "created") for r in batch]
+            )
         return [] if self.policy.leave_on_server else [str(row["uidl"]) for row in batch]
 
     def _due_on_server(self, known: dict[str, Pop3Message], on_server: dict[str, int]) -> list[str]:
@@ -248,12 +252,17 @@ class Pop3Sync:
         gone = [row.id for uidl, row in known.items() if uidl not in on_server and row.on_server]
         if not gone:
             return 0
+        purged: list[str] = []
         with session_scope(self.engine) as session:
             for row in session.exec(select(Pop3Message).where(col(Pop3Message.id).in_(gone))):
                 row.on_server = False
                 if not self.policy.keep_server_deleted and not row.purged:
                     row.purged, row.raw, row.search_text, row.preview = True, b"", "", ""
+                    purged.append(row.id)
                 session.add(row)
+            changes.record(
+                session.connection(), self.account_id, [("message", i, "destroyed") for i in purged]
+            )
         return len(gone)
 
     def _mark_deleted(self, uidls: list[str]) -> None:

@@ -1,0 +1,61 @@
+"""The change feed: what changed through the API (both protocols) and what a POP3 sync
+brought, since a state the client holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import assert_problem
+from tests.mail_factory import dated
+from tests.test_contract import box, database_url  # noqa: F401  (fixtures)
+from tests.test_imap_mail import Mailbox
+from tests.test_pop3 import add_pop3
+
+
+def changes(box: Mailbox, since: str | None = None) -> dict[str, Any]:  # noqa: F811
+    params = {} if since is None else {"since": since}
+    return box.get("/changes", **params)  # type: ignore[no-any-return]
+
+
+def test_changes_through_the_api(box: Mailbox, dovecot: DovecotServer) -> None:  # noqa: F811
+    dovecot.deliver(box.user, dated(3))
+    ids = [m["id"] for m in box.messages()]
+    start = changes(box)["state"]
+    assert changes(box, start)["created"] == []
+
+    folder = box.call("POST", "/folders", json={"name": "Later"}).json()
+    box.call("PATCH", f"/messages/{ids[0]}", json={"flagged": True})
+    box.call("PATCH", f"/messages/{ids[1]}", json={"folder_id": folder["id"]})
+    copy = box.call("POST", f"/messages/{ids[0]}/copy", json={"folder_id": folder["id"]}).json()
+    box.call("DELETE", f"/messages/{ids[2]}", params={"permanent": "true"})
+
+    delta = changes(box, start)
+    assert delta["folders"] == {"created": [folder["id"]], "updated": [], "destroyed": []}
+    assert sorted(delta["messages"]["updated"]) == sorted(ids[:2])
+    assert delta["messages"]["created"] == [copy["id"]]
+    assert delta["messages"]["destroyed"] == [ids[2]]
+    assert delta["has_more_changes"] is False
+    assert changes(box, start) == delta  # the same answer again, in the same order
+    assert changes(box, delta["state"])["updated"] == []
+
+    assert_problem(
+        box.call("GET", "/changes", params={"since": "not-a-state"}),
+        410,
+        "cannot-calculate-changes",
+    )
+    assert_problem(
+        box.call("GET", "/changes", params={"since": "99999999"}), 410, "cannot-calculate-changes"
+    )
+
+
+def test_new_pop3_mail_is_a_change(
+    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    pop3 = add_pop3(client, auth, dovecot, mail_user)
+    start = changes(pop3)["state"]
+    dovecot.deliver(mail_user, dated(2))
+    listed = {m["id"] for m in pop3.messages()}  # a POP3 read syncs first
+    assert set(changes(pop3, start)["messages"]["created"]) == listed
