@@ -186,6 +186,7 @@ def test_messages_popped_by_another_client(
     dovecot.deliver(mail_user, dated(2))
     box = add_pop3(client, auth, dovecot, mail_user, pop3={"keep_server_deleted": keep})
     flagged = box.messages()[0]["id"]
+    state = box.get("/changes")["state"]
     box.call("PATCH", f"/messages/{flagged}", json={"flagged": True})
     pop = poplib.POP3(dovecot.host, dovecot.pop3_port)
     pop.user(mail_user.username)
@@ -195,10 +196,12 @@ def test_messages_popped_by_another_client(
     pop.quit()
     if keep:
         assert [m["subject"] for m in box.messages()] == ["Message 1", "Message 0"]
+        assert len(box.get("/changes", since=state)["messages"]["updated"]) == 2
         assert box.get(f"/messages/{flagged}")["flags"]["flagged"] is True
     else:
         assert box.messages() == []
         assert_problem(box.call("GET", f"/messages/{flagged}"), 404, "not-found")
+        assert len(box.get("/changes", since=state)["messages"]["destroyed"]) == 2
 
 
 def test_two_syncs_at_once_never_duplicate(

@@ -260,8 +260,11 @@ class Pop3Sync:
                     row.purged, row.raw, row.search_text, row.preview = True, b"", "", ""
                     purged.append(row.id)
                 session.add(row)
+            # either way the client learns of it: kept ones changed (no longer on the server)
             changes.record(
-                session.connection(), self.account_id, [("message", i, "destroyed") for i in purged]
+                session.connection(),
+                self.account_id,
+                [("message", i, "destroyed" if i in purged else "updated") for i in gone],
             )
         return len(gone)
 
