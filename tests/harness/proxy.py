@@ -31,7 +31,7 @@ from .net import LOOPBACK
 
 POLL_INTERVAL = 0.05  # longest a pump waits before it looks at the proxy's state again
 CHUNK = 65536
-DRAIN_TIMEOUT = 2.0  # how long a cut waits for the client to receive the bytes before it
+DRAIN_TIMEOUT = 2.0  # how long an RST cut waits for the client to receive what came before
 JOIN_TIMEOUT = 5.0
 
 try:  # Linux: bytes in a socket's send queue the peer has not acknowledged yet
@@ -52,10 +52,6 @@ class _Rule:
     extra: int = 0
     nth: int = 1
     rst: bool = True
-
-    @property
-    def armed(self) -> bool:
-        return self.after is not None or self.pattern is not None
 
 
 def _unacked(sock: socket.socket) -> int:

@@ -1,0 +1,1 @@
+"""Background event work: the webhook dispatcher that drains the outbox."""

@@ -1,0 +1,322 @@
+"""The webhook dispatcher: claims due outbox rows, POSTs them signed, records every attempt.
+
+Claiming. A row is claimed by setting ``claimed_until`` (a lease) in one conditional
+UPDATE; on PostgreSQL the candidate rows are picked with ``FOR UPDATE SKIP LOCKED`` so
+concurrent dispatchers (several ``mailgate serve`` processes) never wait on or take the
+same row, on SQLite the single-writer lock makes the conditional UPDATE enough. Only the
+claimer sends a row, so the gateway never sends one event twice while the lease holds; a
+process that dies mid-delivery leaves its rows to be claimed again when the lease runs
+out (at-least-once: the receiver dedupes by ``webhook-id``).
+
+Order. Per endpoint, events go out oldest first and one at a time: a row is not claimed
+while an older row of its endpoint is still pending and either waiting for a retry or
+claimed by someone else. A failing endpoint therefore holds its later events back (and is
+not hammered once per event) instead of receiving them out of order.
+
+Failures. Every attempt is a ``WebhookDelivery`` row. A non-2xx answer, a timeout or a
+connection error schedules a retry with exponential backoff and full jitter; after
+``max_attempts`` the event is ``failed``. ``disable_after`` consecutive failures of an
+endpoint disable it; its pending events stay and go out once it is re-enabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import exists, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, or_, select
+from standardwebhooks.webhooks import Webhook
+
+from gateway.context import Gateway
+from gateway.crypto import SecretKeyError
+from gateway.errors import InvalidRequest
+from gateway.ids import new_id
+from gateway.webhooks import check_webhook_url
+from store.db import session_scope
+from store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+
+log = logging.getLogger("mailgate.webhooks")
+
+USER_AGENT = "Mailgate-Webhooks/1"
+BODY_LIMIT = 2048
+ERROR_LIMIT = 500
+BACKOFF_BASE, BACKOFF_CAP, BACKOFF_MIN = 2.0, 3600.0, 1.0
+
+
+def backoff(attempts: int) -> float:
+    """Seconds until the next try after ``attempts`` failed ones (full jitter, >= 1 s)."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempts, 32))
+    return max(BACKOFF_MIN, random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
+
+
+@dataclass
+class Outcome:
+    succeeded: bool
+    status_code: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+    duration_ms: float = 0.0
+
+
+class Dispatcher:
+    """Drains the webhook outbox. ``deliver_due`` does one round; ``run_forever`` loops."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        batch: int = 50,
+        timeout: float = 10.0,
+        max_attempts: int = 12,
+        disable_after: int = 20,
+        workers: int = 4,
+        lease: float | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.batch, self.timeout = batch, timeout
+        self.max_attempts, self.disable_after = max_attempts, disable_after
+        # Endpoints are served side by side, each endpoint's events one after another; the
+        # lease must outlast the longest such run (every claimed row on one slow endpoint).
+        self.lease = timedelta(seconds=lease if lease is not None else batch * timeout + 60)
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks")
+
+    # --- one round --------------------------------------------------------------------------
+
+    def deliver_due(self) -> int:
+        """Claim due events and try each once; returns how many attempts were made."""
+        events = self._claim()
+        if not events:
+            return 0
+        by_endpoint: dict[str, list[WebhookEvent]] = {}
+        for event in events:
+            by_endpoint.setdefault(event.endpoint_id, []).append(event)
+        return sum(self.pool.map(self._deliver_endpoint, by_endpoint.values()))
+
+    def _claim(self) -> list[WebhookEvent]:
+        now = utcnow()
+        older = aliased(WebhookEvent)
+        claimable = or_(
+            col(WebhookEvent.claimed_until).is_(None), col(WebhookEvent.claimed_until) < now
+        )
+        held_back = exists().where(
+            col(older.endpoint_id) == col(WebhookEvent.endpoint_id),
+            col(older.status) == "pending",
+            col(older.created_at) < col(WebhookEvent.created_at),
+            or_(col(older.next_attempt_at) > now, col(older.claimed_until) >= now),
+        )
+        due = (
+            select(WebhookEvent.id)
+            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookEvent.endpoint_id))
+            .where(
+                WebhookEvent.status == "pending",
+                col(WebhookEvent.next_attempt_at) <= now,
+                claimable,
+                col(WebhookEndpoint.enabled).is_(True),
+                ~held_back,
+            )
+            .order_by(col(WebhookEvent.created_at), col(WebhookEvent.id))
+            .limit(self.batch)
+        )
+        if self.gateway.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True, of=WebhookEvent)  # type: ignore[arg-type]
+        claim = (
+            update(WebhookEvent)
+            .where(
+                col(WebhookEvent.id).in_(due),
+                claimable,
+            )
+            .values(claimed_until=now + self.lease)
+            .returning(col(WebhookEvent.id))
+        )
+        with self.gateway.engine.begin() as connection:
+            ids = list(connection.execute(claim).scalars())
+        if not ids:
+            return []
+        with Session(self.gateway.engine) as session:
+            return list(
+                session.exec(
+                    select(WebhookEvent)
+                    .where(col(WebhookEvent.id).in_(ids))
+                    .order_by(col(WebhookEvent.created_at), col(WebhookEvent.id))
+                ).all()
+            )
+
+    def _deliver_endpoint(self, events: Sequence[WebhookEvent]) -> int:
+        """One endpoint's claimed events in order; after a failure the rest wait."""
+        attempts = 0
+        for index, event in enumerate(events):
+            try:
+                succeeded = self._attempt(event)
+            except Exception:
+                log.exception("webhook delivery crashed", extra={"event_id": event.id})
+                succeeded = False
+            attempts += 1
+            if not succeeded:
+                self._release([e.id for e in events[index + 1 :]])
+                break
+        return attempts
+
+    def _release(self, ids: list[str]) -> None:
+        if ids:
+            with self.gateway.engine.begin() as connection:
+                connection.execute(
+                    update(WebhookEvent)
+                    .where(col(WebhookEvent.id).in_(ids))
+                    .values(claimed_until=None)
+                )
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _attempt(self, event: WebhookEvent) -> bool:
+        with Session(self.gateway.engine) as session:
+            endpoint = session.get(WebhookEndpoint, event.endpoint_id)
+        if endpoint is None or not endpoint.enabled:  # deleted or disabled since the claim
+            self._release([event.id])
+            return False
+        try:  # again here: the name may point somewhere else by now (DNS rebinding)
+            check_webhook_url(endpoint.url, self.gateway.settings.allow_private_webhooks)
+        except InvalidRequest as exc:
+            outcome = Outcome(False, error=f"refused: {exc.detail}")
+        else:
+            try:
+                secret = self.gateway.passwords.decrypt(endpoint.secret_encrypted)
+            except SecretKeyError:
+                outcome = Outcome(False, error="the signing secret does not decrypt")
+            else:
+                outcome = self._send(endpoint.url, secret, event)
+        self._record(event, outcome)
+        return outcome.succeeded
+
+    def _send(self, url: str, secret: str, event: WebhookEvent) -> Outcome:
+        now = datetime.now(UTC)
+        headers = {
+            "webhook-id": event.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(event.id, now, event.payload),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        started = time.monotonic()
+        try:
+            with self.client.stream(
+                "POST", url, content=event.payload.encode("utf-8"), headers=headers
+            ) as response:
+                body = _read_prefix(response)
+                status = response.status_code
+        except httpx.TimeoutException as exc:
+            return Outcome(
+                False,
+                error=f"no answer within {self.timeout:g} s ({type(exc).__name__})",
+                duration_ms=_ms(started),
+            )
+        except httpx.HTTPError as exc:
+            return Outcome(
+                False, error=f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], duration_ms=_ms(started)
+            )
+        ok = 200 <= status < 300
+        return Outcome(
+            ok,
+            status_code=status,
+            error=None if ok else f"the receiver answered HTTP {status}",
+            response_body=body,
+            duration_ms=_ms(started),
+        )
+
+    def _record(self, event: WebhookEvent, outcome: Outcome) -> None:
+        """The attempt, the event's new state and the endpoint's failure count, together."""
+        now = utcnow()
+        attempt = event.attempts + 1
+        changes: dict[str, object] = {"attempts": attempt, "claimed_until": None}
+        if outcome.succeeded:
+            changes.update(status="delivered", delivered_at=now)
+        elif attempt >= self.max_attempts:
+            changes.update(status="failed")
+        else:
+            changes.update(next_attempt_at=now + timedelta(seconds=backoff(attempt)))
+        with session_scope(self.gateway.engine) as session:
+            session.add(
+                WebhookDelivery(
+                    id=new_id("dlv"),
+                    event_id=event.id,
+                    endpoint_id=event.endpoint_id,
+                    attempt=attempt,
+                    succeeded=outcome.succeeded,
+                    status_code=outcome.status_code,
+                    error=outcome.error[:ERROR_LIMIT] if outcome.error else None,
+                    response_body=outcome.response_body,
+                    duration_ms=outcome.duration_ms,
+                    attempted_at=now,
+                )
+            )
+            session.exec(
+                update(WebhookEvent).where(col(WebhookEvent.id) == event.id).values(**changes)
+            )
+            endpoint = session.get(WebhookEndpoint, event.endpoint_id, with_for_update=True)
+            if endpoint is None:
+                return
+            if outcome.succeeded:
+                endpoint.consecutive_failures = 0
+            else:
+                endpoint.consecutive_failures += 1
+                if endpoint.enabled and endpoint.consecutive_failures >= self.disable_after:
+                    endpoint.enabled = False
+                    endpoint.disabled_reason = (
+                        f"disabled at {now.isoformat(timespec='seconds')} after "
+                        f"{endpoint.consecutive_failures} consecutive failed deliveries; "
+                        f"last: {outcome.error}"
+                    )[:500]
+                    log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint.id})
+            session.add(endpoint)
+        if not outcome.succeeded:
+            log.info(
+                "webhook delivery failed",
+                extra={"event_id": event.id, "attempt": attempt, "error": outcome.error},
+            )
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    async def run_forever(self, interval: float = 1.0) -> None:
+        """Deliver in a thread (never on the event loop); rest ``interval`` when idle."""
+        while True:
+            try:
+                attempts = await asyncio.to_thread(self.deliver_due)
+            except Exception:
+                log.exception("webhook round failed")
+                attempts = 0
+            await asyncio.sleep(interval if attempts == 0 else 0)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+def _read_prefix(response: httpx.Response) -> str | None:
+    """The start of the answer as text: at most 2 KB, without NUL (PostgreSQL refuses it)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= BODY_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass  # the status line counts; a body cut short is only a missing detail
+    raw = b"".join(chunks)[:BODY_LIMIT]
+    if not raw:
+        return None
+    return raw.decode("utf-8", "replace").replace("\x00", "")[:BODY_LIMIT]
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

@@ -1,0 +1,332 @@
+"""Webhook endpoints: tenant-scoped CRUD, the SSRF guard, and the outbox writer (`enqueue`).
+
+Delivery itself is `events.dispatcher`; this module only writes rows, so a change and the
+events it causes commit (or roll back) together.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import secrets
+import socket
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic_core import to_jsonable_python
+from sqlmodel import Session, col, or_, select
+
+from api.schemas.webhooks import (
+    SECRET_PREFIX,
+    DeliveryList,
+    DeliveryOut,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookSecret,
+    WebhookUpdate,
+)
+from gateway.context import Gateway
+from gateway.errors import InvalidRequest, NotFound
+from gateway.ids import is_valid_id, new_id
+from store.db import session_scope
+from store.models import Account, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+
+WEBHOOK_PREFIX = "whk"
+_NOT_PUBLIC = (  # most specific first: Python counts loopback and link-local as private too
+    ("is_loopback", "a loopback address"),
+    ("is_unspecified", "the unspecified address"),
+    ("is_link_local", "a link-local address"),
+    ("is_multicast", "a multicast address"),
+    ("is_reserved", "a reserved address"),
+    ("is_private", "a private-network address"),
+)
+
+
+# --- the SSRF guard ---------------------------------------------------------------------
+
+
+def check_webhook_url(url: str, allow_private: bool) -> None:
+    """Refuse URLs that would make the gateway call into its own network.
+
+    Called when an endpoint is saved and again before every delivery, since a name may
+    resolve elsewhere later (DNS rebinding). With ``allow_private`` (development, tests)
+    only the URL's shape is checked and nothing is resolved.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidRequest("the webhook url must be http:// or https://")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequest("the webhook url must not carry credentials (user:password@)")
+    host = parts.hostname
+    if not host:
+        raise InvalidRequest("the webhook url must name a host")
+    if allow_private:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        raise InvalidRequest(f"the webhook host {host!r} does not resolve") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        reason = _not_public(address)
+        if reason:
+            raise InvalidRequest(
+                f"the webhook host {host!r} resolves to {address}, {reason}; such targets are "
+                "refused unless MAILGATE_ALLOW_PRIVATE_WEBHOOKS is set"
+            )
+
+
+def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    for attribute, reason in _NOT_PUBLIC:
+        if getattr(address, attribute):
+            return reason
+    if not address.is_global:  # e.g. 100.64.0.0/10 (carrier-grade NAT)
+        return "not a public address"
+    return None
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def create_webhook(gw: Gateway, tenant_id: str, spec: WebhookCreate) -> WebhookCreated:
+    check_webhook_url(spec.url, gw.settings.allow_private_webhooks)
+    secret = spec.secret or new_secret()
+    with session_scope(gw.engine) as session:
+        _check_accounts(session, tenant_id, spec.account_ids)
+        endpoint = WebhookEndpoint(
+            id=new_id(WEBHOOK_PREFIX),
+            tenant_id=tenant_id,
+            url=spec.url,
+            events=json.dumps(spec.events),
+            account_ids=None if spec.account_ids is None else json.dumps(spec.account_ids),
+            secret_encrypted=gw.passwords.encrypt(secret),
+            description=spec.description,
+        )
+        session.add(endpoint)
+    return WebhookCreated(**to_out(endpoint).model_dump(), secret=secret)
+
+
+def list_webhooks(gw: Gateway, tenant_id: str) -> list[WebhookOut]:
+    with Session(gw.engine) as session:
+        rows = session.exec(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.tenant_id == tenant_id)
+            .order_by(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
+        ).all()
+        return [to_out(row) for row in rows]
+
+
+def get_webhook(gw: Gateway, tenant_id: str, webhook_id: str) -> WebhookOut:
+    with Session(gw.engine) as session:
+        return to_out(load_endpoint(session, tenant_id, webhook_id))
+
+
+def get_secret(gw: Gateway, tenant_id: str, webhook_id: str) -> WebhookSecret:
+    with Session(gw.engine) as session:
+        endpoint = load_endpoint(session, tenant_id, webhook_id)
+        return WebhookSecret(secret=gw.passwords.decrypt(endpoint.secret_encrypted))
+
+
+def update_webhook(
+    gw: Gateway, tenant_id: str, webhook_id: str, changes: WebhookUpdate
+) -> WebhookOut:
+    given = changes.model_fields_set
+    if changes.url is not None:
+        check_webhook_url(changes.url, gw.settings.allow_private_webhooks)
+    with session_scope(gw.engine) as session:
+        endpoint = load_endpoint(session, tenant_id, webhook_id)
+        if changes.url is not None:
+            endpoint.url = changes.url
+        if changes.events is not None:
+            endpoint.events = json.dumps(changes.events)
+        if "account_ids" in given:
+            _check_accounts(session, tenant_id, changes.account_ids)
+            ids = changes.account_ids
+            endpoint.account_ids = None if ids is None else json.dumps(ids)
+        if changes.secret is not None:
+            endpoint.secret_encrypted = gw.passwords.encrypt(changes.secret)
+        if "description" in given:
+            endpoint.description = changes.description
+        if changes.enabled is True:
+            endpoint.enabled, endpoint.disabled_reason = True, None
+            endpoint.consecutive_failures = 0
+        elif changes.enabled is False and endpoint.enabled:
+            endpoint.enabled = False
+            endpoint.disabled_reason = f"paused through the API at {_iso(utcnow())}"
+        endpoint.updated_at = utcnow()
+        session.add(endpoint)
+        session.flush()
+        return to_out(endpoint)
+
+
+def delete_webhook(gw: Gateway, tenant_id: str, webhook_id: str) -> None:
+    """Its events and delivery records go with it (ON DELETE CASCADE)."""
+    with session_scope(gw.engine) as session:
+        session.delete(load_endpoint(session, tenant_id, webhook_id))
+
+
+def list_deliveries(
+    gw: Gateway, tenant_id: str, webhook_id: str, limit: int, cursor: str | None
+) -> DeliveryList:
+    """Newest first; the cursor is the (attempted_at, id) of the last row shown."""
+    with Session(gw.engine) as session:
+        endpoint = load_endpoint(session, tenant_id, webhook_id)
+        query = (
+            select(WebhookDelivery, WebhookEvent.type)
+            .join(WebhookEvent, col(WebhookEvent.id) == col(WebhookDelivery.event_id))
+            .where(WebhookDelivery.endpoint_id == endpoint.id)
+        )
+        if cursor is not None:
+            at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    col(WebhookDelivery.attempted_at) < at,
+                    (col(WebhookDelivery.attempted_at) == at) & (col(WebhookDelivery.id) < last_id),
+                )
+            )
+        rows = session.exec(
+            query.order_by(
+                col(WebhookDelivery.attempted_at).desc(), col(WebhookDelivery.id).desc()
+            ).limit(limit + 1)
+        ).all()
+    page = rows[:limit]
+    items = [_delivery_out(row, event_type) for row, event_type in page]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1][0]
+        next_cursor = _encode_cursor(_aware(last.attempted_at), last.id)
+    return DeliveryList(items=items, next_cursor=next_cursor)
+
+
+def load_endpoint(session: Session, tenant_id: str, webhook_id: str) -> WebhookEndpoint:
+    if not is_valid_id(webhook_id, WEBHOOK_PREFIX):
+        raise NotFound("webhook")
+    endpoint = session.get(WebhookEndpoint, webhook_id)
+    if endpoint is None or endpoint.tenant_id != tenant_id:
+        raise NotFound("webhook")
+    return endpoint
+
+
+def _check_accounts(session: Session, tenant_id: str, account_ids: list[str] | None) -> None:
+    if not account_ids:
+        if account_ids is not None:
+            raise InvalidRequest("`account_ids` must name at least one account, or be null")
+        return
+    found = set(
+        session.exec(
+            select(Account.id).where(
+                Account.tenant_id == tenant_id, col(Account.id).in_(account_ids)
+            )
+        ).all()
+    )
+    unknown = [account_id for account_id in account_ids if account_id not in found]
+    if unknown:
+        raise InvalidRequest(f"no such account: {', '.join(unknown[:5])}")
+
+
+# --- the outbox -----------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session, tenant_id: str, account_id: str, event_type: str, data: dict[str, Any]
+) -> list[str]:
+    """Write one outbox row per matching enabled endpoint, in the caller's transaction.
+
+    The caller commits: an event exists exactly when the change that caused it does. Each
+    row's id is the `webhook-id` the receiver sees (the same on every retry). Returns the
+    new event ids.
+    """
+    endpoints = session.exec(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant_id, col(WebhookEndpoint.enabled).is_(True)
+        )
+    ).all()
+    body = json.dumps(
+        {
+            "type": event_type,
+            "timestamp": _iso(utcnow()),
+            "data": {"account_id": account_id, **to_jsonable_python(data)},
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    created: list[str] = []
+    for endpoint in endpoints:
+        accounts = None if endpoint.account_ids is None else json.loads(endpoint.account_ids)
+        if event_type in json.loads(endpoint.events) and (
+            accounts is None or account_id in accounts
+        ):
+            event = WebhookEvent(
+                id=new_id("evt"), endpoint_id=endpoint.id, type=event_type, payload=body
+            )
+            session.add(event)
+            created.append(event.id)
+    return created
+
+
+# --- shapes ---------------------------------------------------------------------------------
+
+
+def to_out(endpoint: WebhookEndpoint) -> WebhookOut:
+    return WebhookOut(
+        id=endpoint.id,
+        url=endpoint.url,
+        events=json.loads(endpoint.events),
+        account_ids=None if endpoint.account_ids is None else json.loads(endpoint.account_ids),
+        description=endpoint.description,
+        enabled=endpoint.enabled,
+        disabled_reason=endpoint.disabled_reason,
+        created_at=_aware(endpoint.created_at),
+        updated_at=_aware(endpoint.updated_at),
+    )
+
+
+def _delivery_out(row: WebhookDelivery, event_type: str) -> DeliveryOut:
+    return DeliveryOut(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=event_type,
+        attempt=row.attempt,
+        succeeded=row.succeeded,
+        status_code=row.status_code,
+        error=row.error,
+        response_body=row.response_body,
+        duration_ms=row.duration_ms,
+        attempted_at=_aware(row.attempted_at),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _encode_cursor(at: datetime, last_id: str) -> str:
+    raw = json.dumps([at.isoformat(), last_id], separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, last_id = json.loads(raw)
+        moment = datetime.fromisoformat(at)
+        if not isinstance(last_id, str) or moment.tzinfo is None:
+            raise ValueError(cursor)
+    except (ValueError, TypeError):
+        raise InvalidRequest("`cursor` is not a cursor this list gave out") from None
+    return moment, last_id
