@@ -4,7 +4,9 @@ knowledge here or above."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from adapters.base import MailAdapter
@@ -21,7 +23,8 @@ from adapters.models import (
 )
 from gateway.accounts import load_account
 from gateway.context import Gateway
-from store.changes import Change, Kind, record_now
+from store.db import session_scope
+from store.outbox import Event, emit
 
 
 def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
@@ -31,9 +34,15 @@ def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
     return gw.mailboxes.adapter(account)
 
 
-def _log(gw: Gateway, account_id: str, *entries: tuple[Kind, str, Change]) -> None:
-    """Changes made through the API go into the change log as soon as the mailbox has them."""
-    record_now(gw.engine, account_id, entries)
+def _log(gw: Gateway, account_id: str, *events: Event) -> None:
+    """Changes made through the API go into the change log and the webhook outbox as soon
+    as the mailbox has them."""
+    with session_scope(gw.engine) as session:
+        emit(session, account_id, list(events))
+
+
+def _data(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True)
 
 
 def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
@@ -44,7 +53,7 @@ def create_folder(
     gw: Gateway, tenant_id: str, account_id: str, name: str, parent_id: str | None
 ) -> Folder:
     folder = mailbox(gw, tenant_id, account_id).create_folder(name, parent_id)
-    _log(gw, account_id, ("folder", folder.id, "created"))
+    _log(gw, account_id, Event("folder", folder.id, "created", _data(folder)))
     return folder
 
 
@@ -64,15 +73,20 @@ def rename_folder(
     new_parent = parent_id if parent_given else current.parent_id
     folder = adapter.rename_folder(folder_id, name or current.name, new_parent)
     if folder.id == folder_id:
-        _log(gw, account_id, ("folder", folder_id, "updated"))
+        _log(gw, account_id, Event("folder", folder_id, "updated", _data(folder)))
     else:  # IMAP folder ids follow the path
-        _log(gw, account_id, ("folder", folder_id, "destroyed"), ("folder", folder.id, "created"))
+        _log(
+            gw,
+            account_id,
+            Event("folder", folder_id, "destroyed"),
+            Event("folder", folder.id, "created", _data(folder)),
+        )
     return folder
 
 
 def delete_folder(gw: Gateway, tenant_id: str, account_id: str, folder_id: str) -> None:
     mailbox(gw, tenant_id, account_id).delete_folder(folder_id)
-    _log(gw, account_id, ("folder", folder_id, "destroyed"))
+    _log(gw, account_id, Event("folder", folder_id, "destroyed"))
 
 
 def list_messages(
@@ -123,10 +137,13 @@ def update_message(
     if summary is None:
         summary = adapter.update_message(message_id, change)
     if summary.id == message_id:
-        _log(gw, account_id, ("message", message_id, "updated"))
+        _log(gw, account_id, Event("message", message_id, "updated", _data(summary)))
     else:  # moved where the server could not tell the new UID: a new id
         _log(
-            gw, account_id, ("message", message_id, "destroyed"), ("message", summary.id, "created")
+            gw,
+            account_id,
+            Event("message", message_id, "destroyed"),
+            Event("message", summary.id, "created", _data(summary)),
         )
     return summary
 
@@ -135,7 +152,7 @@ def copy_message(
     gw: Gateway, tenant_id: str, account_id: str, message_id: str, folder_id: str
 ) -> MessageSummary:
     copy = mailbox(gw, tenant_id, account_id).copy_message(message_id, folder_id)
-    _log(gw, account_id, ("message", copy.id, "created"))
+    _log(gw, account_id, Event("message", copy.id, "created", _data(copy)))
     return copy
 
 
@@ -160,9 +177,10 @@ def batch(
     results = mailbox(gw, tenant_id, account_id).batch(
         message_ids, change, folder_id, delete, permanent
     )
-    entries: list[tuple[Kind, str, Change]] = []
-    for result in results:
-        if result.status == 200:  # an id kept (flags, a move, to the trash) or gone
-            entries.append(("message", result.id, "updated" if result.message_id else "destroyed"))
-    _log(gw, account_id, *entries)
+    events = [  # an id kept (flags, a move, to the trash) or gone
+        Event("message", r.id, "updated" if r.message_id else "destroyed")
+        for r in results
+        if r.status == 200
+    ]
+    _log(gw, account_id, *events)
     return results

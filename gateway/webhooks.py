@@ -1,4 +1,5 @@
-"""Webhook endpoints: tenant-scoped CRUD, the SSRF guard, and the outbox writer (`enqueue`).
+"""Webhook endpoints: tenant-scoped CRUD and the SSRF guard. The outbox writer (`enqueue`)
+lives in store.outbox, next to the change log it is written with; it is re-exported here.
 
 Delivery itself is `events.dispatcher`; this module only writes rows, so a change and the
 events it causes commit (or roll back) together.
@@ -12,10 +13,8 @@ import json
 import secrets
 import socket
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic_core import to_jsonable_python
 from sqlmodel import Session, col, or_, select
 
 from api.schemas.webhooks import (
@@ -33,6 +32,9 @@ from gateway.errors import InvalidRequest, NotFound
 from gateway.ids import is_valid_id, new_id
 from store.db import session_scope
 from store.models import Account, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from store.outbox import enqueue, iso_utc
+
+__all__ = ["check_webhook_url", "enqueue"]
 
 WEBHOOK_PREFIX = "whk"
 _NOT_PUBLIC = (  # most specific first: Python counts loopback and link-local as private too
@@ -162,7 +164,7 @@ def update_webhook(
             endpoint.consecutive_failures = 0
         elif changes.enabled is False and endpoint.enabled:
             endpoint.enabled = False
-            endpoint.disabled_reason = f"paused through the API at {_iso(utcnow())}"
+            endpoint.disabled_reason = f"paused through the API at {iso_utc(utcnow())}"
         endpoint.updated_at = utcnow()
         session.add(endpoint)
         session.flush()
@@ -237,43 +239,6 @@ def _check_accounts(session: Session, tenant_id: str, account_ids: list[str] | N
 # --- the outbox -----------------------------------------------------------------------------
 
 
-def enqueue(
-    session: Session, tenant_id: str, account_id: str, event_type: str, data: dict[str, Any]
-) -> list[str]:
-    """Write one outbox row per matching enabled endpoint, in the caller's transaction.
-
-    The caller commits: an event exists exactly when the change that caused it does. Each
-    row's id is the `webhook-id` the receiver sees (the same on every retry). Returns the
-    new event ids.
-    """
-    endpoints = session.exec(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.tenant_id == tenant_id, col(WebhookEndpoint.enabled).is_(True)
-        )
-    ).all()
-    body = json.dumps(
-        {
-            "type": event_type,
-            "timestamp": _iso(utcnow()),
-            "data": {"account_id": account_id, **to_jsonable_python(data)},
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    created: list[str] = []
-    for endpoint in endpoints:
-        accounts = None if endpoint.account_ids is None else json.loads(endpoint.account_ids)
-        if event_type in json.loads(endpoint.events) and (
-            accounts is None or account_id in accounts
-        ):
-            event = WebhookEvent(
-                id=new_id("evt"), endpoint_id=endpoint.id, type=event_type, payload=body
-            )
-            session.add(event)
-            created.append(event.id)
-    return created
-
-
 # --- shapes ---------------------------------------------------------------------------------
 
 
@@ -309,10 +274,6 @@ def _delivery_out(row: WebhookDelivery, event_type: str) -> DeliveryOut:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were written in UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _encode_cursor(at: datetime, last_id: str) -> str:

@@ -25,11 +25,11 @@ from adapters.endpoint import MailboxEndpoint
 from adapters.errors import MailboxUnreachable, Unsupported
 from adapters.ids import new_id
 from adapters.pop3.connect import open_pop3
-from adapters.pop3.mailstore import MailStore
+from adapters.pop3.mailstore import MailStore, describe, summary
 from adapters.pop3.retr import retr_many, supports_pipelining
-from store import changes
 from store.db import session_scope
 from store.models import Pop3Message, Pop3SyncState
+from store.outbox import Event, emit
 
 log = logging.getLogger("mailgate.pop3")
 BATCH_MESSAGES = 200
@@ -136,6 +136,7 @@ class Pop3Sync:
         try:
             on_server = self._uidls(client)
             known = self._known()
+            announce = bool(known) or self.last_sync_at() is not None
             inbox = self._inbox()
             fresh = dict(
                 sorted((num, uidl) for uidl, num in on_server.items() if uidl not in known)
@@ -148,9 +149,9 @@ class Pop3Sync:
                 batch.append(self._row(fresh[num], raw, inbox))
                 batch_bytes += len(raw)
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
-                    dele += self._commit(batch)
+                    dele += self._commit(batch, announce)
                     batch, batch_bytes = [], 0
-            dele += self._commit(batch)
+            dele += self._commit(batch, announce)
             result.downloaded = len(fresh)
             dele += self._due_on_server(known, on_server)
             result.gone_from_server = self._mark_gone(known, on_server)
@@ -217,16 +218,27 @@ class Pop3Sync:
             "described": False,  # list/search columns come after, off the download path
         }
 
-    def _commit(self, batch: list[dict[str, object]]) -> list[str]:
-        """Store the batch in one multi-row INSERT; return the UIDLs that may now be
-        deleted on the server."""
+    def _commit(self, batch: list[dict[str, object]], announce: bool) -> list[str]:
+        """Store the batch in one multi-row INSERT, with its change log entries and (when
+        ``announce``) its message.created webhooks; return the UIDLs that may now be
+        deleted on the server.
+
+        The first sync of an account does not announce the mail that was already there
+        (that is not new mail); later syncs describe each message first, so the webhook
+        carries its summary."""
         if not batch:
             return []
-        with self.engine.begin() as connection:  # the messages and their log entries together
-            connection.execute(insert(Pop3Message), batch)
-            changes.record(
-                connection, self.account_id, [("message", str(r["id"]), "created") for r in batch]
-            )
+        events = []
+        for row in batch:
+            data: dict[str, object] = {}
+            if announce:
+                row.update(describe(row["raw"]), described=True)  # type: ignore[arg-type]
+                stored = Pop3Message.model_construct(**row)  # type: ignore[arg-type]
+                data = summary(stored).model_dump(mode="json", by_alias=True)
+            events.append(Event("message", str(row["id"]), "created", data))
+        with session_scope(self.engine) as session:  # the messages and their events together
+            session.connection().execute(insert(Pop3Message), batch)
+            emit(session, self.account_id, events, webhooks=announce)
         return [] if self.policy.leave_on_server else [str(row["uidl"]) for row in batch]
 
     def _due_on_server(self, known: dict[str, Pop3Message], on_server: dict[str, int]) -> list[str]:
@@ -261,10 +273,10 @@ class Pop3Sync:
                     purged.append(row.id)
                 session.add(row)
             # either way the client learns of it: kept ones changed (no longer on the server)
-            changes.record(
-                session.connection(),
+            emit(
+                session,
                 self.account_id,
-                [("message", i, "destroyed" if i in purged else "updated") for i in gone],
+                [Event("message", i, "destroyed" if i in purged else "updated") for i in gone],
             )
         return len(gone)
 

@@ -1,0 +1,95 @@
+"""Events: the change log entry and the webhook outbox rows of one change, written in the
+caller's transaction, so an event exists exactly when the change that caused it does."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from sqlmodel import Session, col, select
+
+from adapters.ids import new_id
+from store.changes import Change, Kind, record
+from store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
+
+_EVENT_SUFFIX = {"created": "created", "updated": "updated", "destroyed": "deleted"}
+
+
+@dataclass
+class Event:
+    """One change of one object; ``data`` is what a webhook carries (a message summary or a
+    folder), else just the id."""
+
+    kind: Kind
+    object_id: str
+    change: Change
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def webhook_type(self) -> str:
+        return f"{self.kind}.{_EVENT_SUFFIX[self.change]}"
+
+
+def emit(session: Session, account_id: str, events: list[Event], webhooks: bool = True) -> None:
+    """Log the changes and queue their webhooks, in ``session``'s transaction."""
+    if not events:
+        return
+    record(session.connection(), account_id, [(e.kind, e.object_id, e.change) for e in events])
+    if not webhooks:
+        return
+    account = session.get(Account, account_id)
+    if account is None:
+        return
+    for event in events:
+        enqueue(
+            session,
+            account.tenant_id,
+            account_id,
+            event.webhook_type,
+            event.data or {"id": event.object_id},
+        )
+
+
+def enqueue(
+    session: Session, tenant_id: str, account_id: str, event_type: str, data: dict[str, Any]
+) -> list[str]:
+    """Write one outbox row per matching enabled endpoint, in the caller's transaction.
+
+    The caller commits: an event exists exactly when the change that caused it does. Each
+    row's id is the `webhook-id` the receiver sees (the same on every retry). Returns the
+    new event ids.
+    """
+    endpoints = session.exec(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant_id, col(WebhookEndpoint.enabled).is_(True)
+        )
+    ).all()
+    body = json.dumps(
+        {
+            "type": event_type,
+            "timestamp": iso_utc(utcnow()),
+            "data": {"account_id": account_id, **to_jsonable_python(data)},
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    created: list[str] = []
+    for endpoint in endpoints:
+        accounts = None if endpoint.account_ids is None else json.loads(endpoint.account_ids)
+        if event_type in json.loads(endpoint.events) and (
+            accounts is None or account_id in accounts
+        ):
+            event = WebhookEvent(
+                id=new_id("evt"), endpoint_id=endpoint.id, type=event_type, payload=body
+            )
+            session.add(event)
+            created.append(event.id)
+    return created
+
+
+def iso_utc(value: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, as webhook payloads carry timestamps."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,85 @@
+"""Mail events end to end: a real Dovecot, the gateway, the dispatcher and a real HTTP
+receiver. New POP3 mail and changes made through the API arrive once each, signed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
+
+from api.app import create_app
+from events.dispatcher import Dispatcher
+from gateway.context import Gateway
+from gateway.tenants import issue_api_key
+from store.migrate import upgrade
+from tests.conftest import make_settings
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.mail_factory import dated, text_message
+from tests.test_pop3 import add_pop3
+from tests.test_webhooks import Receiver, receiver  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def events_gateway(tmp_path: Path, sqlite_url: str) -> Iterator[Gateway]:
+    gw = Gateway.from_settings(make_settings(tmp_path, sqlite_url, allow_private_webhooks=True))
+    upgrade(gw.engine)
+    yield gw
+    gw.close()
+
+
+def verified(receiver: Receiver, secret: str) -> list[dict[str, Any]]:  # noqa: F811
+    """Every body the receiver got, after checking its Standard Webhooks signature."""
+    hook = Webhook(secret)
+    bodies = []
+    for request in receiver.requests:
+        hook.verify(request.body, request.headers)
+        bodies.append(json.loads(request.body))
+    return bodies
+
+
+def test_new_pop3_mail_and_api_changes_arrive_once_signed(
+    events_gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    gw = events_gateway
+    auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
+    dispatcher = Dispatcher(gw)
+    with TestClient(create_app(gw)) as client:
+        dovecot.deliver(mail_user, dated(2))  # already there: not announced as new
+        box = add_pop3(client, auth, dovecot, mail_user)
+        hook = client.post(
+            "/v1/webhooks",
+            json={
+                "url": receiver.url,
+                "events": ["message.created", "message.updated", "folder.created"],
+            },
+            headers=auth,
+        )
+        assert hook.status_code == 201, hook.text
+        secret = hook.json()["secret"]
+
+        dovecot.deliver(mail_user, [text_message("Order shipped", "Your parcel is on its way")])
+        new = box.messages()[0]  # the read syncs; the new message is announced
+        box.call("PATCH", f"/messages/{new['id']}", json={"seen": True})
+        folder = box.call("POST", "/folders", json={"name": "Orders"}).json()
+        while dispatcher.deliver_due():
+            pass
+        dispatcher.deliver_due()
+
+    bodies = verified(receiver, secret)
+    assert [b["type"] for b in bodies] == ["message.created", "message.updated", "folder.created"]
+    created = bodies[0]["data"]
+    assert created["account_id"] == box.account_id and created["id"] == new["id"]
+    assert (
+        created["subject"] == "Order shipped" and created["preview"] == "Your parcel is on its way"
+    )
+    assert bodies[1]["data"]["flags"]["seen"] is True
+    assert bodies[2]["data"]["id"] == folder["id"]
+    assert len(set(receiver.ids())) == len(receiver.ids()) == 3  # once each
