@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from adapters.errors import MailboxError
 from gateway.context import Gateway
+from gateway.health_state import mark_failed, mark_working
 from store.models import Account
 
 log = logging.getLogger("mailgate.background")
@@ -31,16 +32,18 @@ class Pop3Poller:
     def sync_one(self, account: Account) -> bool:
         try:
             self.gateway.mailboxes.adapter(account).refresh()
-            return True
         except MailboxError as exc:
             log.warning(
                 "background sync failed",
                 extra={"account_id": account.id, "error": exc.detail},
             )
+            mark_failed(self.gateway, account.id, exc)
             return False
         except Exception:
             log.exception("background sync crashed", extra={"account_id": account.id})
             return False
+        mark_working(self.gateway, account.id)
+        return True
 
     def run_once(self) -> int:
         """Sync every POP3 account once; returns how many succeeded."""

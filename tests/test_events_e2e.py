@@ -83,3 +83,45 @@ def test_new_pop3_mail_and_api_changes_arrive_once_signed(
     assert bodies[1]["data"]["flags"]["seen"] is True
     assert bodies[2]["data"]["id"] == folder["id"]
     assert len(set(receiver.ids())) == len(receiver.ids()) == 3  # once each
+
+
+def test_a_failing_account_raises_account_error_once_and_recovers(
+    events_gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    from gateway.background import Pop3Poller
+    from tests.harness.proxy import FaultProxy
+
+    gw = events_gateway
+    auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
+    poller = Pop3Poller(gw, interval=1)
+    dispatcher = Dispatcher(gw)
+    with (
+        FaultProxy((dovecot.host, dovecot.pop3_port)) as proxy,
+        TestClient(create_app(gw)) as client,
+    ):
+        box = add_pop3(client, auth, dovecot, mail_user, proxy.port)
+        secret = client.post(
+            "/v1/webhooks", json={"url": receiver.url, "events": ["account.error"]}, headers=auth
+        ).json()["secret"]
+        proxy.answer_instead(b"USER", b"-ERR [AUTH] Authentication failed.\r\n")
+        assert poller.run_once() == 0
+        assert poller.run_once() == 0  # still failing: no second event
+        account = client.get(box.base, headers=auth).json()
+        assert (
+            account["state"] == "auth_failed" and "Authentication failed" in account["state_detail"]
+        )
+        proxy.reset()
+        assert poller.run_once() == 1
+        assert client.get(box.base, headers=auth).json()["state"] == "connected"
+        while dispatcher.deliver_due():
+            pass
+    poller.close()
+    bodies = verified(receiver, secret)
+    assert [b["type"] for b in bodies] == ["account.error"]
+    assert (
+        bodies[0]["data"]["state"] == "auth_failed"
+        and bodies[0]["data"]["account_id"] == box.account_id
+    )

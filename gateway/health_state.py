@@ -1,0 +1,50 @@
+"""An account's connection state: updated when a background sync succeeds or fails, with an
+``account.error`` webhook when an account goes from working to failing (not on every retry)."""
+
+from __future__ import annotations
+
+from adapters.errors import (
+    MailboxAuthFailed,
+    MailboxError,
+    MailboxTimeout,
+    MailboxTLSError,
+    MailboxUnreachable,
+)
+from gateway.context import Gateway
+from store.db import session_scope
+from store.models import Account, utcnow
+from store.outbox import enqueue
+
+
+def state_for(error: MailboxError) -> str:
+    if isinstance(error, MailboxAuthFailed):
+        return "auth_failed"
+    if isinstance(error, MailboxUnreachable | MailboxTimeout | MailboxTLSError):
+        return "unreachable"
+    return "error"
+
+
+def mark_failed(gw: Gateway, account_id: str, error: MailboxError) -> bool:
+    """Record the failure; True when this is news (an account.error event was queued)."""
+    state = state_for(error)
+    with session_scope(gw.engine) as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return False
+        news = account.state != state
+        account.state, account.state_detail = state, error.detail[:500]
+        account.updated_at = utcnow()
+        session.add(account)
+        if news:
+            data = {"state": state, "error": error.detail[:500]}
+            enqueue(session, account.tenant_id, account_id, "account.error", data)
+        return news
+
+
+def mark_working(gw: Gateway, account_id: str) -> None:
+    with session_scope(gw.engine) as session:
+        account = session.get(Account, account_id)
+        if account is not None and account.state != "connected":
+            account.state, account.state_detail = "connected", None
+            account.updated_at = utcnow()
+            session.add(account)
