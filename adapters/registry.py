@@ -21,7 +21,7 @@ def adapter_for(
     pop3_sync_interval: float,
 ) -> MailAdapter:
     if protocol == "imap":
-        return ImapAdapter(endpoint, aliases)
+        return ImapAdapter(endpoint, aliases, engine)
     if protocol == "pop3":
         return Pop3Adapter(endpoint, engine, pop3_policy, pop3_sync_interval)
     raise ValueError(f"unknown protocol {protocol!r}")

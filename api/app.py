@@ -16,7 +16,7 @@ from api.problems import install_problem_handlers
 from api.routes import accounts, changes, folders, health, messages, webhooks
 from api.schemas.common import problem_responses
 from events.dispatcher import Dispatcher
-from gateway.background import Pop3Poller
+from gateway.background import MailPoller
 from gateway.context import Gateway
 
 API_VERSION = "1.0.0"
@@ -32,7 +32,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         if not background:
             yield
             return
-        poller = Pop3Poller(gateway, max(gateway.settings.pop3_sync_interval, 1.0))
+        poller = MailPoller(gateway, max(gateway.settings.pop3_sync_interval, 1.0))
         dispatcher = Dispatcher(gateway)
         tasks = [
             asyncio.create_task(poller.run_forever()),

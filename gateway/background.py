@@ -1,5 +1,6 @@
-"""Background work of `mailgate serve`: POP3 accounts are synced every interval, so new mail
-is in the store before anyone asks. Accounts sync side by side in a small thread pool, so
+"""Background work of `mailgate serve`: every interval, POP3 accounts are synced (new mail is
+in the store before anyone asks) and IMAP accounts are polled for changes made on the server
+(new mail, flags), which become events. Accounts sync side by side in a small thread pool, so
 one slow mailbox does not hold up the others; the per-account lease keeps several
 processes from syncing one account twice."""
 
@@ -19,7 +20,7 @@ from store.models import Account
 log = logging.getLogger("mailgate.background")
 
 
-class Pop3Poller:
+class MailPoller:
     def __init__(self, gateway: Gateway, interval: float, workers: int = 4) -> None:
         self.gateway = gateway
         self.interval = interval
@@ -27,7 +28,7 @@ class Pop3Poller:
 
     def accounts(self) -> list[Account]:
         with Session(self.gateway.engine) as session:
-            return list(session.exec(select(Account).where(Account.protocol == "pop3")).all())
+            return list(session.exec(select(Account)).all())
 
     def sync_one(self, account: Account) -> bool:
         try:
@@ -46,7 +47,8 @@ class Pop3Poller:
         return True
 
     def run_once(self) -> int:
-        """Sync every POP3 account once; returns how many succeeded."""
+        """Refresh every account once (POP3: download; IMAP: look for changes made on the
+        server); returns how many succeeded."""
         return sum(self.pool.map(self.sync_one, self.accounts()))
 
     async def run_forever(self) -> None:

@@ -235,3 +235,18 @@ class WebhookDelivery(SQLModel, table=True):
     response_body: str | None = Field(default=None, max_length=2048)
     duration_ms: float = 0.0
     attempted_at: datetime = _timestamp()  # type: ignore[assignment]
+
+
+class ImapFolderState(SQLModel, table=True):
+    """How far the watcher has seen one IMAP folder, so a restart neither replays old mail
+    as new nor misses mail that came while it was down."""
+
+    __tablename__ = "imap_folder_state"
+
+    account_id: str = Field(
+        primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
+    )
+    folder_path: str = Field(primary_key=True, max_length=1000)
+    uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    uidnext: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    highestmodseq: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]

@@ -20,6 +20,7 @@ from store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.mail_factory import dated, text_message
+from tests.test_imap_mail import Mailbox
 from tests.test_pop3 import add_pop3
 from tests.test_webhooks import Receiver, receiver  # noqa: F401  (fixture)
 
@@ -91,12 +92,12 @@ def test_a_failing_account_raises_account_error_once_and_recovers(
     mail_user: MailUser,
     receiver: Receiver,  # noqa: F811
 ) -> None:
-    from gateway.background import Pop3Poller
+    from gateway.background import MailPoller
     from tests.harness.proxy import FaultProxy
 
     gw = events_gateway
     auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
-    poller = Pop3Poller(gw, interval=1)
+    poller = MailPoller(gw, interval=1)
     dispatcher = Dispatcher(gw)
     with (
         FaultProxy((dovecot.host, dovecot.pop3_port)) as proxy,
@@ -125,3 +126,65 @@ def test_a_failing_account_raises_account_error_once_and_recovers(
         bodies[0]["data"]["state"] == "auth_failed"
         and bodies[0]["data"]["account_id"] == box.account_id
     )
+
+
+def test_imap_changes_by_other_clients_become_events_once(
+    events_gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    from gateway.background import MailPoller
+
+    gw = events_gateway
+    auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
+    dovecot.deliver(mail_user, dated(2))  # there before the account: not new mail
+    with TestClient(create_app(gw)) as client:
+        body = {
+            "protocol": "imap",
+            "host": "127.0.0.1",
+            "port": dovecot.imap_port,
+            "security": "none",
+            "username": mail_user.username,
+            "password": mail_user.password,
+        }
+        account = client.post("/v1/accounts", json=body, headers=auth).json()
+        events = ["message.created", "message.updated"]
+        secret = client.post(
+            "/v1/webhooks", json={"url": receiver.url, "events": events}, headers=auth
+        ).json()["secret"]
+        poller = MailPoller(gw, interval=1)
+        assert poller.run_once() == 1 and receiver.requests == []  # nothing happened yet
+
+        uid = dovecot.append(
+            mail_user, text_message("Appended elsewhere", "Hello from Thunderbird")
+        )
+        dovecot.append(mail_user, text_message("In the archive", "Filed"), folder="Archive")
+        other = dovecot.imap_client(mail_user)
+        other.select_folder("INBOX")
+        other.add_flags([1], [b"\\Flagged"])
+        other.logout()
+        poller.run_once()
+        MailPoller(gw, interval=1).run_once()  # a restarted gateway replays nothing
+        dispatcher = Dispatcher(gw)
+        while dispatcher.deliver_due():
+            pass
+        poller.close()
+        listed = {
+            m["subject"]: m["id"]
+            for m in Mailbox(client, auth, account["id"], mail_user).messages()
+        }
+
+    bodies = verified(receiver, secret)
+    seen = sorted((b["type"], b["data"]["subject"]) for b in bodies)
+    assert seen == [
+        ("message.created", "Appended elsewhere"),
+        ("message.created", "In the archive"),
+        ("message.updated", "Message 0"),
+    ]
+    created = next(b["data"] for b in bodies if b["data"]["subject"] == "Appended elsewhere")
+    assert created["id"] == listed["Appended elsewhere"] and uid > 0
+    assert created["preview"] == "Hello from Thunderbird"
+    flagged = next(b["data"] for b in bodies if b["type"] == "message.updated")
+    assert flagged["flags"]["flagged"] is True
+    assert len(set(receiver.ids())) == 3

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from imapclient import IMAPClient
+from sqlalchemy.engine import Engine
 
 from adapters import ids
 from adapters._oplog import logged_operation
@@ -34,6 +35,7 @@ from adapters.imap.messages import (
 )
 from adapters.imap.pool import ImapPool
 from adapters.imap.summary import whole_message
+from adapters.imap.watch import poll
 from adapters.models import (
     BatchResult,
     Download,
@@ -52,9 +54,16 @@ CHUNK = 1024 * 1024
 
 
 class ImapAdapter:
-    def __init__(self, endpoint: MailboxEndpoint, aliases: AliasStore, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        endpoint: MailboxEndpoint,
+        aliases: AliasStore,
+        engine: Engine | None = None,
+        pool_size: int = 4,
+    ) -> None:
         self.endpoint = endpoint
         self.aliases = aliases
+        self.engine = engine
         self.pool = ImapPool(endpoint, size=pool_size)
 
     def _run(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
@@ -71,7 +80,12 @@ class ImapAdapter:
         self.pool.close()
 
     def refresh(self) -> None:
-        return None  # the server is asked on every call
+        """Look for changes made on the server (new mail, flags) and emit them as events;
+        reads never need this: the server is asked on every call."""
+        if self.engine is None:
+            return
+        engine = self.engine
+        self._run("watch", lambda c: poll(c, self.aliases, engine, self.endpoint.account_id))
 
     # -- folders ------------------------------------------------------------------------
 
