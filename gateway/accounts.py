@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -20,7 +19,7 @@ from gateway.context import Gateway
 from gateway.errors import InvalidRequest, NotFound
 from gateway.ids import is_valid_id, new_id
 from store.db import session_scope
-from store.models import Account, utcnow
+from store.models import Account, as_utc, utcnow
 
 log = logging.getLogger("mailgate.accounts")
 _CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "password")
@@ -122,11 +121,6 @@ def load_account(session: Session, tenant_id: str, account_id: str) -> Account:
     return account
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def to_out(account: Account) -> AccountOut:
     return AccountOut(
         id=account.id,
@@ -147,6 +141,6 @@ def to_out(account: Account) -> AccountOut:
         else None,
         state=account.state,  # type: ignore[arg-type]
         state_detail=account.state_detail,
-        created_at=_aware(account.created_at),
-        updated_at=_aware(account.updated_at),
+        created_at=as_utc(account.created_at),
+        updated_at=as_utc(account.updated_at),
     )

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import secrets
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, or_, select
@@ -31,7 +31,14 @@ from gateway.context import Gateway
 from gateway.errors import InvalidRequest, NotFound
 from gateway.ids import is_valid_id, new_id
 from store.db import session_scope
-from store.models import Account, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from store.models import (
+    Account,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    as_utc,
+    utcnow,
+)
 from store.outbox import enqueue, iso_utc
 
 __all__ = ["check_webhook_url", "enqueue"]
@@ -206,7 +213,7 @@ def list_deliveries(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
-        next_cursor = _encode_cursor(_aware(last.attempted_at), last.id)
+        next_cursor = _encode_cursor(as_utc(last.attempted_at), last.id)
     return DeliveryList(items=items, next_cursor=next_cursor)
 
 
@@ -251,8 +258,8 @@ def to_out(endpoint: WebhookEndpoint) -> WebhookOut:
         description=endpoint.description,
         enabled=endpoint.enabled,
         disabled_reason=endpoint.disabled_reason,
-        created_at=_aware(endpoint.created_at),
-        updated_at=_aware(endpoint.updated_at),
+        created_at=as_utc(endpoint.created_at),
+        updated_at=as_utc(endpoint.updated_at),
     )
 
 
@@ -267,13 +274,8 @@ def _delivery_out(row: WebhookDelivery, event_type: str) -> DeliveryOut:
         error=row.error,
         response_body=row.response_body,
         duration_ms=row.duration_ms,
-        attempted_at=_aware(row.attempted_at),
+        attempted_at=as_utc(row.attempted_at),
     )
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _encode_cursor(at: datetime, last_id: str) -> str:

@@ -12,6 +12,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp, timezone-aware: SQLite hands back naive datetimes, written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _timestamp(**kwargs: object) -> object:
     return Field(
         default_factory=utcnow,

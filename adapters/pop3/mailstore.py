@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from email import policy
 from typing import Any
 
@@ -30,7 +29,7 @@ from adapters.models import (
     MessageSummary,
 )
 from store.db import session_scope
-from store.models import Pop3Folder, Pop3Message
+from store.models import Pop3Folder, Pop3Message, as_utc
 
 STANDARD_FOLDERS = (
     ("INBOX", "inbox"),
@@ -42,12 +41,6 @@ STANDARD_FOLDERS = (
 )
 SEARCH_TEXT_LIMIT = 200_000
 _SYSTEM_FLAGS = ("seen", "flagged", "answered", "draft")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def describe(raw: bytes) -> dict[str, Any]:
@@ -471,8 +464,8 @@ def summary(row: Pop3Message) -> MessageSummary:
         from_=addresses.get("from_", []),
         to=addresses.get("to", []),
         cc=addresses.get("cc", []),
-        date=_aware(row.date) or _aware(row.received_at),
-        received_at=_aware(row.received_at),
+        date=as_utc(row.date or row.received_at),
+        received_at=as_utc(row.received_at),
         size=row.size,
         flags=Flags(seen=row.seen, flagged=row.flagged, answered=row.answered, draft=row.draft),
         keywords=json.loads(row.keywords or "[]"),

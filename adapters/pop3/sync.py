@@ -12,7 +12,7 @@ import contextlib
 import logging
 import poplib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
@@ -28,7 +28,7 @@ from adapters.pop3.connect import open_pop3
 from adapters.pop3.mailstore import MailStore, describe, summary
 from adapters.pop3.retr import retr_many, supports_pipelining
 from store.db import session_scope
-from store.models import Pop3Message, Pop3SyncState
+from store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
 from store.outbox import Event, emit
 
 log = logging.getLogger("mailgate.pop3")
@@ -53,14 +53,6 @@ class SyncResult:
     skipped: bool = False
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 class Pop3Sync:
     def __init__(
         self,
@@ -79,7 +71,7 @@ class Pop3Sync:
     # -- the lease ---------------------------------------------------------------------
 
     def _acquire(self) -> bool:
-        now = _now()
+        now = utcnow()
         with contextlib.suppress(IntegrityError), session_scope(self.engine) as session:
             if session.get(Pop3SyncState, self.account_id) is None:
                 session.add(Pop3SyncState(account_id=self.account_id))
@@ -99,7 +91,7 @@ class Pop3Sync:
         with self.engine.begin() as connection:
             values: dict[str, object] = {"running_since": None, "last_error": error}
             if error is None:
-                values["last_sync_at"] = _now()
+                values["last_sync_at"] = utcnow()
             connection.execute(
                 update(Pop3SyncState)
                 .where(col(Pop3SyncState.account_id) == self.account_id)
@@ -109,7 +101,7 @@ class Pop3Sync:
     def last_sync_at(self) -> datetime | None:
         with Session(self.engine) as session:
             state = session.get(Pop3SyncState, self.account_id)
-            return _aware(state.last_sync_at) if state and state.last_sync_at else None
+            return as_utc(state.last_sync_at) if state and state.last_sync_at else None
 
     # -- the run -----------------------------------------------------------------------
 
@@ -206,7 +198,7 @@ class Pop3Sync:
             "folder_id": inbox,
             "uidl": uidl,
             "raw": raw,
-            "received_at": _now(),
+            "received_at": utcnow(),
             "seen": False,
             "flagged": False,
             "answered": False,
@@ -247,13 +239,13 @@ class Pop3Sync:
         due: list[str] = []
         cutoff = None
         if self.policy.delete_after_days is not None:
-            cutoff = _now() - timedelta(days=self.policy.delete_after_days)
+            cutoff = utcnow() - timedelta(days=self.policy.delete_after_days)
         for uidl, row in known.items():
             if uidl not in on_server:
                 continue
             if (
                 not self.policy.leave_on_server
-                or (cutoff is not None and _aware(row.received_at) < cutoff)
+                or (cutoff is not None and as_utc(row.received_at) < cutoff)
                 or (row.purged and self.policy.purge_on_server)
             ):
                 due.append(uidl)
