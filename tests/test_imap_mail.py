@@ -553,3 +553,22 @@ def test_pages_are_exact_across_expunged_gaps(mailbox: Mailbox, dovecot: Dovecot
         seen += [m["subject"] for m in page["items"]]
     # UIDs 1..12 hold Message 0..11; UIDs 2, 5, 11, 12 are gone
     assert seen == [f"Message {i}" for i in (9, 8, 7, 6, 5, 3, 2, 0)]
+
+
+def test_arrival_time_is_right_on_a_host_outside_utc(
+    mailbox: Mailbox, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    arrived = 1_700_000_000.0
+    dovecot.deliver(mailbox.user, [text_message("Timed")], internal_dates=[arrived])
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        mailbox.client.app.state.gateway.mailboxes.close()  # fresh connections under this TZ
+        received = mailbox.messages()[0]["received_at"]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert datetime.fromisoformat(received) == datetime.fromtimestamp(arrived, UTC)

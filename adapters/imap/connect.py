@@ -31,6 +31,8 @@ def open_imap(endpoint: MailboxEndpoint) -> IMAPClient:
             ssl_context=endpoint.ssl_context(),
             timeout=endpoint.connect_timeout,
         )
+        # imapclient would turn dates into naive *local* time; keep their zone instead
+        client.normalise_times = False
         try:
             set_nodelay(client.socket())
             if endpoint.security == "starttls":
