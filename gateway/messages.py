@@ -4,9 +4,7 @@ knowledge here or above."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from pydantic import BaseModel
 from sqlmodel import Session
 
 from adapters.base import MailAdapter
@@ -24,7 +22,7 @@ from adapters.models import (
 from gateway.accounts import load_account
 from gateway.context import Gateway
 from store.db import session_scope
-from store.outbox import Event, emit
+from store.outbox import Event, emit, payload
 
 
 def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
@@ -41,10 +39,6 @@ def _log(gw: Gateway, account_id: str, *events: Event) -> None:
         emit(session, account_id, list(events))
 
 
-def _data(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True)
-
-
 def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
     return mailbox(gw, tenant_id, account_id).list_folders()
 
@@ -53,7 +47,7 @@ def create_folder(
     gw: Gateway, tenant_id: str, account_id: str, name: str, parent_id: str | None
 ) -> Folder:
     folder = mailbox(gw, tenant_id, account_id).create_folder(name, parent_id)
-    _log(gw, account_id, Event("folder", folder.id, "created", _data(folder)))
+    _log(gw, account_id, Event("folder", folder.id, "created", payload(folder)))
     return folder
 
 
@@ -73,13 +67,13 @@ def rename_folder(
     new_parent = parent_id if parent_given else current.parent_id
     folder = adapter.rename_folder(folder_id, name or current.name, new_parent)
     if folder.id == folder_id:
-        _log(gw, account_id, Event("folder", folder_id, "updated", _data(folder)))
+        _log(gw, account_id, Event("folder", folder_id, "updated", payload(folder)))
     else:  # IMAP folder ids follow the path
         _log(
             gw,
             account_id,
             Event("folder", folder_id, "destroyed"),
-            Event("folder", folder.id, "created", _data(folder)),
+            Event("folder", folder.id, "created", payload(folder)),
         )
     return folder
 
@@ -137,13 +131,13 @@ def update_message(
     if summary is None:
         summary = adapter.update_message(message_id, change)
     if summary.id == message_id:
-        _log(gw, account_id, Event("message", message_id, "updated", _data(summary)))
+        _log(gw, account_id, Event("message", message_id, "updated", payload(summary)))
     else:  # moved where the server could not tell the new UID: a new id
         _log(
             gw,
             account_id,
             Event("message", message_id, "destroyed"),
-            Event("message", summary.id, "created", _data(summary)),
+            Event("message", summary.id, "created", payload(summary)),
         )
     return summary
 
@@ -152,7 +146,7 @@ def copy_message(
     gw: Gateway, tenant_id: str, account_id: str, message_id: str, folder_id: str
 ) -> MessageSummary:
     copy = mailbox(gw, tenant_id, account_id).copy_message(message_id, folder_id)
-    _log(gw, account_id, Event("message", copy.id, "created", _data(copy)))
+    _log(gw, account_id, Event("message", copy.id, "created", payload(copy)))
     return copy
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from sqlmodel import Session, col, select
 
@@ -31,6 +32,11 @@ class Event:
     @property
     def webhook_type(self) -> str:
         return f"{self.kind}.{_EVENT_SUFFIX[self.change]}"
+
+
+def payload(model: BaseModel) -> dict[str, Any]:
+    """What a webhook carries for a message summary or a folder: its JSON, as the API shows it."""
+    return model.model_dump(mode="json", by_alias=True)
 
 
 def emit(session: Session, account_id: str, events: list[Event], webhooks: bool = True) -> None:

@@ -16,7 +16,7 @@ from adapters.imap.messages import fetch_summaries, select, uidvalidity
 from adapters.models import MessageSummary
 from store.db import session_scope
 from store.models import ImapFolderState
-from store.outbox import Event, emit
+from store.outbox import Event, emit, payload
 
 
 def poll(client: IMAPClient, aliases: AliasStore, engine: Engine, account_id: str) -> list[Event]:
@@ -85,19 +85,15 @@ def _changes(
     if new_mail:
         uids = [u for u in client.search(["UID", f"{before.uidnext}:*"]) if u >= before.uidnext]
         for summary in _ordered(fetch_summaries(client, aliases, path, validity, uids)):
-            events.append(Event("message", summary.id, "created", _data(summary)))
+            events.append(Event("message", summary.id, "created", payload(summary)))
     if flags_moved:
         # SEARCH MODSEQ (RFC 7162 section 3.1.5): messages changed after the last round
         changed = client.search(["MODSEQ", str((before.highestmodseq or 0) + 1)])
         uids = [int(uid) for uid in changed if int(uid) < before.uidnext]
         for summary in _ordered(fetch_summaries(client, aliases, path, validity, uids)):
-            events.append(Event("message", summary.id, "updated", _data(summary)))
+            events.append(Event("message", summary.id, "updated", payload(summary)))
     return events
 
 
 def _ordered(summaries: dict[int, MessageSummary]) -> list[MessageSummary]:
     return [summaries[uid] for uid in sorted(summaries)]
-
-
-def _data(summary: MessageSummary) -> dict[str, object]:
-    return summary.model_dump(mode="json", by_alias=True)

@@ -29,7 +29,7 @@ from adapters.pop3.mailstore import MailStore, describe, summary
 from adapters.pop3.retr import retr_many, supports_pipelining
 from store.db import session_scope
 from store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
-from store.outbox import Event, emit
+from store.outbox import Event, emit, payload
 
 log = logging.getLogger("mailgate.pop3")
 BATCH_MESSAGES = 200
@@ -226,7 +226,7 @@ class Pop3Sync:
             if announce:
                 row.update(describe(row["raw"]), described=True)  # type: ignore[arg-type]
                 stored = Pop3Message.model_construct(**row)  # type: ignore[arg-type]
-                data = summary(stored).model_dump(mode="json", by_alias=True)
+                data = payload(summary(stored))
             events.append(Event("message", str(row["id"]), "created", data))
         with session_scope(self.engine) as session:  # the messages and their events together
             session.connection().execute(insert(Pop3Message), batch)
