@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from sqlmodel import Session, select
 
 from adapters.endpoint import default_port
-from adapters.errors import MailboxError
+from adapters.errors import InvalidArgument, MailboxError
+from adapters.ids import folder_path
 from api.schemas.accounts import (
     AccountCreate,
     AccountOut,
@@ -99,11 +101,44 @@ def update_account(
             if password is not None:
                 account.password_encrypted = gw.passwords.encrypt(password)
             account.state, account.state_detail = "connected", None
+        if "watched_folders" in given:
+            account.watched_folders = _watch_list(gw, account, changes.watched_folders)
         account.updated_at = utcnow()
         session.add(account)
         session.commit()
         session.refresh(account)
         return to_out(account)
+
+
+def _watch_list(gw: Gateway, account: Account, ids: list[str] | None) -> str | None:
+    """The stored form of ``watched_folders`` (JSON, null: every folder), after checking
+    that each id names a folder this account has now (folder ids carry only the path, so
+    this asks the server)."""
+    if ids is None:
+        return None
+    if account.protocol != "imap":
+        raise InvalidRequest("`watched_folders` is only allowed for imap accounts")
+    bad = next((i for i, id_ in enumerate(ids) if folder_path(id_) is None), None)
+    if bad is None and ids:
+        present = {folder.id for folder in gw.mailboxes.adapter(account).list_folders()}
+        bad = next((i for i, id_ in enumerate(ids) if id_ not in present), None)
+    if bad is not None:
+        raise InvalidArgument(
+            f"watched_folders[{bad}] is not a folder id of this account", "invalid-folder-id"
+        )
+    return json.dumps(ids)
+
+
+def watched_paths(account: Account) -> set[str] | None:
+    """The IMAP folder paths whose changes by other clients are watched; None: all of them.
+
+    Decoded from the stored ids alone (no database or network), so a watcher can ask every
+    round. An id whose folder was renamed or deleted since simply matches no folder.
+    """
+    if account.watched_folders is None or account.protocol != "imap":
+        return None
+    paths = (folder_path(id_) for id_ in json.loads(account.watched_folders))
+    return {path for path in paths if path is not None}
 
 
 def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
@@ -139,6 +174,9 @@ def to_out(account: Account) -> AccountOut:
         )
         if account.protocol == "pop3"
         else None,
+        watched_folders=None
+        if account.watched_folders is None
+        else json.loads(account.watched_folders),
         state=account.state,  # type: ignore[arg-type]
         state_detail=account.state_detail,
         created_at=as_utc(account.created_at),

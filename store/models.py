@@ -69,6 +69,10 @@ class Account(SQLModel, table=True):
     pop3_delete_after_days: int | None = None
     pop3_purge_on_server: bool = False
     pop3_keep_server_deleted: bool = True
+    watched_folders: str | None = Field(  # JSON list of IMAP folder ids; null: every folder
+        default=None,
+        sa_type=sa.Text,  # type: ignore[call-overload]
+    )
     state: str = Field(default="connected", max_length=32)
     state_detail: str | None = Field(default=None, max_length=500)
     created_at: datetime = _timestamp()  # type: ignore[assignment]

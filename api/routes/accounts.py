@@ -47,7 +47,8 @@ def get_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> A
     "/{account_id}",
     response_model=AccountOut,
     summary="Change a mailbox's settings or credentials",
-    description="New connection settings are verified by a login before they are saved.",
+    description="New connection settings are verified by a login before they are saved. "
+    "`watched_folders` must name folders the mailbox has now, else `invalid-folder-id` (422).",
     responses={**_MAILBOX_ERRORS, **problem_responses(400, 404, 413)},
 )
 def update_account(

@@ -43,6 +43,22 @@ Security = Literal["tls", "starttls", "none"]
 AccountState = Literal["connected", "auth_failed", "unreachable", "error"]
 
 
+def _unique_in_order(values: list[str] | None) -> list[str] | None:
+    return None if values is None else list(dict.fromkeys(values))
+
+
+WatchedFolders = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=2100)]] | None,
+    Field(max_length=1000),
+    AfterValidator(_unique_in_order),
+]
+_WATCHED_DOC = (
+    "IMAP only: ids (from the folder list) of the folders whose changes by other mail "
+    "clients become events and changes; null: every folder; `[]`: none (changes made "
+    "through the API are recorded all the same). Repeated ids count once."
+)
+
+
 class Pop3Policy(StrictModel):
     leave_on_server: bool = Field(
         True, description="Keep messages on the server after they are in Mailgate's store."
@@ -89,6 +105,9 @@ class AccountCreate(StrictModel):
         return self
 
 
+_NULLABLE = frozenset({"name", "watched_folders"})
+
+
 class AccountUpdate(StrictModel):
     """Only the fields given change. New connection settings are verified before saving."""
 
@@ -100,10 +119,13 @@ class AccountUpdate(StrictModel):
     password: Password | None = None
     name: Name | None = None
     pop3: Pop3Policy | None = None
+    watched_folders: WatchedFolders = Field(None, description=_WATCHED_DOC)
 
     @model_validator(mode="after")
-    def _only_name_may_be_null(self) -> AccountUpdate:
-        nulled = [f for f in self.model_fields_set if f != "name" and getattr(self, f) is None]
+    def _null_only_where_allowed(self) -> AccountUpdate:
+        nulled = [
+            f for f in self.model_fields_set if f not in _NULLABLE and getattr(self, f) is None
+        ]
         if nulled:
             raise ValueError(f"{', '.join(sorted(nulled))} cannot be null")
         return self
@@ -119,6 +141,7 @@ class AccountOut(BaseModel):
     tls_verify: bool
     username: str
     pop3: Pop3PolicyOut | None = Field(description="POP3 policy; null for IMAP accounts.")
+    watched_folders: list[str] | None = Field(description=_WATCHED_DOC)
     state: AccountState = Field(description="The last known state of the mailbox connection.")
     state_detail: str | None = Field(description="Why, when the state is not `connected`.")
     created_at: datetime
