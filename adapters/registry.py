@@ -19,9 +19,11 @@ def adapter_for(
     engine: Engine,
     pop3_policy: Pop3Policy,
     pop3_sync_interval: float,
+    watched: set[str] | None = None,
 ) -> MailAdapter:
+    """``watched``: the IMAP folder paths whose outside changes are watched (None: all)."""
     if protocol == "imap":
-        return ImapAdapter(endpoint, aliases, engine)
+        return ImapAdapter(endpoint, aliases, engine, watched=watched)
     if protocol == "pop3":
         return Pop3Adapter(endpoint, engine, pop3_policy, pop3_sync_interval)
     raise ValueError(f"unknown protocol {protocol!r}")

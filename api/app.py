@@ -18,6 +18,7 @@ from api.schemas.common import problem_responses
 from events.dispatcher import Dispatcher
 from gateway.background import MailPoller
 from gateway.context import Gateway
+from gateway.watchers import ImapWatchers
 
 API_VERSION = "1.0.0"
 
@@ -32,10 +33,15 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         if not background:
             yield
             return
-        poller = MailPoller(gateway, max(gateway.settings.pop3_sync_interval, 1.0))
+        settings = gateway.settings
+        poller = MailPoller(
+            gateway, max(settings.pop3_sync_interval, 1.0), protocols=frozenset({"pop3"})
+        )
+        watchers = ImapWatchers(gateway, settings.imap_poll_interval)
         dispatcher = Dispatcher(gateway)
         tasks = [
             asyncio.create_task(poller.run_forever()),
+            asyncio.create_task(watchers.run_forever()),
             asyncio.create_task(dispatcher.run_forever(interval=1.0)),
         ]
         try:
@@ -44,6 +50,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             for task in tasks:
                 task.cancel()
             poller.close()
+            await asyncio.get_running_loop().run_in_executor(None, watchers.close)
             dispatcher.close()
 
     app = FastAPI(

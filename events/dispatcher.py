@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,11 +35,13 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
 from standardwebhooks.webhooks import Webhook
 
+from gateway.backoff import backoff
 from gateway.context import Gateway
 from gateway.crypto import SecretKeyError
 from gateway.errors import InvalidRequest
 from gateway.ids import new_id
 from gateway.webhooks import check_webhook_url
+from store import outbox
 from store.db import session_scope
 from store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 
@@ -49,13 +50,6 @@ log = logging.getLogger("mailgate.webhooks")
 USER_AGENT = "Mailgate-Webhooks/1"
 BODY_LIMIT = 2048
 ERROR_LIMIT = 500
-BACKOFF_BASE, BACKOFF_CAP, BACKOFF_MIN = 2.0, 3600.0, 1.0
-
-
-def backoff(attempts: int) -> float:
-    """Seconds until the next try after ``attempts`` failed ones (full jitter, >= 1 s)."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempts, 32))
-    return max(BACKOFF_MIN, random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
 
 
 @dataclass
@@ -286,14 +280,17 @@ class Dispatcher:
     # --- lifetime ---------------------------------------------------------------------------
 
     async def run_forever(self, interval: float = 1.0) -> None:
-        """Deliver in a thread (never on the event loop); rest ``interval`` when idle."""
+        """Deliver in a thread (never on the event loop). When idle, wait up to ``interval``
+        for this process to queue a webhook (then send it at once), else poll again."""
         while True:
+            outbox.queued.clear()
             try:
                 attempts = await asyncio.to_thread(self.deliver_due)
             except Exception:
                 log.exception("webhook round failed")
                 attempts = 0
-            await asyncio.sleep(interval if attempts == 0 else 0)
+            if attempts == 0:
+                await asyncio.to_thread(outbox.queued.wait, interval)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

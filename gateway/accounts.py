@@ -129,18 +129,6 @@ def _watch_list(gw: Gateway, account: Account, ids: list[str] | None) -> str | N
     return json.dumps(ids)
 
 
-def watched_paths(account: Account) -> set[str] | None:
-    """The IMAP folder paths whose changes by other clients are watched; None: all of them.
-
-    Decoded from the stored ids alone (no database or network), so a watcher can ask every
-    round. An id whose folder was renamed or deleted since simply matches no folder.
-    """
-    if account.watched_folders is None or account.protocol != "imap":
-        return None
-    paths = (folder_path(id_) for id_ in json.loads(account.watched_folders))
-    return {path for path in paths if path is not None}
-
-
 def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
     with session_scope(gw.engine) as session:
         session.delete(load_account(session, tenant_id, account_id))

@@ -1,8 +1,9 @@
-"""Background work of `mailgate serve`: every interval, POP3 accounts are synced (new mail is
-in the store before anyone asks) and IMAP accounts are polled for changes made on the server
-(new mail, flags), which become events. Accounts sync side by side in a small thread pool, so
-one slow mailbox does not hold up the others; the per-account lease keeps several
-processes from syncing one account twice."""
+"""Background refresh of accounts: every interval each account's ``refresh()`` runs (POP3:
+new mail is downloaded into the store before anyone asks; IMAP: one watch round). `mailgate
+serve` runs it for POP3 only, since IMAP accounts have their own watchers
+(gateway.watchers). Accounts sync side by side in a small thread pool, so one slow mailbox
+does not hold up the others; the per-account lease keeps several processes from syncing one
+account twice."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from adapters.errors import MailboxError
 from gateway.context import Gateway
@@ -21,14 +22,22 @@ log = logging.getLogger("mailgate.background")
 
 
 class MailPoller:
-    def __init__(self, gateway: Gateway, interval: float, workers: int = 4) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        interval: float,
+        workers: int = 4,
+        protocols: frozenset[str] = frozenset({"imap", "pop3"}),
+    ) -> None:
         self.gateway = gateway
         self.interval = interval
+        self.protocols = protocols
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pop3-sync")
 
     def accounts(self) -> list[Account]:
         with Session(self.gateway.engine) as session:
-            return list(session.exec(select(Account)).all())
+            query = select(Account).where(col(Account.protocol).in_(self.protocols))
+            return list(session.exec(query).all())
 
     def sync_one(self, account: Account) -> bool:
         try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from sqlalchemy.engine import Engine
 
 from adapters.base import MailAdapter
 from adapters.endpoint import MailboxEndpoint
+from adapters.ids import folder_path
 from adapters.pop3.sync import Pop3Policy
 from adapters.registry import adapter_for
 from gateway.crypto import PasswordBox
@@ -52,22 +54,12 @@ class Mailboxes:
                 keep_server_deleted=account.pop3_keep_server_deleted,
             ),
             pop3_sync_interval=self.settings.pop3_sync_interval,
+            watched=watched_paths(account),
         )
 
     def adapter(self, account: Account) -> MailAdapter:
         """The account's shared adapter; a settings change replaces it."""
-        fingerprint = (
-            account.host,
-            account.port,
-            account.security,
-            account.tls_verify,
-            account.username,
-            account.password_encrypted,
-            account.pop3_leave_on_server,
-            account.pop3_delete_after_days,
-            account.pop3_purge_on_server,
-            account.pop3_keep_server_deleted,
-        )
+        fingerprint = settings_fingerprint(account)
         with self._lock:
             cached = self._adapters.get(account.id)
             if cached and cached[0] == fingerprint:
@@ -89,3 +81,32 @@ class Mailboxes:
             adapters, self._adapters = list(self._adapters.values()), {}
         for _, adapter in adapters:
             adapter.close()
+
+
+def settings_fingerprint(account: Account) -> tuple[object, ...]:
+    """What an account's adapter is built from: when it changes, the adapter is rebuilt."""
+    return (
+        account.host,
+        account.port,
+        account.security,
+        account.tls_verify,
+        account.username,
+        account.password_encrypted,
+        account.pop3_leave_on_server,
+        account.pop3_delete_after_days,
+        account.pop3_purge_on_server,
+        account.pop3_keep_server_deleted,
+        account.watched_folders,
+    )
+
+
+def watched_paths(account: Account) -> set[str] | None:
+    """The IMAP folder paths whose changes by other clients are watched; None: all of them.
+
+    Decoded from the stored ids alone (no database or network), so a watcher can ask every
+    round. An id whose folder was renamed or deleted since simply matches no folder.
+    """
+    if account.watched_folders is None or account.protocol != "imap":
+        return None
+    paths = (folder_path(id_) for id_ in json.loads(account.watched_folders))
+    return {path for path in paths if path is not None}

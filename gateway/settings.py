@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     pop3_sync_interval: float = Field(
         60.0, ge=0, description="A POP3 read syncs first when the last sync is older than this."
     )
+    imap_poll_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between watch rounds over an IMAP account's folders (new mail in "
+        "INBOX is seen at once through IDLE).",
+    )
     api_key_cache_seconds: float = Field(
         10.0, ge=0, description="How long a checked API key is trusted without the database."
     )

@@ -259,3 +259,37 @@ class ImapFolderState(SQLModel, table=True):
     uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
     uidnext: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
     highestmodseq: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    messages: int | None = Field(default=None, description="How many messages uids holds.")
+    uids: str | None = Field(
+        default=None,
+        sa_type=sa.Text,  # type: ignore[call-overload]
+        description="The folder's UIDs as an IMAP sequence set, to tell which were expunged; "
+        "null: not watched (yet), the next watched round takes a baseline.",
+    )
+
+
+class ImapOwnChange(SQLModel, table=True):
+    """A change the gateway itself made on the IMAP server (and already emitted): the watcher
+    skips it when it sees it, so the same change never becomes two events."""
+
+    __tablename__ = "imap_own_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=40, ondelete="CASCADE")
+    folder_path: str = Field(max_length=1000)
+    uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    uid: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    change: str = Field(max_length=16, description="created, updated or destroyed")
+    modseq: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    created_at: datetime = _timestamp()  # type: ignore[assignment]
+
+
+class Lease(SQLModel, table=True):
+    """Who does a piece of background work (such as watching one account) until when, so
+    several gateway processes never do it twice."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=100)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]

@@ -4,17 +4,31 @@ caller's transaction, so an event exists exactly when the change that caused it 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from sqlalchemy import event as sa_event
 from sqlmodel import Session, col, select
 
 from adapters.ids import new_id
 from store.changes import Change, Kind, record
 from store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
+
+# Rung after a commit that queued webhooks, so this process's dispatcher sends them at once
+# instead of at its next poll (other processes' dispatchers still find them by polling).
+queued = threading.Event()
+_QUEUED = "mailgate.webhooks_queued"
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _ring_after_commit(session: Session) -> None:
+    if session.info.pop(_QUEUED, False):
+        queued.set()
+
 
 _EVENT_SUFFIX = {"created": "created", "updated": "updated", "destroyed": "deleted"}
 
@@ -93,6 +107,8 @@ def enqueue(
             )
             session.add(event)
             created.append(event.id)
+    if created:
+        session.info[_QUEUED] = True
     return created
 
 

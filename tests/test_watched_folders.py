@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from gateway.accounts import watched_paths
 from gateway.context import Gateway
+from gateway.mailboxes import watched_paths
 from store.models import Account
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import assert_problem

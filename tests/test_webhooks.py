@@ -3,6 +3,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -723,3 +724,44 @@ def test_deleting_an_endpoint_drops_its_events(
     with Session(pgw.engine) as session:
         assert session.exec(select(WebhookEvent)).all() == []
         assert session.exec(select(WebhookEndpoint)).all() == []
+
+
+def test_a_committed_webhook_wakes_the_dispatcher_at_once(
+    pgw: Gateway, pclient: TestClient, tenant_a: Tenant, receiver: Receiver
+) -> None:
+    """`run_forever` rests up to its interval between empty rounds; a webhook queued in this
+    process ends the rest (so new mail is not held back a whole interval), and only once
+    the transaction that queued it has committed."""
+    from store import outbox
+
+    _create(pclient, tenant_a, receiver.url)
+    outbox.queued.clear()
+    with session_scope(pgw.engine) as session:
+        webhooks.enqueue(session, tenant_a.id, tenant_a.account_id, "message.created", {})
+        assert not outbox.queued.is_set()  # not before the commit
+    assert outbox.queued.is_set()
+
+    outbox.queued.clear()
+    with pytest.raises(RuntimeError), session_scope(pgw.engine) as session:
+        webhooks.enqueue(session, tenant_a.id, tenant_a.account_id, "message.created", {})
+        raise RuntimeError("rolled back")
+    assert not outbox.queued.is_set()  # nothing was queued after all
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    async def deliver_two() -> None:
+        task = asyncio.create_task(_dispatcher([], pgw).run_forever(interval=3600))
+        try:
+            await asyncio.to_thread(wait_for, 1)  # the first round sends the queued one
+            await asyncio.sleep(0.2)  # then it rests, for an hour
+            with session_scope(pgw.engine) as session:
+                webhooks.enqueue(session, tenant_a.id, tenant_a.account_id, "message.created", {})
+            await asyncio.to_thread(wait_for, 2)  # ... but the bell ends the rest
+        finally:
+            task.cancel()
+
+    asyncio.run(deliver_two())
+    assert len(receiver.requests) == 2

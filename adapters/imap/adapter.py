@@ -33,9 +33,10 @@ from adapters.imap.messages import (
     select_message,
     summary_of,
 )
+from adapters.imap.own_changes import OwnChange, flag_changes, lock_for, record
 from adapters.imap.pool import ImapPool
 from adapters.imap.summary import whole_message
-from adapters.imap.watch import poll
+from adapters.imap.watch import Round, poll
 from adapters.models import (
     BatchResult,
     Download,
@@ -60,8 +61,10 @@ class ImapAdapter:
         aliases: AliasStore,
         engine: Engine | None = None,
         pool_size: int = 4,
+        watched: set[str] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.watched = watched
         self.aliases = aliases
         self.engine = engine
         self.pool = ImapPool(endpoint, size=pool_size)
@@ -69,6 +72,21 @@ class ImapAdapter:
     def _run(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
         with logged_operation(log, self.endpoint.account_id, f"imap.{operation}"):
             return self.pool.run(work)
+
+    def _change(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
+        """Run a change of the mailbox; the watcher waits meanwhile, so the change's own-change
+        records (see ``_own``) are in the store before it can see the change on the server."""
+        with lock_for(self.endpoint.account_id):
+            return self._run(operation, work)
+
+    def _own(self, changes: list[OwnChange]) -> None:
+        record(self.engine, self.endpoint.account_id, changes)
+
+    def _own_folders(self, destroyed: list[str], created: list[str]) -> None:
+        self._own(
+            [OwnChange(path, 0, 0, "destroyed") for path in destroyed]
+            + [OwnChange(path, 0, 0, "created") for path in created]
+        )
 
     def verify(self) -> None:
         with logged_operation(log, self.endpoint.account_id, "imap.verify"):
@@ -85,7 +103,11 @@ class ImapAdapter:
         if self.engine is None:
             return
         engine = self.engine
-        self._run("watch", lambda c: poll(c, self.aliases, engine, self.endpoint.account_id))
+        self._run("watch", lambda c: self.watch_round(c, engine))
+
+    def watch_round(self, client: IMAPClient, engine: Engine) -> Round:
+        """One watch round on ``client`` (a pooled or the watcher's own connection)."""
+        return poll(client, self.aliases, engine, self.endpoint.account_id, self.watched)
 
     # -- folders ------------------------------------------------------------------------
 
@@ -93,13 +115,29 @@ class ImapAdapter:
         return self._run("list_folders", folders.list_folders)
 
     def create_folder(self, name: str, parent_id: str | None) -> Folder:
-        return self._run("create_folder", lambda c: folders.create(c, name, parent_id))
+        def work(client: IMAPClient) -> Folder:
+            folder = folders.create(client, name, parent_id)
+            self._own_folders([], [folder.path])
+            return folder
+
+        return self._change("create_folder", work)
 
     def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
-        return self._run("rename_folder", lambda c: folders.rename(c, folder_id, name, parent_id))
+        def work(client: IMAPClient) -> Folder:
+            before = {f.path for f in folders.list_raw(client)}
+            folder = folders.rename(client, folder_id, name, parent_id)
+            after = {f.path for f in folders.list_raw(client)}
+            self._own_folders(sorted(before - after), sorted(after - before))  # with children
+            return folder
+
+        return self._change("rename_folder", work)
 
     def delete_folder(self, folder_id: str) -> None:
-        self._run("delete_folder", lambda c: folders.delete(c, folder_id))
+        def work(client: IMAPClient) -> None:
+            folders.delete(client, folder_id)
+            self._own_folders([p for p in [folder_path(folder_id)] if p], [])
+
+        self._change("delete_folder", work)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -193,9 +231,10 @@ class ImapAdapter:
             if not exists(client, location.uid):
                 raise NoSuchObject("message")
             apply_change(client, [location.uid], change, selected.get(b"PERMANENTFLAGS", ()))
+            self._own(flag_changes(client, location.path, location.uidvalidity, [location.uid]))
             return summary_of(client, self.aliases, location, message_id)
 
-        return self._run("update_message", work)
+        return self._change("update_message", work)
 
     def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
         result = self.batch([message_id], None, folder_id, delete=False, permanent=False)[0]
@@ -221,9 +260,11 @@ class ImapAdapter:
                 raise NoSuchObject("message")
             _ensure_folder(client, target)
             mapping = uidplus.copy(client, [location.uid], target)
-            return _new_location(client, target, location, mapping)
+            copied = _new_location(client, target, location, mapping)
+            self._own([OwnChange(copied.path, copied.uidvalidity, copied.uid, "created")])
+            return copied
 
-        new_location = self._run("copy_message", work)
+        new_location = self._change("copy_message", work)
         return self._summary(ids.message_id(new_location, self.endpoint.account_id))
 
     def delete_message(self, message_id: str, permanent: bool) -> None:
@@ -274,14 +315,17 @@ class ImapAdapter:
                     continue
                 if change is not None and not change.is_empty():
                     apply_change(client, uids, change, selected.get(b"PERMANENTFLAGS", ()))
+                    self._own(flag_changes(client, path, validity, uids))
                 destination = target if not delete else trash
                 if delete and (permanent or trash == path):
                     uidplus.expunge(client, uids)
+                    self._own([OwnChange(path, validity, uid, "destroyed") for uid in uids])
                     for uid in uids:
                         self.aliases.forget(by_uid[uid])
                         results[by_uid[uid]] = BatchResult(id=by_uid[uid], status=200)
                 elif destination is not None and destination != path:
                     mapping = uidplus.move(client, uids, destination)
+                    self._own(_moved(path, validity, destination, uids, mapping))
                     self._record_moves(
                         client, destination, path, validity, by_uid, uids, mapping, results
                     )
@@ -293,7 +337,7 @@ class ImapAdapter:
                         }
                     )
 
-        self._run("batch", work)
+        self._change("batch", work)
         return [results[id_] for id_ in message_ids]
 
     def _record_moves(
@@ -315,6 +359,21 @@ class ImapAdapter:
             else:  # the server did not say where it went: the id changes
                 self.aliases.forget(id_)
                 results[id_] = BatchResult(id=id_, status=200, message_id=None)
+
+
+def _moved(
+    path: str,
+    validity: int,
+    destination: str,
+    uids: list[int],
+    mapping: tuple[int, dict[int, int]] | None,
+) -> list[OwnChange]:
+    """A move is, on the server, an expunge here and new mail there (where the server said)."""
+    gone = [OwnChange(path, validity, uid, "destroyed") for uid in uids]
+    if mapping is None:
+        return gone
+    target_validity, new_uids = mapping
+    return gone + [OwnChange(destination, target_validity, u, "created") for u in new_uids.values()]
 
 
 def _summary_at(

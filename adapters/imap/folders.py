@@ -10,6 +10,7 @@ from imapclient import IMAPClient
 from adapters.errors import AlreadyExists, InvalidArgument, NoSuchObject
 from adapters.ids import folder_id, folder_path
 from adapters.imap.connect import server_words
+from adapters.imap.messages import unselect
 from adapters.imap.roles import assign_roles
 from adapters.models import Folder
 
@@ -37,6 +38,7 @@ def list_raw(client: IMAPClient) -> list[ListedFolder]:
 
 
 def list_folders(client: IMAPClient) -> list[Folder]:
+    unselect(client)  # for true counts of the folder this connection had open
     listed = list_raw(client)
     roles = assign_roles([(f.path, f.flags, f.delimiter) for f in listed])
     paths = {f.path for f in listed}
@@ -65,6 +67,12 @@ def _folder(entry: ListedFolder, role: object, paths: set[str], total: int, unre
         total=total,
         unread=unread,
     )
+
+
+def describe(listed: list[ListedFolder], entry: ListedFolder, total: int, unread: int) -> Folder:
+    """One folder of a listing as the API shows it (its role and parent need the others)."""
+    roles = assign_roles([(f.path, f.flags, f.delimiter) for f in listed])
+    return _folder(entry, roles.get(entry.path), {f.path for f in listed}, total, unread)
 
 
 def path_with_role(client: IMAPClient, role: str) -> str | None:

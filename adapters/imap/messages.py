@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 from typing import Any
 
@@ -37,6 +38,18 @@ def select(client: IMAPClient, path: str) -> dict[bytes, Any]:
         raise
     except imaplib.IMAP4.error as exc:
         raise NoSuchObject("folder") from exc
+
+
+def unselect(client: IMAPClient) -> None:
+    """Leave the selected folder: STATUS on it would answer from this session's stale view
+    (RFC 3501 section 6.3.10), and Dovecot does."""
+    if client._imap.state != "SELECTED":  # imapclient does not expose the state
+        return
+    if client.has_capability("UNSELECT"):
+        client.unselect_folder()
+    else:  # CLOSE would expunge; a failed SELECT leaves no folder selected (section 6.3.1)
+        with contextlib.suppress(imaplib.IMAP4.error):
+            client.select_folder("mailgate-unselect-7c1e2b", readonly=True)
 
 
 def uidvalidity(selected: dict[bytes, Any]) -> int:

@@ -1,0 +1,176 @@
+"""IMAP watchers of `mailgate serve`: one thread per IMAP account keeps its own connection,
+waits on INBOX with IDLE (new mail there is reported within a second) and runs a watch round
+over all watched folders when INBOX changes or every ``imap_poll_interval`` seconds
+(adapters.imap.watch). A broken connection is reopened with exponential backoff; the
+account's state and an ``account.error`` webhook say when it cannot be. A lease per account
+makes sure only one gateway process watches it, so no change is reported twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+from datetime import timedelta
+
+from imapclient import IMAPClient
+from sqlmodel import Session, select
+
+from adapters.errors import MailboxError, MailboxUnreachable
+from adapters.imap import ImapAdapter
+from adapters.imap.connect import open_imap
+from adapters.imap.idle import wait_for_change
+from adapters.imap.pool import BROKEN
+from gateway.backoff import backoff
+from gateway.context import Gateway
+from gateway.health_state import mark_failed, mark_working
+from gateway.mailboxes import settings_fingerprint
+from store import leases
+from store.models import Account
+
+log = logging.getLogger("mailgate.watch")
+
+LEASE = timedelta(seconds=60)
+# IDLE is re-issued at least this often (RFC 2177 asks for less than 29 minutes).
+IDLE_MAX = 25 * 60.0
+RECONNECT_CAP = 300.0
+
+
+class AccountWatcher:
+    def __init__(self, gw: Gateway, account_id: str, interval: float, owner: str) -> None:
+        self.gw = gw
+        self.account_id = account_id
+        self.interval = min(interval, IDLE_MAX)
+        self.owner = owner
+        self.lease = f"imap-watch:{account_id}"
+        self.stop_event = threading.Event()
+        self.waiting = threading.Event()  # set while it waits for the server to report news
+        self.thread = threading.Thread(target=self._run, name=f"watch-{account_id}", daemon=True)
+        self.failures = 0
+        self.connections = 0  # how many times it has (re)connected
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            if not self._lease():
+                self.stop_event.wait(LEASE.total_seconds() / 3)  # another process watches it
+                continue
+            try:
+                self._watch()
+            except MailboxError as exc:
+                self._failed(exc)
+            except BROKEN as exc:
+                self._failed(MailboxUnreachable(f"the connection to the mail server broke: {exc}"))
+            except Exception:
+                log.exception("watcher crashed", extra={"account_id": self.account_id})
+                self.failures += 1
+            else:
+                continue
+            self.stop_event.wait(backoff(self.failures, base=1.0, cap=RECONNECT_CAP))
+        with contextlib.suppress(Exception):
+            leases.release(self.gw.engine, self.lease, self.owner)
+
+    def _lease(self) -> bool:
+        return leases.acquire(self.gw.engine, self.lease, self.owner, LEASE)
+
+    def _failed(self, error: MailboxError) -> None:
+        self.failures += 1
+        log.warning(
+            "watcher lost the mailbox; reconnecting",
+            extra={"account_id": self.account_id, "error": error.detail, "attempt": self.failures},
+        )
+        mark_failed(self.gw, self.account_id, error)
+
+    def _watch(self) -> None:
+        """Watch until stopped or the lease is lost; raises when the mailbox fails."""
+        with Session(self.gw.engine) as session:
+            account = session.get(Account, self.account_id)
+        if account is None:
+            self.stop_event.set()
+            return
+        adapter = self.gw.mailboxes.adapter(account)
+        if not isinstance(adapter, ImapAdapter):
+            self.stop_event.set()
+            return
+        client = open_imap(adapter.endpoint)
+        self.connections += 1
+        try:
+            self._rounds(adapter, client)
+        finally:
+            with contextlib.suppress(Exception):  # the connection is being abandoned anyway
+                client.shutdown()
+
+    def _rounds(self, adapter: ImapAdapter, client: IMAPClient) -> None:
+        first = True
+        while not self.stop_event.is_set():
+            found = adapter.watch_round(client, self.gw.engine)
+            if first:
+                mark_working(self.gw, self.account_id)
+                self.failures, first = 0, False
+            if found.events:
+                log.info(
+                    "changes found",
+                    extra={"account_id": self.account_id, "events": len(found.events)},
+                )
+            if not self._lease():
+                return  # lapsed while we were cut off, and someone else watches now
+            client.select_folder("INBOX", readonly=True)
+            self.waiting.set()
+            try:
+                wait_for_change(client, self.interval, self.stop_event)
+            finally:
+                self.waiting.clear()
+
+
+class ImapWatchers:
+    """Keeps one watcher per IMAP account running, restarting it when the account changes."""
+
+    def __init__(self, gw: Gateway, interval: float) -> None:
+        self.gw = gw
+        self.interval = interval
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.running: dict[str, tuple[object, AccountWatcher]] = {}
+
+    def reconcile(self) -> None:
+        with Session(self.gw.engine) as session:
+            accounts = session.exec(select(Account).where(Account.protocol == "imap")).all()
+        wanted = {a.id: settings_fingerprint(a) for a in accounts}
+        stopped = []
+        for account_id, (version, watcher) in list(self.running.items()):
+            if wanted.get(account_id) != version or not watcher.thread.is_alive():
+                watcher.stop()
+                stopped.append(watcher)
+                del self.running[account_id]
+        for watcher in stopped:  # let it finish its round and give up its lease
+            watcher.thread.join(timeout=10)
+        for account_id, version in wanted.items():
+            if account_id not in self.running:
+                owner = f"{self.owner}:{secrets.token_hex(3)}"
+                watcher = AccountWatcher(self.gw, account_id, self.interval, owner)
+                self.running[account_id] = (version, watcher)
+                watcher.start()
+
+    async def run_forever(self, every: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.reconcile)
+            except Exception:
+                log.exception("watcher bookkeeping failed")
+            await asyncio.sleep(every)
+
+    def close(self, wait: float = 5.0) -> None:
+        watchers = [watcher for _, watcher in self.running.values()]
+        self.running.clear()
+        for watcher in watchers:
+            watcher.stop()
+        for watcher in watchers:
+            watcher.thread.join(timeout=wait)

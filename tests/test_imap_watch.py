@@ -1,0 +1,170 @@
+"""What the IMAP watcher reports of changes made on a real Dovecot by other clients (new,
+expunged, re-flagged mail; folders made and removed), and that changes made through the API
+are reported once, by the API, never again by the watcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from gateway.context import Gateway
+from store.models import Account
+from tests.harness.dovecot import DovecotServer
+from tests.mail_factory import dated, text_message
+from tests.test_changes import changes
+from tests.test_imap_mail import Mailbox, mailbox  # noqa: F401  (fixture)
+
+
+def watch_round(gateway: Gateway, box: Mailbox) -> None:
+    """One watcher round for the account, as `mailgate serve` runs them."""
+    with Session(gateway.engine) as session:
+        account = session.get(Account, box.account_id)
+        assert account is not None
+        gateway.mailboxes.adapter(account).refresh()
+
+
+def delta(box: Mailbox, since: str) -> dict[str, Any]:
+    feed = changes(box, since)
+    return {"messages": feed["messages"], "folders": feed["folders"]}
+
+
+NOTHING = {"created": [], "updated": [], "destroyed": []}
+
+
+def test_expunged_elsewhere_is_destroyed(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    dovecot.deliver(mailbox.user, dated(3))
+    watch_round(gateway, mailbox)
+    listed = {m["subject"]: m["id"] for m in mailbox.messages()}
+    start = changes(mailbox)["state"]
+
+    other = dovecot.imap_client(mailbox.user)
+    other.select_folder("INBOX")
+    doomed = [uid for uid in other.search(["SUBJECT", "Message 1"])]
+    other.delete_messages(doomed)
+    other.expunge()
+    uid = dovecot.append(mailbox.user, text_message("Arrived meanwhile", "hi"))
+    other.logout()
+    watch_round(gateway, mailbox)
+
+    seen = delta(mailbox, start)
+    assert seen["messages"]["destroyed"] == [listed["Message 1"]]
+    new = {m["subject"]: m["id"] for m in mailbox.messages()}["Arrived meanwhile"]
+    assert seen["messages"]["created"] == [new] and uid > 0
+    assert seen["messages"]["updated"] == [] and seen["folders"] == NOTHING
+
+
+def test_moved_elsewhere_is_destroyed_here_and_created_there(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    dovecot.deliver(mailbox.user, dated(2))
+    watch_round(gateway, mailbox)
+    first = mailbox.messages()[-1]
+    start = changes(mailbox)["state"]
+
+    other = dovecot.imap_client(mailbox.user)
+    other.select_folder("INBOX")
+    other.move([other.search(["SUBJECT", first["subject"]])[0]], "Archive")
+    other.logout()
+    watch_round(gateway, mailbox)
+
+    seen = delta(mailbox, start)["messages"]
+    archived = mailbox.messages("Archive")
+    assert seen == {"created": [archived[0]["id"]], "updated": [], "destroyed": [first["id"]]}
+    assert archived[0]["subject"] == first["subject"]
+
+
+def test_folders_made_and_removed_elsewhere(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    other = dovecot.imap_client(mailbox.user)
+    other.create_folder("Old")
+    watch_round(gateway, mailbox)
+    old = mailbox.folder_id("Old")
+    start = changes(mailbox)["state"]
+    other.create_folder("Projects")
+    other.append("Projects", text_message("Filed at once", "plan"))
+    other.delete_folder("Old")
+    other.logout()
+    watch_round(gateway, mailbox)
+
+    folders = mailbox.folders()
+    seen = delta(mailbox, start)
+    assert seen["folders"]["created"] == [folders["Projects"]["id"]]
+    assert seen["folders"]["destroyed"] == [old] and "Old" not in folders
+    assert seen["messages"]["created"] == [mailbox.messages("Projects")[0]["id"]]
+
+    watch_round(gateway, mailbox)  # nothing new: nothing more
+    assert delta(mailbox, start) == seen
+
+
+def test_api_changes_are_not_reported_again_by_the_watcher(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    dovecot.deliver(mailbox.user, dated(4))
+    watch_round(gateway, mailbox)
+    ids = [m["id"] for m in mailbox.messages()]
+    start = changes(mailbox)["state"]
+
+    folder = mailbox.call("POST", "/folders", json={"name": "Later"}).json()
+    assert mailbox.call("PATCH", f"/messages/{ids[0]}", json={"flagged": True}).status_code == 200
+    moved = mailbox.call("PATCH", f"/messages/{ids[1]}", json={"folder_id": folder["id"]})
+    assert moved.status_code == 200, moved.text
+    copy = mailbox.call("POST", f"/messages/{ids[2]}/copy", json={"folder_id": folder["id"]})
+    assert copy.status_code in (200, 201), copy.text
+    gone = mailbox.call("DELETE", f"/messages/{ids[3]}", params={"permanent": "true"})
+    assert gone.status_code == 204
+    renamed = mailbox.call("PATCH", f"/folders/{folder['id']}", json={"name": "Someday"})
+    assert renamed.status_code == 200, renamed.text
+    by_api = delta(mailbox, start)
+
+    watch_round(gateway, mailbox)
+    watch_round(gateway, mailbox)
+    assert delta(mailbox, start) == by_api  # the watcher added nothing
+
+    after_api = changes(mailbox, start)["state"]
+    other = dovecot.imap_client(mailbox.user)  # ... but still sees what others do next
+    other.select_folder("INBOX")
+    other.add_flags([other.search(["FLAGGED"])[0]], [b"\\Seen"])
+    other.logout()
+    watch_round(gateway, mailbox)
+    assert delta(mailbox, after_api)["messages"] == {**NOTHING, "updated": [ids[0]]}
+
+
+def test_only_watched_folders_are_reported(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    inbox = mailbox.folder_id("INBOX")
+    narrowed = mailbox.client.patch(
+        mailbox.base, json={"watched_folders": [inbox]}, headers=mailbox.auth
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    watch_round(gateway, mailbox)
+    start = changes(mailbox)["state"]
+    dovecot.append(mailbox.user, text_message("Filed unseen", "x"), folder="Archive")
+    dovecot.append(mailbox.user, text_message("To the inbox", "y"))
+    watch_round(gateway, mailbox)
+    assert delta(mailbox, start)["messages"]["created"] == [mailbox.messages()[0]["id"]]
+
+    widened = mailbox.client.patch(
+        mailbox.base, json={"watched_folders": None}, headers=mailbox.auth
+    )
+    assert widened.status_code == 200 and widened.json()["watched_folders"] is None
+    watch_round(gateway, mailbox)  # Archive is watched again from here: old mail is not new
+    middle = changes(mailbox)["state"]
+    dovecot.append(mailbox.user, text_message("Filed later", "z"), folder="Archive")
+    watch_round(gateway, mailbox)
+    later = {m["subject"]: m["id"] for m in mailbox.messages("Archive")}["Filed later"]
+    assert delta(mailbox, middle)["messages"] == {**NOTHING, "created": [later]}

@@ -1,0 +1,175 @@
+"""The IMAP watchers of `mailgate serve`, end to end: a real Dovecot, watcher threads, the
+dispatcher and a real HTTP receiver. New INBOX mail is reported while the watcher idles
+(the watch interval is set far longer than any wait here, so only IDLE can report it in
+time); a Dovecot restart is survived; two gateway processes never report a change twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from api.app import create_app
+from events.dispatcher import Dispatcher
+from gateway.context import Gateway
+from gateway.tenants import issue_api_key
+from gateway.watchers import ImapWatchers
+from store.migrate import upgrade
+from store.models import WebhookEvent
+from tests.conftest import make_settings
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.mail_factory import text_message
+from tests.test_events_e2e import verified
+from tests.test_webhooks import Receiver, _make_due, receiver  # noqa: F401  (fixture)
+
+NEVER = 3600.0  # a watch interval no test waits for: only IDLE can wake the watcher
+PATIENCE = 30.0  # how long a test waits for something that normally takes a second
+
+
+def eventually(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def own_dovecot(tmp_path: Path) -> Iterator[DovecotServer]:
+    """A Dovecot of this test's own, since the test restarts it."""
+    with DovecotServer(tmp_path / "dovecot") as server:
+        yield server
+
+
+class Setup:
+    def __init__(
+        self,
+        tmp_path: Path,
+        url: str,
+        server: DovecotServer,
+        receiver: Receiver,  # noqa: F811
+    ) -> None:
+        self.settings = make_settings(tmp_path, url, allow_private_webhooks=True)
+        self.gw = self.open_gateway()
+        self.server, self.receiver = server, receiver
+        self.user: MailUser = server.add_user()
+        auth = {"Authorization": f"Bearer {issue_api_key(self.gw.engine, 'shop').key}"}
+        with TestClient(create_app(self.gw)) as client:
+            body = {
+                "protocol": "imap",
+                "host": "127.0.0.1",
+                "port": server.imap_port,
+                "security": "none",
+                "username": self.user.username,
+                "password": self.user.password,
+            }
+            account = client.post("/v1/accounts", json=body, headers=auth)
+            assert account.status_code == 201, account.text
+            self.account_id = account.json()["id"]
+            hook = {"url": receiver.url, "events": ["message.created", "message.deleted"]}
+            self.secret = client.post("/v1/webhooks", json=hook, headers=auth).json()["secret"]
+
+    def open_gateway(self) -> Gateway:
+        gw = Gateway.from_settings(self.settings)
+        upgrade(gw.engine)
+        return gw
+
+    def watchers(self, gw: Gateway | None = None) -> ImapWatchers:
+        watchers = ImapWatchers(gw or self.gw, NEVER)
+        watchers.reconcile()
+        return watchers
+
+    def subjects(self) -> list[str]:
+        Dispatcher(self.gw).deliver_due()
+        return [b["data"].get("subject") for b in verified(self.receiver, self.secret)]
+
+
+def idling(watchers: ImapWatchers) -> bool:
+    return all(w.waiting.is_set() for _, w in watchers.running.values())
+
+
+@pytest.fixture
+def setup(
+    tmp_path: Path,
+    sqlite_url: str,
+    own_dovecot: DovecotServer,
+    receiver: Receiver,  # noqa: F811
+) -> Iterator[Setup]:
+    made = Setup(tmp_path, sqlite_url, own_dovecot, receiver)
+    yield made
+    made.gw.close()
+
+
+def test_new_mail_is_reported_while_idling_and_after_a_dovecot_restart(setup: Setup) -> None:
+    watchers = setup.watchers()
+    try:
+        eventually(lambda: idling(watchers), "the watcher to idle")
+        setup.server.append(setup.user, text_message("While idling", "one"))
+        assert eventually(setup.subjects, "the first webhook") == ["While idling"]
+
+        (watcher,) = [w for _, w in watchers.running.values()]
+        setup.server.restart()  # the idling connection is cut
+        setup.server.append(setup.user, text_message("While reconnecting", "two"))
+        eventually(lambda: watcher.connections == 2, "the watcher to reconnect")
+        eventually(lambda: idling(watchers), "the watcher to idle again")
+        setup.server.append(setup.user, text_message("After the restart", "three"))
+        expected = ["While idling", "While reconnecting", "After the restart"]
+        eventually(lambda: setup.subjects() == expected, "all three webhooks")
+    finally:
+        watchers.close()
+    assert len(set(setup.receiver.ids())) == len(setup.receiver.ids()) == 3
+
+
+def test_two_gateway_processes_report_each_change_once(setup: Setup) -> None:
+    first = setup.watchers()
+    second_gateway = setup.open_gateway()  # another `mailgate serve` on the same database
+    second = setup.watchers(second_gateway)
+    try:
+        eventually(lambda: idling(first) or idling(second), "one of them to idle")
+        for n in range(3):
+            setup.server.append(setup.user, text_message(f"Mail {n}", "x"))
+        eventually(lambda: len(setup.subjects()) >= 3, "three webhooks")
+        time.sleep(1)  # room for a duplicate to show up, were there one
+        assert sorted(setup.subjects()) == ["Mail 0", "Mail 1", "Mail 2"]
+        assert idling(first) != idling(second)  # exactly one of them watches
+    finally:
+        first.close()
+        second.close()
+        second_gateway.close()
+
+
+def test_mail_that_came_while_stopped_is_reported_once_after_restart(setup: Setup) -> None:
+    setup.receiver.stop()  # the receiver is down too
+    watchers = setup.watchers()
+    eventually(lambda: idling(watchers), "the watcher to idle")
+    setup.server.append(setup.user, text_message("Before the stop", "a"))
+    dispatcher = Dispatcher(setup.gw)
+    eventually(lambda: dispatcher.deliver_due() == 0 and _queued(setup.gw) == 1, "one event")
+    watchers.close()
+    setup.gw.close()
+
+    setup.server.append(setup.user, text_message("While stopped", "b"))  # nobody watching
+    setup.gw = setup.open_gateway()  # the gateway starts again, the receiver comes back
+    setup.receiver.start()
+    watchers = setup.watchers()
+    try:
+        eventually(lambda: idling(watchers), "the restarted watcher to idle")
+        _make_due(setup.gw)
+        eventually(lambda: len(setup.subjects()) == 2, "both webhooks")
+    finally:
+        watchers.close()
+    time.sleep(0.5)
+    assert setup.subjects() == ["Before the stop", "While stopped"]
+    assert len(set(setup.receiver.ids())) == len(setup.receiver.ids()) == 2
+
+
+def _queued(gw: Gateway) -> int:
+    with Session(gw.engine) as session:
+        return len(session.exec(select(WebhookEvent)).all())
