@@ -290,7 +290,11 @@ class Dispatcher:
                 log.exception("webhook round failed")
                 attempts = 0
             if attempts == 0:
-                await asyncio.to_thread(outbox.queued.wait, interval)
+                try:
+                    await asyncio.to_thread(outbox.queued.wait, interval)
+                except asyncio.CancelledError:
+                    outbox.queued.set()  # release the waiting thread too
+                    raise
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -37,6 +37,7 @@ LEASE = timedelta(seconds=60)
 # IDLE is re-issued at least this often (RFC 2177 asks for less than 29 minutes).
 IDLE_MAX = 25 * 60.0
 RECONNECT_CAP = 300.0
+DEFERRED_RETRY = 0.2
 
 
 class AccountWatcher:
@@ -122,6 +123,9 @@ class AccountWatcher:
                 )
             if not self._lease():
                 return  # lapsed while we were cut off, and someone else watches now
+            if found.deferred:  # the gateway itself is changing a folder: look again shortly
+                self.stop_event.wait(DEFERRED_RETRY)
+                continue
             client.select_folder("INBOX", readonly=True)
             self.waiting.set()
             try:

@@ -168,3 +168,33 @@ def test_only_watched_folders_are_reported(
     watch_round(gateway, mailbox)
     later = {m["subject"]: m["id"] for m in mailbox.messages("Archive")}["Filed later"]
     assert delta(mailbox, middle)["messages"] == {**NOTHING, "created": [later]}
+
+
+def test_a_change_in_flight_elsewhere_waits_for_its_record(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    """Another gateway process changing the mailbox through the API: the watcher here sees the
+    change on the server before that process has recorded it as its own. It must neither
+    report it nor move past it until the record is there, then skip it."""
+    from adapters.imap.own_changes import changing, flag_changes
+
+    dovecot.deliver(mailbox.user, dated(2))
+    watch_round(gateway, mailbox)
+    start = changes(mailbox)["state"]
+    other = dovecot.imap_client(mailbox.user)  # plays the other process's pooled connection
+    info = other.select_folder("INBOX")
+    uid = other.search(["ALL"])[0]
+    with changing(gateway.engine, mailbox.account_id, ["INBOX"]) as own:
+        other.add_flags([uid], [b"\\Flagged"])
+        watch_round(gateway, mailbox)  # sees the flag, but INBOX has a change in flight
+        assert delta(mailbox, start)["messages"] == NOTHING
+        own.add(flag_changes(other, "INBOX", int(info[b"UIDVALIDITY"]), [uid]))
+    watch_round(gateway, mailbox)
+    assert delta(mailbox, start)["messages"] == NOTHING  # it was the gateway's own change
+
+    other.add_flags([uid], [b"\\Seen"])  # a change by someone else is still reported
+    other.logout()
+    watch_round(gateway, mailbox)
+    assert len(delta(mailbox, start)["messages"]["updated"]) == 1

@@ -81,8 +81,8 @@ class Setup:
         upgrade(gw.engine)
         return gw
 
-    def watchers(self, gw: Gateway | None = None) -> ImapWatchers:
-        watchers = ImapWatchers(gw or self.gw, NEVER)
+    def watchers(self, gw: Gateway | None = None, interval: float = NEVER) -> ImapWatchers:
+        watchers = ImapWatchers(gw or self.gw, interval)
         watchers.reconcile()
         return watchers
 
@@ -173,3 +173,21 @@ def test_mail_that_came_while_stopped_is_reported_once_after_restart(setup: Setu
 def _queued(gw: Gateway) -> int:
     with Session(gw.engine) as session:
         return len(session.exec(select(WebhookEvent)).all())
+
+
+def test_servers_without_idle_are_polled(
+    tmp_path: Path,
+    sqlite_url: str,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    capabilities = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE NAMESPACE"
+    with DovecotServer(tmp_path / "no-idle", capabilities) as server:
+        setup = Setup(tmp_path, sqlite_url, server, receiver)
+        watchers = setup.watchers(interval=0.5)
+        try:
+            eventually(lambda: idling(watchers), "the watcher to wait")
+            server.append(setup.user, text_message("Polled", "no IDLE here"))
+            assert eventually(setup.subjects, "the webhook") == ["Polled"]
+        finally:
+            watchers.close()
+            setup.gw.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
@@ -33,7 +33,7 @@ from adapters.imap.messages import (
     select_message,
     summary_of,
 )
-from adapters.imap.own_changes import OwnChange, flag_changes, lock_for, record
+from adapters.imap.own_changes import ANY_FOLDER, OwnChange, Recorder, changing, flag_changes
 from adapters.imap.pool import ImapPool
 from adapters.imap.summary import whole_message
 from adapters.imap.watch import Round, poll
@@ -73,20 +73,10 @@ class ImapAdapter:
         with logged_operation(log, self.endpoint.account_id, f"imap.{operation}"):
             return self.pool.run(work)
 
-    def _change(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
-        """Run a change of the mailbox; the watcher waits meanwhile, so the change's own-change
-        records (see ``_own``) are in the store before it can see the change on the server."""
-        with lock_for(self.endpoint.account_id):
-            return self._run(operation, work)
-
-    def _own(self, changes: list[OwnChange]) -> None:
-        record(self.engine, self.endpoint.account_id, changes)
-
-    def _own_folders(self, destroyed: list[str], created: list[str]) -> None:
-        self._own(
-            [OwnChange(path, 0, 0, "destroyed") for path in destroyed]
-            + [OwnChange(path, 0, 0, "created") for path in created]
-        )
+    def _changing(self, paths: list[str]) -> contextlib.AbstractContextManager[Recorder]:
+        """Around a change of the server: records it as the gateway's own, so the watcher
+        does not report it again (adapters.imap.own_changes)."""
+        return changing(self.engine, self.endpoint.account_id, paths)
 
     def verify(self) -> None:
         with logged_operation(log, self.endpoint.account_id, "imap.verify"):
@@ -116,28 +106,31 @@ class ImapAdapter:
 
     def create_folder(self, name: str, parent_id: str | None) -> Folder:
         def work(client: IMAPClient) -> Folder:
-            folder = folders.create(client, name, parent_id)
-            self._own_folders([], [folder.path])
+            with self._changing([ANY_FOLDER]) as own:
+                folder = folders.create(client, name, parent_id)
+                own.add(_folders_changed(set(), {folder.path}))
             return folder
 
-        return self._change("create_folder", work)
+        return self._run("create_folder", work)
 
     def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
         def work(client: IMAPClient) -> Folder:
-            before = {f.path for f in folders.list_raw(client)}
-            folder = folders.rename(client, folder_id, name, parent_id)
-            after = {f.path for f in folders.list_raw(client)}
-            self._own_folders(sorted(before - after), sorted(after - before))  # with children
+            with self._changing([ANY_FOLDER]) as own:
+                before = {f.path for f in folders.list_raw(client)}
+                folder = folders.rename(client, folder_id, name, parent_id)
+                after = {f.path for f in folders.list_raw(client)}
+                own.add(_folders_changed(before - after, after - before))  # with children
             return folder
 
-        return self._change("rename_folder", work)
+        return self._run("rename_folder", work)
 
     def delete_folder(self, folder_id: str) -> None:
         def work(client: IMAPClient) -> None:
-            folders.delete(client, folder_id)
-            self._own_folders([p for p in [folder_path(folder_id)] if p], [])
+            with self._changing([ANY_FOLDER]) as own:
+                folders.delete(client, folder_id)
+                own.add(_folders_changed({p for p in [folder_path(folder_id)] if p}, set()))
 
-        self._change("delete_folder", work)
+        self._run("delete_folder", work)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -230,11 +223,13 @@ class ImapAdapter:
             selected = select_message(client, location)
             if not exists(client, location.uid):
                 raise NoSuchObject("message")
-            apply_change(client, [location.uid], change, selected.get(b"PERMANENTFLAGS", ()))
-            self._own(flag_changes(client, location.path, location.uidvalidity, [location.uid]))
+            with self._changing([location.path]) as own:
+                permanent = selected.get(b"PERMANENTFLAGS", ())
+                apply_change(client, [location.uid], change, permanent)
+                own.add(flag_changes(client, location.path, location.uidvalidity, [location.uid]))
             return summary_of(client, self.aliases, location, message_id)
 
-        return self._change("update_message", work)
+        return self._run("update_message", work)
 
     def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
         result = self.batch([message_id], None, folder_id, delete=False, permanent=False)[0]
@@ -259,12 +254,13 @@ class ImapAdapter:
             if not exists(client, location.uid):
                 raise NoSuchObject("message")
             _ensure_folder(client, target)
-            mapping = uidplus.copy(client, [location.uid], target)
-            copied = _new_location(client, target, location, mapping)
-            self._own([OwnChange(copied.path, copied.uidvalidity, copied.uid, "created")])
+            with self._changing([target]) as own:
+                mapping = uidplus.copy(client, [location.uid], target)
+                copied = _new_location(client, target, location, mapping)
+                own.add([OwnChange(copied.path, copied.uidvalidity, copied.uid, "created")])
             return copied
 
-        new_location = self._change("copy_message", work)
+        new_location = self._run("copy_message", work)
         return self._summary(ids.message_id(new_location, self.endpoint.account_id))
 
     def delete_message(self, message_id: str, permanent: bool) -> None:
@@ -313,31 +309,44 @@ class ImapAdapter:
                 uids = sorted(present)
                 if not uids:
                     continue
-                if change is not None and not change.is_empty():
-                    apply_change(client, uids, change, selected.get(b"PERMANENTFLAGS", ()))
-                    self._own(flag_changes(client, path, validity, uids))
                 destination = target if not delete else trash
-                if delete and (permanent or trash == path):
-                    uidplus.expunge(client, uids)
-                    self._own([OwnChange(path, validity, uid, "destroyed") for uid in uids])
-                    for uid in uids:
-                        self.aliases.forget(by_uid[uid])
-                        results[by_uid[uid]] = BatchResult(id=by_uid[uid], status=200)
-                elif destination is not None and destination != path:
-                    mapping = uidplus.move(client, uids, destination)
-                    self._own(_moved(path, validity, destination, uids, mapping))
-                    self._record_moves(
-                        client, destination, path, validity, by_uid, uids, mapping, results
-                    )
-                else:
-                    results.update(
-                        {
-                            by_uid[u]: BatchResult(id=by_uid[u], status=200, message_id=by_uid[u])
-                            for u in uids
-                        }
-                    )
+                with self._changing([p for p in (path, destination) if p]) as own:
+                    change_group(client, path, validity, uids, selected, destination, own)
 
-        self._change("batch", work)
+        def change_group(
+            client: IMAPClient,
+            path: str,
+            validity: int,
+            uids: list[int],
+            selected: dict[bytes, Any],
+            destination: str | None,
+            own: Recorder,
+        ) -> None:
+            by_uid = groups[(path, validity)]
+            if change is not None and not change.is_empty():
+                apply_change(client, uids, change, selected.get(b"PERMANENTFLAGS", ()))
+                own.add(flag_changes(client, path, validity, uids))
+            if delete and (permanent or destination == path):
+                uidplus.expunge(client, uids)
+                own.add([OwnChange(path, validity, uid, "destroyed") for uid in uids])
+                for uid in uids:
+                    self.aliases.forget(by_uid[uid])
+                    results[by_uid[uid]] = BatchResult(id=by_uid[uid], status=200)
+            elif destination is not None and destination != path:
+                mapping = uidplus.move(client, uids, destination)
+                own.add(_moved(path, validity, destination, uids, mapping))
+                self._record_moves(
+                    client, destination, path, validity, by_uid, uids, mapping, results
+                )
+            else:
+                results.update(
+                    {
+                        by_uid[u]: BatchResult(id=by_uid[u], status=200, message_id=by_uid[u])
+                        for u in uids
+                    }
+                )
+
+        self._run("batch", work)
         return [results[id_] for id_ in message_ids]
 
     def _record_moves(
@@ -359,6 +368,12 @@ class ImapAdapter:
             else:  # the server did not say where it went: the id changes
                 self.aliases.forget(id_)
                 results[id_] = BatchResult(id=id_, status=200, message_id=None)
+
+
+def _folders_changed(destroyed: set[str], created: set[str]) -> list[OwnChange]:
+    return [OwnChange(path, 0, 0, "destroyed") for path in sorted(destroyed)] + [
+        OwnChange(path, 0, 0, "created") for path in sorted(created)
+    ]
 
 
 def _moved(

@@ -1,14 +1,18 @@
-"""Changes the gateway made on the IMAP server itself. The API emits their events at once;
+"""Changes the gateway makes on the IMAP server itself. The API emits their events at once;
 the watcher, which sees the same changes on the server a moment later, skips what is
-recorded here, so one change is never two events.
+recorded here, so one change is never two events, even when the watcher runs in another
+process.
 
-Within one process the per-account lock closes the gap between a change reaching the server
-and its record: the watcher takes the same lock for its rounds."""
+Ordering makes that hold without locks: before each change reaches the server, an *intent*
+row for its folders is committed; once done, the intent is replaced by the exact records
+(folder, UIDVALIDITY, UID, and for flags the new MODSEQ). The watcher reads these rows only
+after it has looked at the server, so any change it saw had its intent (or records) stored
+before, and it skips a folder while an intent on it is open."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,17 +23,13 @@ from sqlmodel import Session, col, delete, select
 from store.db import session_scope
 from store.models import ImapOwnChange, as_utc, utcnow
 
-# An unmatched record (its folder not watched, or the server never showed the change) is
-# dropped after this long.
-KEEP = timedelta(hours=1)
-
-_locks: dict[str, threading.RLock] = {}
-_locks_guard = threading.Lock()
-
-
-def lock_for(account_id: str) -> threading.RLock:
-    with _locks_guard:
-        return _locks.setdefault(account_id, threading.RLock())
+INTENT = "pending"
+ANY_FOLDER = "*"  # an intent on the folder list itself (create, rename, delete)
+# An intent older than this belongs to a process that died mid-change: no longer waited for.
+INTENT_MAX = timedelta(minutes=5)
+# A record the watcher never matched (its folder not watched, or another client changed the
+# message again before the watcher looked) is dropped after this long.
+KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -41,22 +41,51 @@ class OwnChange:
     modseq: int | None = None
 
 
-def record(engine: Engine | None, account_id: str, changes: Iterable[OwnChange]) -> None:
-    rows = [
-        ImapOwnChange(
-            account_id=account_id,
-            folder_path=c.path,
-            uidvalidity=c.uidvalidity,
-            uid=c.uid,
-            change=c.change,
-            modseq=c.modseq,
-        )
-        for c in changes
-    ]
-    if engine is None or not rows:
+class Recorder:
+    """The records of one change in progress; see :func:`changing`."""
+
+    def __init__(self) -> None:
+        self.changes: list[OwnChange] = []
+
+    def add(self, changes: Iterable[OwnChange]) -> None:
+        self.changes.extend(changes)
+
+
+@contextmanager
+def changing(engine: Engine | None, account_id: str, paths: Iterable[str]) -> Iterator[Recorder]:
+    """Wrap one change of the server: the intent on ``paths`` is stored first; the records
+    added to the yielded recorder replace it at the end (also when the change failed half
+    way: what reached the server is recorded)."""
+    recorder = Recorder()
+    if engine is None:
+        yield recorder
         return
+    intents = [
+        ImapOwnChange(account_id=account_id, folder_path=p, uidvalidity=0, uid=0, change=INTENT)
+        for p in dict.fromkeys(paths)
+    ]
     with session_scope(engine) as session:
-        session.add_all(rows)
+        session.add_all(intents)
+    try:
+        yield recorder
+    finally:
+        with session_scope(engine) as session:
+            session.exec(
+                delete(ImapOwnChange).where(  # type: ignore[call-overload]
+                    col(ImapOwnChange.id).in_([i.id for i in intents])
+                )
+            )
+            session.add_all(
+                ImapOwnChange(
+                    account_id=account_id,
+                    folder_path=c.path,
+                    uidvalidity=c.uidvalidity,
+                    uid=c.uid,
+                    change=c.change,
+                    modseq=c.modseq,
+                )
+                for c in recorder.changes
+            )
 
 
 def flag_changes(
@@ -75,18 +104,26 @@ def flag_changes(
     ]
 
 
-class Pending:
-    """The account's unmatched records, loaded once per watch round (under the lock)."""
+class OwnRecords:
+    """The account's records and open intents, read after the watcher looked at the server."""
 
     def __init__(self, session: Session, account_id: str) -> None:
         self.account_id = account_id
-        self.rows = list(
-            session.exec(select(ImapOwnChange).where(ImapOwnChange.account_id == account_id))
-        )
+        now = utcnow()
+        self.rows: list[ImapOwnChange] = []
+        self.busy: set[str] = set()
+        for row in session.exec(
+            select(ImapOwnChange).where(ImapOwnChange.account_id == account_id)
+        ):
+            if row.change != INTENT:
+                self.rows.append(row)
+            elif now - as_utc(row.created_at) < INTENT_MAX:
+                self.busy.add(row.folder_path)
         self.matched: list[int] = []
 
-    def folder(self, path: str, uidvalidity: int) -> list[ImapOwnChange]:
-        return [r for r in self.rows if r.folder_path == path and r.uidvalidity == uidvalidity]
+    def changing(self, path: str) -> bool:
+        """Whether a change of the folder (or of the folder list) is in flight right now."""
+        return path in self.busy or ANY_FOLDER in self.busy
 
     def take(
         self, path: str, uidvalidity: int, uid: int, change: str, modseq: int | None = None
@@ -104,16 +141,18 @@ class Pending:
                 return True
         return False
 
-    @property
-    def dirty(self) -> bool:
-        return bool(self.matched) or any(as_utc(r.created_at) < utcnow() - KEEP for r in self.rows)
-
     def save(self, session: Session) -> None:
-        """Drop the records used up this round and those too old to match any more."""
+        """Drop the records used up this round, those too old to match any more, and the
+        intents of processes that died mid-change."""
+        now = utcnow()
         session.exec(
             delete(ImapOwnChange).where(  # type: ignore[call-overload]
                 col(ImapOwnChange.account_id) == self.account_id,
                 col(ImapOwnChange.id).in_(self.matched)
-                | (col(ImapOwnChange.created_at) < utcnow() - KEEP),
+                | (col(ImapOwnChange.created_at) < now - KEEP)
+                | (
+                    (col(ImapOwnChange.change) == INTENT)
+                    & (col(ImapOwnChange.created_at) < now - INTENT_MAX)
+                ),
             )
         )

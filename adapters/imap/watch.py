@@ -6,8 +6,12 @@ progress kept in the store. Only folders whose numbers moved are opened (read-on
 Progress per folder survives restarts, so nothing that came while the gateway was down is
 missed and nothing old is replayed. The first round of an account takes a baseline without
 announcing anything; a folder that appears later is new, and so is all the mail in it.
-Changes the gateway made itself were emitted by the API already and are skipped
-(adapters.imap.own_changes)."""
+
+A round first looks at the server, then reads the gateway's own changes
+(adapters.imap.own_changes) and drops those, since the API emitted them already; a folder
+with a change of the gateway in flight is left for the next round. Only then are the
+summaries of what remains fetched and the events emitted, with the progress, in one
+transaction."""
 
 from __future__ import annotations
 
@@ -24,8 +28,7 @@ from adapters.base import AliasStore
 from adapters.ids import folder_id
 from adapters.imap import folders, uidset
 from adapters.imap.messages import fetch_summaries, ids_for, unselect
-from adapters.imap.own_changes import Pending, lock_for
-from adapters.models import MessageSummary
+from adapters.imap.own_changes import OwnRecords
 from store.db import session_scope
 from store.models import ImapFolderState
 from store.outbox import Event, emit, payload
@@ -35,10 +38,23 @@ log = logging.getLogger("mailgate.imap.watch")
 
 @dataclass
 class Round:
-    """What one watch round found; ``examined`` tells whether it left another folder open."""
+    """What one watch round found; ``deferred``: some folders were left for the next round
+    because the gateway itself was changing them."""
 
     events: list[Event] = field(default_factory=list)
-    examined: bool = False
+    deferred: bool = False
+
+
+@dataclass
+class _Seen:
+    """One folder as this round found it on the server, before own changes are dropped."""
+
+    path: str
+    state: ImapFolderState
+    created: list[int] = field(default_factory=list)
+    vanished: list[int] = field(default_factory=list)
+    changed: dict[int, int | None] = field(default_factory=dict)  # uid -> its MODSEQ
+    new_folder: bool = False
 
 
 def poll(
@@ -50,8 +66,7 @@ def poll(
 ) -> Round:
     """One round over the account's folders (``watched``: the paths whose messages are
     watched, None for all); emits what changed in one transaction with the new progress."""
-    with lock_for(account_id):
-        return _Poll(client, aliases, engine, account_id, watched).run()
+    return _Poll(client, aliases, engine, account_id, watched).run()
 
 
 class _Poll:
@@ -69,7 +84,6 @@ class _Poll:
         self.account_id = account_id
         self.watched = watched
         self.condstore = client.has_capability("CONDSTORE")
-        self.round = Round()
         with Session(engine) as session:
             self.known = {
                 row.folder_path: row
@@ -77,169 +91,183 @@ class _Poll:
                     sql_select(ImapFolderState).where(ImapFolderState.account_id == account_id)
                 )
             }
-            self.pending = Pending(session, account_id)
 
     def run(self) -> Round:
+        # 1. the server
         unselect(self.client)
         listed = folders.list_raw(self.client)
         initial = not self.known
-        writes: list[ImapFolderState] = []
         paths = {entry.path for entry in listed}
         gone = [path for path in self.known if path not in paths]
-        for path in gone:
-            if not self.pending.take(path, 0, 0, "destroyed"):
-                self._event("folder", folder_id(path), "destroyed")
+        made = [e for e in listed if e.path not in self.known and not initial]
+        seen: list[_Seen] = []
         for entry in listed:
             before = self.known.get(entry.path)
-            # a folder made by someone else is new, and so is all the mail in it; one the API
-            # made (or renamed: the mail in it is not new) was announced already
-            made_elsewhere = (
-                before is None
-                and not initial
-                and not self.pending.take(entry.path, 0, 0, "created")
-            )
-            if made_elsewhere:
-                self._event("folder", folder_id(entry.path), "created", self._folder(listed, entry))
             if not entry.selectable or (
                 self.watched is not None and entry.path not in self.watched
             ):
                 if before is None or before.uids is not None:
-                    writes.append(
-                        ImapFolderState(
-                            account_id=self.account_id,
-                            folder_path=entry.path,
-                            uidvalidity=0,
-                            uidnext=0,
-                        )
-                    )
+                    state = _unwatched(self.account_id, entry.path)
+                    seen.append(_Seen(entry.path, state, new_folder=entry in made))
                 continue
-            if made_elsewhere:
+            if entry in made:
                 before = _empty(self.account_id, entry.path)
-            after = self._folder_round(entry.path, before)
-            if after is None and entry.path not in self.known:
-                after = before  # a new, empty folder: remember it exists
-            if after is not None:
-                writes.append(after)
-        if writes or gone or self.round.events or self.pending.dirty:
-            self._save(writes, gone)
-        return self.round
+            found = self._folder(entry.path, before)
+            if found is not None:
+                found.new_folder = entry in made
+                seen.append(found)
+        # 2. what of it the gateway did itself
+        with Session(self.engine) as session:
+            own = OwnRecords(session, self.account_id)
+        result = Round()
+        if own.changing("*") and (gone or made):
+            result.deferred = True  # the folder list is being changed: all of it next round
+            return result
+        events: list[Event] = []
+        for path in gone:
+            if not own.take(path, 0, 0, "destroyed"):
+                events.append(Event("folder", folder_id(path), "destroyed"))
+        kept: list[_Seen] = []
+        for found in seen:
+            if own.changing(found.path):
+                result.deferred = True
+                continue
+            validity = found.state.uidvalidity
+            if found.new_folder and own.take(found.path, 0, 0, "created"):
+                found.new_folder = False  # the API made (or renamed) it: its mail is not new
+                found.created = []
+            found.created = [
+                u for u in found.created if not own.take(found.path, validity, u, "created")
+            ]
+            found.vanished = [
+                u for u in found.vanished if not own.take(found.path, validity, u, "destroyed")
+            ]
+            found.changed = {
+                u: m
+                for u, m in found.changed.items()
+                if not own.take(found.path, validity, u, "updated", m)
+            }
+            kept.append(found)
+        # 3. the summaries of what others did
+        by_path = {entry.path: entry for entry in listed}
+        for found in kept:
+            if found.new_folder:
+                events.append(self._folder_event(listed, by_path[found.path]))
+            events += self._message_events(found)
+        result.events = events
+        if kept or gone or events or own.matched:
+            self._save(kept, gone, events, own)
+        return result
 
-    def _folder_round(self, path: str, before: ImapFolderState | None) -> ImapFolderState | None:
-        """The folder's new progress, or None when nothing moved."""
+    def _folder(self, path: str, before: ImapFolderState | None) -> _Seen | None:
+        """The folder as it is now, or None when nothing moved since ``before``."""
         items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"] + (
             [b"HIGHESTMODSEQ"] if self.condstore else []
         )
         status = self.client.folder_status(path, items)
         validity = int(status[b"UIDVALIDITY"])
-        if before is not None and before.uids is not None and before.uidvalidity in (validity, 0):
-            moved = (before.uidnext, before.messages, before.highestmodseq) != (
-                int(status[b"UIDNEXT"]),
-                int(status[b"MESSAGES"]),
-                int(status[b"HIGHESTMODSEQ"]) if self.condstore else None,
-            )
-            return self._changes(path, before) if moved else None
-        if before is not None and before.uids is not None:
-            log.warning(
-                "folder was recreated (UIDVALIDITY changed); watching it afresh",
-                extra={"account_id": self.account_id, "folder": path},
-            )
-        return self._baseline(path)
+        if before is None or before.uids is None or before.uidvalidity not in (validity, 0):
+            if before is not None and before.uids is not None:
+                log.warning(
+                    "folder was recreated (UIDVALIDITY changed); watching it afresh",
+                    extra={"account_id": self.account_id, "folder": path},
+                )
+            return self._baseline(path)
+        now = (
+            int(status[b"UIDNEXT"]),
+            int(status[b"MESSAGES"]),
+            int(status[b"HIGHESTMODSEQ"]) if self.condstore else None,
+        )
+        if (before.uidnext, before.messages, before.highestmodseq) == now and before.uidvalidity:
+            return None
+        return self._changes(path, before)
 
-    def _examine(self, path: str) -> dict[bytes, Any]:
-        self.round.examined = True
-        return self.client.select_folder(path, readonly=True)
+    def _baseline(self, path: str) -> _Seen:
+        selected = self.client.select_folder(path, readonly=True)
+        uids = set(self.client.search(["ALL"])) if int(selected[b"EXISTS"]) else set()
+        return _Seen(path, self._state(path, selected, uids, None))
 
-    def _baseline(self, path: str) -> ImapFolderState:
-        selected = self._examine(path)
-        uids = set(self.client.search(["ALL"])) if int(selected[b"EXISTS"]) else set()  # type: ignore[call-overload]
-        return self._state(path, selected, uids, None)
-
-    def _changes(self, path: str, before: ImapFolderState) -> ImapFolderState:
-        selected = self._examine(path)
-        validity = int(selected[b"UIDVALIDITY"])  # type: ignore[call-overload]
-        if before.uidvalidity not in (validity, 0):
+    def _changes(self, path: str, before: ImapFolderState) -> _Seen:
+        selected = self.client.select_folder(path, readonly=True)
+        if before.uidvalidity not in (int(selected[b"UIDVALIDITY"]), 0):
             return self._baseline(path)
         known = uidset.decode(before.uids or "")
         current = set(known)
-        if int(selected[b"UIDNEXT"]) > before.uidnext:  # type: ignore[call-overload]
-            current |= {
-                u for u in self.client.search(["UID", f"{before.uidnext}:*"]) if u >= before.uidnext
-            }
-        if len(current) != int(selected[b"EXISTS"]):  # type: ignore[call-overload]
+        if int(selected[b"UIDNEXT"]) > before.uidnext:
+            found = self.client.search(["UID", f"{before.uidnext}:*"])
+            current |= {u for u in found if u >= before.uidnext}
+        if len(current) != int(selected[b"EXISTS"]):
             current = set(self.client.search(["ALL"]))  # something was expunged: which?
-        created = sorted(
-            u for u in current - known if not self.pending.take(path, validity, u, "created")
-        )
-        vanished = sorted(
-            u for u in known - current if not self.pending.take(path, validity, u, "destroyed")
-        )
-        for summary in _ordered(
-            fetch_summaries(self.client, self.aliases, path, validity, created)
-        ):
-            self._event("message", summary.id, "created", payload(summary))
-        modseq = None
+        changed: dict[int, int | None] = {}
+        seen_modseq = None
         if self.condstore and before.highestmodseq is not None:
-            modseq, updated = self._flag_changes(
-                path, validity, before.highestmodseq, known & current
-            )
-            for summary in _ordered(
-                fetch_summaries(self.client, self.aliases, path, validity, updated)
-            ):
-                self._event("message", summary.id, "updated", payload(summary))
-        for _uid, id_ in sorted(ids_for(self.aliases, path, validity, vanished).items()):
-            self._event("message", id_, "destroyed")
-            self.aliases.forget(id_)
-        return self._state(path, selected, current, modseq)
-
-    def _flag_changes(
-        self, path: str, validity: int, since: int, uids: set[int]
-    ) -> tuple[int | None, list[int]]:
-        """SEARCH MODSEQ (RFC 7162 section 3.1.5): the messages changed since the last round,
-        and the highest mod-sequence among them, up to which this round has seen."""
-        found = self.client.search(["MODSEQ", str(since + 1)])
-        changed = sorted(int(u) for u in found if int(u) in uids)
-        own = {row.uid for row in self.pending.folder(path, validity) if row.change == "updated"}
-        if own & set(changed):
-            fetched = self.client.fetch(sorted(own & set(changed)), [b"MODSEQ"])
-            ours = {
-                int(u)
-                for u, d in fetched.items()
-                if self.pending.take(path, validity, int(u), "updated", int(d[b"MODSEQ"][0]))
-            }
-            changed = [u for u in changed if u not in ours]
-        return getattr(found, "modseq", None), changed
+            # SEARCH MODSEQ (RFC 7162 section 3.1.5): changed since the last round, and the
+            # highest mod-sequence among them, up to which this round has seen
+            found = self.client.search(["MODSEQ", str(before.highestmodseq + 1)])
+            seen_modseq = getattr(found, "modseq", None)
+            uids = sorted(int(u) for u in found if int(u) in known & current)
+            if uids:
+                fetched = self.client.fetch(uids, [b"MODSEQ"])
+                changed = {int(u): _modseq(d) for u, d in fetched.items()}
+        return _Seen(
+            path,
+            self._state(path, selected, current, seen_modseq),
+            created=sorted(current - known),
+            vanished=sorted(known - current),
+            changed=changed,
+        )
 
     def _state(
         self, path: str, selected: dict[bytes, Any], uids: set[int], seen_modseq: int | None
     ) -> ImapFolderState:
-        uidnext = max(int(selected[b"UIDNEXT"]), max(uids, default=0) + 1)  # type: ignore[call-overload]
+        uidnext = max(int(selected[b"UIDNEXT"]), max(uids, default=0) + 1)
         highest = selected.get(b"HIGHESTMODSEQ") if self.condstore else None
-        modseq = None if highest is None else max(int(highest), seen_modseq or 0)  # type: ignore[call-overload]
+        modseq = None if highest is None else max(int(highest), seen_modseq or 0)
         return ImapFolderState(
             account_id=self.account_id,
             folder_path=path,
-            uidvalidity=int(selected[b"UIDVALIDITY"]),  # type: ignore[call-overload]
+            uidvalidity=int(selected[b"UIDVALIDITY"]),
             uidnext=uidnext,
             highestmodseq=modseq,
             messages=len(uids),
             uids=uidset.encode(uids),
         )
 
-    def _folder(
+    def _message_events(self, found: _Seen) -> list[Event]:
+        if not (found.created or found.changed or found.vanished):
+            return []
+        validity = found.state.uidvalidity
+        events: list[Event] = []
+        if found.created or found.changed:
+            self.client.select_folder(found.path, readonly=True)
+        created = fetch_summaries(self.client, self.aliases, found.path, validity, found.created)
+        for uid in sorted(created):
+            events.append(Event("message", created[uid].id, "created", payload(created[uid])))
+        updated = fetch_summaries(
+            self.client, self.aliases, found.path, validity, sorted(found.changed)
+        )
+        for uid in sorted(updated):
+            events.append(Event("message", updated[uid].id, "updated", payload(updated[uid])))
+        for _uid, id_ in sorted(
+            ids_for(self.aliases, found.path, validity, found.vanished).items()
+        ):
+            events.append(Event("message", id_, "destroyed"))
+            self.aliases.forget(id_)
+        return events
+
+    def _folder_event(
         self, listed: list[folders.ListedFolder], entry: folders.ListedFolder
-    ) -> dict[str, object]:
+    ) -> Event:
         total = unread = 0
         if entry.selectable:
             status = self.client.folder_status(entry.path, [b"MESSAGES", b"UNSEEN"])
             total, unread = int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
-        return payload(folders.describe(listed, entry, total, unread))
+        folder = folders.describe(listed, entry, total, unread)
+        return Event("folder", folder.id, "created", payload(folder))
 
-    def _event(
-        self, kind: str, object_id: str, change: str, data: dict[str, object] | None = None
+    def _save(
+        self, kept: list[_Seen], gone: list[str], events: list[Event], own: OwnRecords
     ) -> None:
-        self.round.events.append(Event(kind, object_id, change, data or {}))  # type: ignore[arg-type]
-
-    def _save(self, writes: list[ImapFolderState], gone: list[str]) -> None:
         with session_scope(self.engine) as session:
             if gone:
                 session.exec(
@@ -248,17 +276,24 @@ class _Poll:
                         col(ImapFolderState.folder_path).in_(gone),
                     )
                 )
-            for state in writes:
-                session.merge(state)
-            self.pending.save(session)
-            emit(session, self.account_id, self.round.events)
+            for found in kept:
+                session.merge(found.state)
+            own.save(session)
+            emit(session, self.account_id, events)
+
+
+def _modseq(data: dict[bytes, Any]) -> int | None:
+    value = data.get(b"MODSEQ")
+    return int(value[0]) if value else None
 
 
 def _empty(account_id: str, path: str) -> ImapFolderState:
+    """The progress of a folder that did not exist: all mail in it is new."""
     return ImapFolderState(
         account_id=account_id, folder_path=path, uidvalidity=0, uidnext=1, messages=0, uids=""
     )
 
 
-def _ordered(summaries: dict[int, MessageSummary]) -> list[MessageSummary]:
-    return [summaries[uid] for uid in sorted(summaries)]
+def _unwatched(account_id: str, path: str) -> ImapFolderState:
+    """A folder known to exist but not watched: the next watched round takes a baseline."""
+    return ImapFolderState(account_id=account_id, folder_path=path, uidvalidity=0, uidnext=0)
