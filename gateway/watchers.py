@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from imapclient import IMAPClient
@@ -34,8 +35,6 @@ from store.models import Account
 log = logging.getLogger("mailgate.watch")
 
 LEASE = timedelta(seconds=60)
-# IDLE is re-issued at least this often (RFC 2177 asks for less than 29 minutes).
-IDLE_MAX = 25 * 60.0
 RECONNECT_CAP = 300.0
 DEFERRED_RETRY = 0.2
 
@@ -44,7 +43,9 @@ class AccountWatcher:
     def __init__(self, gw: Gateway, account_id: str, interval: float, owner: str) -> None:
         self.gw = gw
         self.account_id = account_id
-        self.interval = min(interval, IDLE_MAX)
+        # At least one round per third of the lease (each round renews it when due); so IDLE
+        # is also re-issued far more often than the 29 minutes RFC 2177 allows.
+        self.interval = min(interval, LEASE.total_seconds() / 3)
         self.owner = owner
         self.lease = f"imap-watch:{account_id}"
         self.stop_event = threading.Event()
@@ -110,7 +111,7 @@ class AccountWatcher:
                 client.shutdown()
 
     def _rounds(self, adapter: ImapAdapter, client: IMAPClient) -> None:
-        first = True
+        first, renewed = True, time.monotonic()  # _run took the lease just before
         while not self.stop_event.is_set():
             found = adapter.watch_round(client, self.gw.engine)
             if first:
@@ -121,8 +122,10 @@ class AccountWatcher:
                     "changes found",
                     extra={"account_id": self.account_id, "events": len(found.events)},
                 )
-            if not self._lease():
-                return  # lapsed while we were cut off, and someone else watches now
+            if time.monotonic() - renewed > LEASE.total_seconds() / 3:
+                if not self._lease():
+                    return  # lapsed while we were cut off, and someone else watches now
+                renewed = time.monotonic()
             if found.deferred:  # the gateway itself is changing a folder: look again shortly
                 self.stop_event.wait(DEFERRED_RETRY)
                 continue

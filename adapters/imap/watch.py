@@ -16,6 +16,7 @@ transaction."""
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +66,20 @@ def poll(
     watched: set[str] | None = None,
 ) -> Round:
     """One round over the account's folders (``watched``: the paths whose messages are
-    watched, None for all); emits what changed in one transaction with the new progress."""
-    return _Poll(client, aliases, engine, account_id, watched).run()
+    watched, None for all); emits what changed in one transaction with the new progress.
+    Rounds of one account run one at a time here; across processes the watcher's lease
+    (gateway.watchers) sees to it."""
+    with _round_lock(account_id):
+        return _Poll(client, aliases, engine, account_id, watched).run()
+
+
+_round_locks: dict[str, threading.Lock] = {}
+_round_locks_guard = threading.Lock()
+
+
+def _round_lock(account_id: str) -> threading.Lock:
+    with _round_locks_guard:
+        return _round_locks.setdefault(account_id, threading.Lock())
 
 
 class _Poll:
