@@ -191,3 +191,24 @@ def test_servers_without_idle_are_polled(
         finally:
             watchers.close()
             setup.gw.close()
+
+
+def test_serve_watches_imap_accounts(
+    tmp_path: Path,
+    sqlite_url: str,
+    own_dovecot: DovecotServer,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    """The app's lifespan (what `mailgate serve` runs) starts a watcher for an IMAP account
+    added while it runs, and the dispatcher sends what it finds."""
+    setup = Setup(tmp_path, sqlite_url, own_dovecot, receiver)
+    try:
+        with TestClient(create_app(setup.gw, background=True)):
+            setup.server.append(setup.user, text_message("Seen by serve", "hi"))
+            deadline = time.monotonic() + PATIENCE
+            while not receiver.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+        bodies = verified(receiver, setup.secret)
+        assert [b["data"]["subject"] for b in bodies] == ["Seen by serve"]
+    finally:
+        setup.gw.close()
