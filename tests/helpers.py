@@ -1,8 +1,25 @@
-"""Assertions shared by the API tests."""
+"""Assertions and request bodies shared by the API tests."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+
+from tests.harness.dovecot import MailUser
+
+
+def account_body(protocol: str, port: int, user: MailUser, **extra: Any) -> dict[str, Any]:
+    """What POST /v1/accounts takes for ``user`` on the test Dovecot (plain, loopback)."""
+    return {
+        "protocol": protocol,
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "username": user.username,
+        "password": user.password,
+        **extra,
+    }
 
 
 def assert_problem(response: httpx.Response, status: int, type_: str) -> dict[str, object]:

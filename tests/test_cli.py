@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.net import free_port
+from tests.helpers import account_body
 
 MAILGATE = [sys.executable, "-m", "gateway"]
 
@@ -70,14 +71,7 @@ def test_serve_migrates_and_answers_with_a_new_key(
     created = httpx.post(
         f"{base}/v1/accounts",
         headers=headers,
-        json={
-            "protocol": "imap",
-            "host": "127.0.0.1",
-            "port": dovecot.imap_port,
-            "security": "none",
-            "username": mail_user.username,
-            "password": mail_user.password,
-        },
+        json=account_body("imap", dovecot.imap_port, mail_user),
         timeout=30,
     )
     assert created.status_code == 201, created.text

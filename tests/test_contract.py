@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.helpers import assert_problem
+from tests.helpers import account_body, assert_problem
 from tests.mail_factory import dated, message_with_attachments, text_message
 from tests.test_imap_mail import Mailbox
 
@@ -27,14 +27,7 @@ def box(
     mail_user: MailUser,
 ) -> Mailbox:
     port = dovecot.imap_port if request.param == "imap" else dovecot.pop3_port
-    body = {
-        "protocol": request.param,
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-    }
+    body = account_body(request.param, port, mail_user)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return Mailbox(client, auth, response.json()["id"], mail_user)

@@ -19,6 +19,7 @@ from gateway.tenants import issue_api_key
 from store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import account_body
 from tests.mail_factory import dated, text_message
 from tests.test_imap_mail import Mailbox
 from tests.test_pop3 import add_pop3
@@ -140,14 +141,7 @@ def test_imap_changes_by_other_clients_become_events_once(
     auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
     dovecot.deliver(mail_user, dated(2))  # there before the account: not new mail
     with TestClient(create_app(gw)) as client:
-        body = {
-            "protocol": "imap",
-            "host": "127.0.0.1",
-            "port": dovecot.imap_port,
-            "security": "none",
-            "username": mail_user.username,
-            "password": mail_user.password,
-        }
+        body = account_body("imap", dovecot.imap_port, mail_user)
         account = client.post("/v1/accounts", json=body, headers=auth).json()
         events = ["message.created", "message.updated"]
         secret = client.post(

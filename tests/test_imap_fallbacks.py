@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer
+from tests.helpers import account_body
 from tests.mail_factory import dated, message_with_attachments
 from tests.test_imap_mail import Mailbox, server_subjects
 
@@ -19,14 +20,7 @@ def database_url(sqlite_url: str) -> str:
 @pytest.fixture
 def plain(client: TestClient, auth: dict[str, str], plain_dovecot: DovecotServer) -> Mailbox:
     user = plain_dovecot.add_user()
-    body = {
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "port": plain_dovecot.imap_port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-    }
+    body = account_body("imap", plain_dovecot.imap_port, user)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return Mailbox(client, auth, response.json()["id"], user)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.helpers import assert_problem
+from tests.helpers import account_body, assert_problem
 from tests.mail_factory import dated, message_with_attachments, text_message
 
 
@@ -53,14 +53,7 @@ class Mailbox:
 def mailbox(
     client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
 ) -> Mailbox:
-    body = {
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "port": dovecot.imap_port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-    }
+    body = account_body("imap", dovecot.imap_port, mail_user)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return Mailbox(client, auth, response.json()["id"], mail_user)
@@ -340,14 +333,7 @@ def test_bad_message_ids(
     # the same user added twice is two accounts: an id of one never resolves in the other
     twin = client.post(
         "/v1/accounts",
-        json={
-            "protocol": "imap",
-            "host": "127.0.0.1",
-            "port": dovecot.imap_port,
-            "security": "none",
-            "username": mailbox.user.username,
-            "password": mailbox.user.password,
-        },
+        json=account_body("imap", dovecot.imap_port, mailbox.user),
         headers=auth,
     ).json()
     assert_problem(

@@ -16,7 +16,7 @@ from gateway.context import Gateway
 from gateway.tenants import issue_api_key
 from store.models import Account
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.helpers import assert_problem
+from tests.helpers import account_body, assert_problem
 from tests.mail_factory import dated, text_message
 from tests.test_imap_mail import Mailbox
 
@@ -35,15 +35,7 @@ def add_pop3(
     **extra: Any,
 ) -> Mailbox:
     """Add a POP3 account of ``user`` (through ``port``, e.g. a proxy's, when given)."""
-    body = {
-        "protocol": "pop3",
-        "host": "127.0.0.1",
-        "port": port or dovecot.pop3_port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-        **extra,
-    }
+    body = account_body("pop3", port or dovecot.pop3_port, user, **extra)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return Mailbox(client, auth, response.json()["id"], user)
@@ -321,14 +313,7 @@ def test_a_server_without_uidl_is_refused_clearly(
     pop3_proxy: Any,
 ) -> None:
     pop3_proxy.answer_instead(b"UIDL", b"-ERR UIDL not supported here\r\n")
-    body = {
-        "protocol": "pop3",
-        "host": "127.0.0.1",
-        "port": pop3_proxy.port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-    }
+    body = account_body("pop3", pop3_proxy.port, mail_user)
     problem = assert_problem(
         client.post("/v1/accounts", json=body, headers=auth), 422, "unsupported"
     )

@@ -12,7 +12,7 @@ from gateway.context import Gateway
 from gateway.mailboxes import watched_paths
 from store.models import Account
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.helpers import assert_problem
+from tests.helpers import account_body, assert_problem
 
 
 def add_account(
@@ -22,14 +22,9 @@ def add_account(
     user: MailUser,
     protocol: str = "imap",
 ) -> dict[str, Any]:
-    body = {
-        "protocol": protocol,
-        "host": "127.0.0.1",
-        "port": dovecot.imap_port if protocol == "imap" else dovecot.pop3_port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-    }
+    body = account_body(
+        protocol, dovecot.imap_port if protocol == "imap" else dovecot.pop3_port, user
+    )
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -154,15 +149,7 @@ def test_pop3_accounts_have_no_watched_folders(
 def test_not_accepted_when_adding_an_account(
     client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
 ) -> None:
-    body = {
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "port": dovecot.imap_port,
-        "security": "none",
-        "username": mail_user.username,
-        "password": mail_user.password,
-        "watched_folders": None,
-    }
+    body = account_body("imap", dovecot.imap_port, mail_user, watched_folders=None)
     assert_problem(client.post("/v1/accounts", json=body, headers=auth), 422, "validation-error")
 
 

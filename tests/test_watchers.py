@@ -23,6 +23,7 @@ from store.migrate import upgrade
 from store.models import WebhookEvent
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import account_body
 from tests.mail_factory import text_message
 from tests.test_events_e2e import verified
 from tests.test_webhooks import Receiver, _make_due, receiver  # noqa: F401  (fixture)
@@ -62,14 +63,7 @@ class Setup:
         self.user: MailUser = server.add_user()
         auth = {"Authorization": f"Bearer {issue_api_key(self.gw.engine, 'shop').key}"}
         with TestClient(create_app(self.gw)) as client:
-            body = {
-                "protocol": "imap",
-                "host": "127.0.0.1",
-                "port": server.imap_port,
-                "security": "none",
-                "username": self.user.username,
-                "password": self.user.password,
-            }
+            body = account_body("imap", server.imap_port, self.user)
             account = client.post("/v1/accounts", json=body, headers=auth)
             assert account.status_code == 201, account.text
             self.account_id = account.json()["id"]
