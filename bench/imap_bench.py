@@ -28,20 +28,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import email
 import email.policy
 import hashlib
 import json
-import os
 import random
-import shutil
-import signal
 import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -55,15 +48,24 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-import imapclient  # noqa: E402
+import httpx
+import imapclient
+from common import (  # importing it also puts the repository root on sys.path
+    BenchError,
+    GatewayProcess,
+    exit_on_sigterm,
+    expect,
+    p50,
+    p99,
+    ratio,
+    scratch_dir,
+    verdict,
+)
 
-from adapters.imap.summary import summary_items  # noqa: E402
-from tests.harness.dovecot import DovecotServer, MailUser  # noqa: E402
+from adapters.imap.summary import summary_items
+from tests.harness.dovecot import DovecotServer, MailUser
 
 PAGE = 50
 PICK = 25  # the page's 25th item (the 25th-highest UID) is the "one message" of the bench
@@ -92,10 +94,6 @@ WORDS = ["the", "project", "meeting", "budget", "review", "draft", "report", "cu
 # fmt: on
 DOMAINS = ["example.com", "example.org", "acme.test", "contoso.test", "mail.example.net"]
 TOPICS = ["Re: ", "Fwd: ", "", "", "", "[team] ", "Invoice ", "Reminder: "]
-
-
-class BenchError(Exception):
-    """The gateway answered an error, or a setup step failed."""
 
 
 # -- the corpus ------------------------------------------------------------------------------
@@ -228,102 +226,7 @@ def seed_mailbox(server: DovecotServer, user: MailUser, count: int, seed: int) -
     return Seeded(generated - started, delivered - generated, digest)
 
 
-# -- the gateway process ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class GatewayProcess:
-    """`python -m gateway serve` on a free port with a private data dir."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_file = data_dir / "gateway.log"
-        self.env = {
-            **os.environ,
-            "MAILGATE_DATA_DIR": str(data_dir),
-            "MAILGATE_LOG_LEVEL": "WARNING",
-        }
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    def start(self, timeout: float = 60.0) -> None:
-        command = [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)]
-        with self.log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BenchError(f"gateway exited with {self._process.returncode}\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise BenchError(f"gateway not ready within {timeout} s\n{self.log()}")
-
-    def create_key(self) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "gateway", "keys", "create", "--tenant", "bench"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        lines = done.stdout.split()
-        if done.returncode != 0 or not lines:
-            raise BenchError(f"keys create failed ({done.returncode}): {done.stderr}")
-        return lines[-1]
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise BenchError("no VmRSS for the gateway process")
-
-    def log(self, lines: int = 40) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no gateway log)"
-        return "--- gateway log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 # -- HTTP and IMAP operations ----------------------------------------------------------------
-
-
-def expect(response: httpx.Response, status: int) -> Any:
-    """The JSON body of *response*, or BenchError with the body when the status differs."""
-    if response.status_code != status:
-        request = response.request
-        raise BenchError(
-            f"{request.method} {request.url.raw_path.decode()} answered "
-            f"{response.status_code} (expected {status}):\n{response.text}"
-        )
-    return response.json() if response.content else None
 
 
 @dataclass(frozen=True)
@@ -413,16 +316,6 @@ def run_interleaved(
             if number >= warmup:
                 samples[name].append(elapsed)
     return samples
-
-
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def p99(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
 # -- streaming -------------------------------------------------------------------------------
@@ -528,14 +421,6 @@ def stream_big(
 
 
 # -- report ----------------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISS"
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else float("inf")
 
 
 def latency_report(samples: dict[str, list[float]]) -> dict[str, Any]:
@@ -702,17 +587,15 @@ def run_phases(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     figures: dict[str, Any] = {"messages": args.messages, "rounds": args.rounds}
     try:
-        failures = bench(args, workdir, figures)
+        with scratch_dir("mailgate-bench-") as workdir:
+            failures = bench(args, workdir, figures)
     except BenchError as exc:
         print(f"\nbench failed: {exc}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     figures["wall_s"] = round(time.perf_counter() - started, 2)
     figures["failures"] = failures
     print(f"\ntotal wall time {figures['wall_s']:.1f} s; dovecot seeding {figures['seed_s']:.2f} s")

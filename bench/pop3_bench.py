@@ -28,12 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import poplib
-import shutil
-import signal
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,18 +40,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from imap_bench import (  # importing it also puts the repository root on sys.path
-    PAGE,
+from common import (  # importing it also puts the repository root on sys.path
     BenchError,
     GatewayProcess,
-    build_corpus,
+    exit_on_sigterm,
     expect,
     p50,
     p99,
     ratio,
-    run_interleaved,
+    scratch_dir,
     verdict,
 )
+from imap_bench import PAGE, build_corpus, run_interleaved
 
 from tests.harness.dovecot import DovecotServer, MailUser
 
@@ -305,17 +302,15 @@ def run_lists(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="mailgate-pop3-bench-"))
     figures: dict[str, Any] = {"messages": args.messages, "rounds": args.rounds}
     try:
-        failures = bench(args, workdir, figures)
+        with scratch_dir("mailgate-pop3-bench-") as workdir:
+            failures = bench(args, workdir, figures)
     except BenchError as exc:
         print(f"\nbench failed: {exc}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     figures["wall_s"] = round(time.perf_counter() - started, 2)
     figures["failures"] = failures
     print(f"\ntotal wall time {figures['wall_s']:.1f} s")

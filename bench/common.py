@@ -1,0 +1,166 @@
+"""Helpers shared by the benchmarks in bench/: the gateway as a subprocess, HTTP answers,
+percentiles and the cleanup of a run.
+
+Importing this module puts the repository root on ``sys.path``, so a bench script can then
+import the project (``tests.harness.dovecot`` and the like).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+
+class BenchError(Exception):
+    """The gateway answered an error, or a setup step failed."""
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM becomes ``sys.exit(143)``, so every ``finally`` (the cleanup) still runs."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory for one run, removed with everything in it on every exit."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the gateway process ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class GatewayProcess:
+    """`python -m gateway serve` on a free port with a private data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = data_dir / "gateway.log"
+        self.env = {
+            **os.environ,
+            "MAILGATE_DATA_DIR": str(data_dir),
+            "MAILGATE_LOG_LEVEL": "WARNING",
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        command = [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)]
+        with self.log_file.open("wb") as log:
+            self._process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BenchError(f"gateway exited with {self._process.returncode}\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise BenchError(f"gateway not ready within {timeout} s\n{self.log()}")
+
+    def create_key(self) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", "create", "--tenant", "bench"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = done.stdout.split()
+        if done.returncode != 0 or not lines:
+            raise BenchError(f"keys create failed ({done.returncode}): {done.stderr}")
+        return lines[-1]
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise BenchError("no VmRSS for the gateway process")
+
+    def log(self, lines: int = 40) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no gateway log)"
+        return "--- gateway log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def expect(response: httpx.Response, status: int) -> Any:
+    """The JSON body of *response*, or BenchError with the body when the status differs."""
+    if response.status_code != status:
+        request = response.request
+        raise BenchError(
+            f"{request.method} {request.url.raw_path.decode()} answered "
+            f"{response.status_code} (expected {status}):\n{response.text}"
+        )
+    return response.json() if response.content else None
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("inf")
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
