@@ -8,6 +8,7 @@ import the project (``tests.harness.dovecot`` and the like).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,29 @@ def ratio(numerator: float, denominator: float) -> float:
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISS"
+
+
+def run_bench(
+    prefix: str,
+    figures: dict[str, Any],
+    work: Callable[[Path, dict[str, Any]], list[str]],
+    summary: Callable[[dict[str, Any]], str] = lambda _figures: "",
+) -> int:
+    """Run one bench in a scratch dir (removed on every exit, SIGTERM included): print the
+    wall time (and ``summary``), the failed checks and the figures as one JSON line; exit
+    status 1 when the bench broke or a check failed."""
+    exit_on_sigterm()
+    started = time.perf_counter()
+    try:
+        with scratch_dir(prefix) as workdir:
+            failures = work(workdir, figures)
+    except BenchError as exc:
+        print(f"\nbench failed: {exc}", file=sys.stderr)
+        return 1
+    figures["wall_s"] = round(time.perf_counter() - started, 2)
+    figures["failures"] = failures
+    print(f"\ntotal wall time {figures['wall_s']:.1f} s{summary(figures)}")
+    for failure in failures:
+        print(f"CHECK FAILED: {failure}", file=sys.stderr)
+    print(json.dumps(figures, sort_keys=True))
+    return 1 if failures else 0

@@ -55,12 +55,11 @@ import imapclient
 from common import (  # importing it also puts the repository root on sys.path
     BenchError,
     GatewayProcess,
-    exit_on_sigterm,
     expect,
     p50,
     p99,
     ratio,
-    scratch_dir,
+    run_bench,
     verdict,
 )
 
@@ -587,22 +586,12 @@ def run_phases(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    exit_on_sigterm()
-    started = time.perf_counter()
-    figures: dict[str, Any] = {"messages": args.messages, "rounds": args.rounds}
-    try:
-        with scratch_dir("mailgate-bench-") as workdir:
-            failures = bench(args, workdir, figures)
-    except BenchError as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
-        return 1
-    figures["wall_s"] = round(time.perf_counter() - started, 2)
-    figures["failures"] = failures
-    print(f"\ntotal wall time {figures['wall_s']:.1f} s; dovecot seeding {figures['seed_s']:.2f} s")
-    for failure in failures:
-        print(f"CHECK FAILED: {failure}", file=sys.stderr)
-    print(json.dumps(figures, sort_keys=True))
-    return 1 if failures else 0
+    return run_bench(
+        "mailgate-bench-",
+        {"messages": args.messages, "rounds": args.rounds},
+        lambda workdir, figures: bench(args, workdir, figures),
+        summary=lambda f: f"; dovecot seeding {f['seed_s']:.2f} s",
+    )
 
 
 if __name__ == "__main__":

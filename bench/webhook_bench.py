@@ -61,12 +61,11 @@ import imapclient
 from common import (  # importing it also puts the repository root on sys.path
     BenchError,
     GatewayProcess,
-    exit_on_sigterm,
     expect,
     p50,
     p99,
     ratio,
-    scratch_dir,
+    run_bench,
 )
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -513,26 +512,11 @@ def bench(args: argparse.Namespace, workdir: Path, figures: dict[str, Any]) -> l
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    exit_on_sigterm()
-    started = time.perf_counter()
-    figures: dict[str, Any] = {
-        "messages": args.messages,
-        "warmup": args.warmup,
-        "pause_max_ms": args.pause_max,
-    }
-    try:
-        with scratch_dir("mailgate-webhook-bench-") as workdir:
-            failures = bench(args, workdir, figures)
-    except BenchError as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
-        return 1
-    figures["wall_s"] = round(time.perf_counter() - started, 2)
-    figures["failures"] = failures
-    print(f"\ntotal wall time {figures['wall_s']:.1f} s")
-    for failure in failures:
-        print(f"CHECK FAILED: {failure}", file=sys.stderr)
-    print(json.dumps(figures, sort_keys=True))
-    return 1 if failures else 0
+    return run_bench(
+        "mailgate-webhook-bench-",
+        {"messages": args.messages, "warmup": args.warmup, "pause_max_ms": args.pause_max},
+        lambda workdir, figures: bench(args, workdir, figures),
+    )
 
 
 if __name__ == "__main__":
