@@ -43,8 +43,11 @@ class MailAdapter(Protocol):
 
     def create_folder(self, name: str, parent_id: str | None) -> Folder: ...
 
-    def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
-        """Rename and/or move under ``parent_id`` (None: top level)."""
+    def rename_folder(
+        self, folder_id: str, name: str | None, parent_id: str | None, keep_parent: bool = False
+    ) -> Folder:
+        """Rename (``name`` None: keep it) and/or move under ``parent_id`` (None: top level;
+        ignored with ``keep_parent``)."""
         ...
 
     def delete_folder(self, folder_id: str) -> None: ...

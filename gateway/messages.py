@@ -61,11 +61,7 @@ def rename_folder(
     parent_given: bool,
 ) -> Folder:
     adapter = mailbox(gw, tenant_id, account_id)
-    current = next((f for f in adapter.list_folders() if f.id == folder_id), None)
-    if current is None:
-        raise NoSuchObject("folder")
-    new_parent = parent_id if parent_given else current.parent_id
-    folder = adapter.rename_folder(folder_id, name or current.name, new_parent)
+    folder = adapter.rename_folder(folder_id, name, parent_id, keep_parent=not parent_given)
     if folder.id == folder_id:
         _log(gw, account_id, Event("folder", folder_id, "updated", payload(folder)))
     else:  # IMAP folder ids follow the path

@@ -113,11 +113,13 @@ class ImapAdapter:
 
         return self._run("create_folder", work)
 
-    def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
+    def rename_folder(
+        self, folder_id: str, name: str | None, parent_id: str | None, keep_parent: bool = False
+    ) -> Folder:
         def work(client: IMAPClient) -> Folder:
             with self._changing([ANY_FOLDER]) as own:
                 before = {f.path for f in folders.list_raw(client)}
-                folder = folders.rename(client, folder_id, name, parent_id)
+                folder = folders.rename(client, folder_id, name, parent_id, keep_parent)
                 after = {f.path for f in folders.list_raw(client)}
                 own.add(_folders_changed(before - after, after - before))  # with children
             return folder

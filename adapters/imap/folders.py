@@ -44,10 +44,7 @@ def list_folders(client: IMAPClient) -> list[Folder]:
     paths = {f.path for f in listed}
     result = []
     for entry in listed:
-        total = unread = 0
-        if entry.selectable:
-            status = client.folder_status(entry.path, [b"MESSAGES", b"UNSEEN"])
-            total, unread = int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
+        total, unread = counts(client, entry)
         result.append(_folder(entry, roles.get(entry.path), paths, total, unread))
     result.sort(key=lambda f: (f.role != "inbox", f.path.lower()))
     return result
@@ -67,6 +64,14 @@ def _folder(entry: ListedFolder, role: object, paths: set[str], total: int, unre
         total=total,
         unread=unread,
     )
+
+
+def counts(client: IMAPClient, entry: ListedFolder) -> tuple[int, int]:
+    """How many messages the folder holds and how many are unread (STATUS)."""
+    if not entry.selectable:
+        return 0, 0
+    status = client.folder_status(entry.path, [b"MESSAGES", b"UNSEEN"])
+    return int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
 
 
 def describe(listed: list[ListedFolder], entry: ListedFolder, total: int, unread: int) -> Folder:
@@ -92,10 +97,14 @@ def find(client: IMAPClient, id_: str) -> ListedFolder:
 
 
 def get(client: IMAPClient, id_: str) -> Folder:
-    for folder in list_folders(client):
-        if folder.id == id_:
-            return folder
-    raise NoSuchObject("folder")
+    """One folder, asking STATUS of it alone."""
+    unselect(client)
+    listed = list_raw(client)
+    path = folder_path(id_)
+    entry = next((f for f in listed if f.path == path), None)
+    if entry is None:
+        raise NoSuchObject("folder")
+    return describe(listed, entry, *counts(client, entry))
 
 
 def _child_path(client: IMAPClient, name: str, parent_id: str | None) -> str:
@@ -128,11 +137,18 @@ def create(client: IMAPClient, name: str, parent_id: str | None) -> Folder:
     return get(client, folder_id(path))
 
 
-def rename(client: IMAPClient, id_: str, name: str, parent_id: str | None) -> Folder:
+def rename(
+    client: IMAPClient, id_: str, name: str | None, parent_id: str | None, keep_parent: bool
+) -> Folder:
     current = find(client, id_)
     if current.path.upper() == "INBOX":
         raise InvalidArgument("INBOX cannot be renamed")
-    path = _child_path(client, name, parent_id)
+    parent_path, _, current_name = (
+        current.path.rpartition(current.delimiter) if current.delimiter else ("", "", current.path)
+    )
+    if keep_parent:
+        parent_id = folder_id(parent_path) if parent_path else None
+    path = _child_path(client, current_name if name is None else name, parent_id)
     if path == current.path:
         return get(client, id_)
     if path.startswith(current.path + (current.delimiter or "/")):

@@ -271,11 +271,7 @@ class _Poll:
     def _folder_event(
         self, listed: list[folders.ListedFolder], entry: folders.ListedFolder
     ) -> Event:
-        total = unread = 0
-        if entry.selectable:
-            status = self.client.folder_status(entry.path, [b"MESSAGES", b"UNSEEN"])
-            total, unread = int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
-        folder = folders.describe(listed, entry, total, unread)
+        folder = folders.describe(listed, entry, *folders.counts(self.client, entry))
         return Event("folder", folder.id, "created", payload(folder))
 
     def _save(

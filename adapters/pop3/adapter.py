@@ -123,8 +123,10 @@ class Pop3Adapter:
     def create_folder(self, name: str, parent_id: str | None) -> Folder:
         return self.store.create_folder(name, parent_id)
 
-    def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
-        return self.store.rename_folder(folder_id, name, parent_id)
+    def rename_folder(
+        self, folder_id: str, name: str | None, parent_id: str | None, keep_parent: bool = False
+    ) -> Folder:
+        return self.store.rename_folder(folder_id, name, parent_id, keep_parent)
 
     def delete_folder(self, folder_id: str) -> None:
         self.store.delete_folder(folder_id)

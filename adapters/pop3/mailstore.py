@@ -225,11 +225,15 @@ class MailStore:
                 return folder
         raise NoSuchObject("folder")
 
-    def rename_folder(self, folder_id: str, name: str, parent_id: str | None) -> Folder:
+    def rename_folder(
+        self, folder_id: str, name: str | None, parent_id: str | None, keep_parent: bool = False
+    ) -> Folder:
         with session_scope(self.engine) as session:
             row = self._load_folder(session, folder_id)
             if row.role == "inbox":
                 raise InvalidArgument("INBOX cannot be renamed")
+            name = row.name if name is None else name
+            parent_id = row.parent_id if keep_parent else parent_id
             ancestor = parent_id
             while ancestor is not None:
                 if ancestor == folder_id:
