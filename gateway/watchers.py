@@ -113,15 +113,23 @@ class AccountWatcher:
     def _rounds(self, adapter: ImapAdapter, client: IMAPClient) -> None:
         first, renewed = True, time.monotonic()  # _run took the lease just before
         while not self.stop_event.is_set():
+            started = time.perf_counter()
             found = adapter.watch_round(client, self.gw.engine)
             if first:
                 mark_working(self.gw, self.account_id)
                 self.failures, first = 0, False
-            if found.events:
-                log.info(
-                    "changes found",
-                    extra={"account_id": self.account_id, "events": len(found.events)},
-                )
+            log.log(
+                logging.INFO if found.events else logging.DEBUG,  # quiet rounds every 2 s
+                "imap.watch ok",
+                extra={
+                    "account_id": self.account_id,
+                    "operation": "imap.watch",
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "outcome": "ok",
+                    "events": len(found.events),
+                    "deferred": found.deferred,
+                },
+            )
             if time.monotonic() - renewed > LEASE.total_seconds() / 3:
                 if not self._lease():
                     return  # lapsed while we were cut off, and someone else watches now
