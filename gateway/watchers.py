@@ -37,6 +37,9 @@ log = logging.getLogger("mailgate.watch")
 LEASE = timedelta(seconds=60)
 RECONNECT_CAP = 300.0
 DEFERRED_RETRY = 0.2
+# A connection that drops and comes right back (a server restart) is no account error; one
+# that cannot be reopened either is.
+FAILED_AFTER = 2
 
 
 class AccountWatcher:
@@ -89,7 +92,8 @@ class AccountWatcher:
             "watcher lost the mailbox; reconnecting",
             extra={"account_id": self.account_id, "error": error.detail, "attempt": self.failures},
         )
-        mark_failed(self.gw, self.account_id, error)
+        if self.failures >= FAILED_AFTER:
+            mark_failed(self.gw, self.account_id, error)
 
     def _watch(self) -> None:
         """Watch until stopped or the lease is lost; raises when the mailbox fails."""
