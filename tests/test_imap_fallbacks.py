@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer
 from tests.helpers import account_body
-from tests.mail_factory import dated, message_with_attachments
+from tests.mail_factory import dated, message_with_attachments, text_message
+from tests.test_changes import changes
 from tests.test_imap_mail import Mailbox, server_subjects
 
 
@@ -57,3 +59,47 @@ def test_move_and_delete_without_move_or_uidplus(
         plain.call("DELETE", f"/messages/{third}", params={"permanent": "true"}).status_code == 204
     )
     assert server_subjects(plain_dovecot, plain.user, "INBOX") == []
+
+
+def test_api_moves_and_copies_are_not_reported_again_without_uidplus(
+    gateway: Gateway, plain: Mailbox, plain_dovecot: DovecotServer
+) -> None:
+    from tests.test_imap_watch import delta, watch_round
+
+    plain_dovecot.deliver(plain.user, dated(2))
+    watch_round(gateway, plain)
+    first, second = (m["id"] for m in plain.messages())
+    start = changes(plain)["state"]
+    archive = plain.folder_id("Archive")
+    moved = plain.call("PATCH", f"/messages/{first}", json={"folder_id": archive})
+    assert moved.status_code == 200, moved.text
+    copied = plain.call("POST", f"/messages/{second}/copy", json={"folder_id": archive})
+    assert copied.status_code in (200, 201), copied.text
+    by_api = delta(plain, start)
+    assert by_api["messages"]["created"] == [copied.json()["id"]]
+
+    watch_round(gateway, plain)
+    assert delta(plain, start) == by_api
+
+    plain_dovecot.append(plain.user, text_message("Filed by another client", "x"), "Archive")
+    watch_round(gateway, plain)
+    assert len(delta(plain, start)["messages"]["created"]) == 2
+
+
+def test_own_arrivals_are_told_by_uidnext(plain_dovecot: DovecotServer) -> None:
+    """Where the server gives no COPYUID, the UIDs of mail the gateway put into a folder are
+    the ones UIDNEXT moved by, when it moved by exactly as many; else none are claimed."""
+    from adapters.imap.own_changes import Arrivals, OwnChange
+
+    user = plain_dovecot.add_user()
+    imap = plain_dovecot.imap_client(user)
+    arrivals = Arrivals(imap, "Archive")
+    uid = plain_dovecot.append(user, text_message("Ours", "x"), "Archive")
+    validity = int(imap.folder_status("Archive", [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+    assert arrivals.records(1) == [OwnChange("Archive", validity, uid, "created")]
+
+    arrivals = Arrivals(imap, "Archive")
+    plain_dovecot.append(user, text_message("Ours", "x"), "Archive")
+    plain_dovecot.append(user, text_message("Someone else's, meanwhile", "y"), "Archive")
+    assert arrivals.records(1) == []  # two came: which one is ours is unknown
+    imap.logout()

@@ -33,7 +33,14 @@ from adapters.imap.messages import (
     select_message,
     summary_of,
 )
-from adapters.imap.own_changes import ANY_FOLDER, OwnChange, Recorder, changing, flag_changes
+from adapters.imap.own_changes import (
+    ANY_FOLDER,
+    Arrivals,
+    OwnChange,
+    Recorder,
+    changing,
+    flag_changes,
+)
 from adapters.imap.pool import ImapPool
 from adapters.imap.summary import whole_message
 from adapters.imap.watch import Round, poll
@@ -257,10 +264,14 @@ class ImapAdapter:
                 raise NoSuchObject("message")
             _ensure_folder(client, target)
             with self._changing([target]) as own:
+                arrivals = Arrivals(client, target)
                 mapping = uidplus.copy(client, [location.uid], target)
-                copied = _new_location(client, target, location, mapping)
-                own.add([OwnChange(copied.path, copied.uidvalidity, copied.uid, "created")])
-            return copied
+                if mapping is not None:
+                    [new_uid] = mapping[1].values()
+                    own.add([OwnChange(target, mapping[0], new_uid, "created")])
+                else:
+                    own.add(arrivals.records(1))
+                return _new_location(client, target, location, mapping)
 
         new_location = self._run("copy_message", work)
         return self._summary(ids.message_id(new_location, self.endpoint.account_id))
@@ -335,8 +346,11 @@ class ImapAdapter:
                     self.aliases.forget(by_uid[uid])
                     results[by_uid[uid]] = BatchResult(id=by_uid[uid], status=200)
             elif destination is not None and destination != path:
+                arrivals = Arrivals(client, destination)
                 mapping = uidplus.move(client, uids, destination)
                 own.add(_moved(path, validity, destination, uids, mapping))
+                if mapping is None:
+                    own.add(arrivals.records(len(uids)))
                 self._record_moves(
                     client, destination, path, validity, by_uid, uids, mapping, results
                 )

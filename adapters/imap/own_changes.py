@@ -104,6 +104,33 @@ def flag_changes(
     ]
 
 
+class Arrivals:
+    """New mail the gateway itself puts into a folder on a server without UIDPLUS, which does
+    not say the new UIDs: told by UIDNEXT before and after. Only when exactly as many UIDs were
+    given out as messages were put there are they ours; otherwise nothing is recorded (another
+    message came meanwhile), so at worst the watcher reports a copy twice, never hides mail."""
+
+    def __init__(self, client: IMAPClient, path: str) -> None:
+        self.client, self.path = client, path
+        self.before = None if client.has_capability("UIDPLUS") else _next_uid(client, path)
+
+    def records(self, count: int) -> list[OwnChange]:
+        """The records of ``count`` messages just put there (none with UIDPLUS: COPYUID said)."""
+        if self.before is None:
+            return []
+        validity, uidnext = _next_uid(self.client, self.path)
+        if validity != self.before[0] or uidnext - self.before[1] != count:
+            return []
+        return [
+            OwnChange(self.path, validity, uid, "created") for uid in range(self.before[1], uidnext)
+        ]
+
+
+def _next_uid(client: IMAPClient, path: str) -> tuple[int, int]:
+    status = client.folder_status(path, [b"UIDVALIDITY", b"UIDNEXT"])
+    return int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
+
+
 class OwnRecords:
     """The account's records and open intents, read after the watcher looked at the server."""
 
