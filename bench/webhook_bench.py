@@ -439,6 +439,15 @@ def webhook_checks(receiver: Receiver, runs: list[FolderRun], figures: dict[str,
 
 # -- main ------------------------------------------------------------------------------------
 
+# What Dovecot 2.3 advertises after login, but NOTIFY (RFC 5465).
+WITHOUT_NOTIFY = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES"
+    " THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN"
+    " NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES"
+    " WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW"
+    " STATUS=SIZE SAVEDATE LITERAL+ SPECIAL-USE"
+)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -457,6 +466,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="MAILGATE_IMAP_POLL_INTERVAL for the gateway (default: the gateway's own)",
     )
+    parser.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="Dovecot does not advertise NOTIFY: other folders are found by the watch rounds",
+    )
     args = parser.parse_args(argv)
     if args.messages < 2 or args.warmup < 0 or args.pause_max < 0:
         parser.error("need --messages >= 2, --warmup >= 0, --pause-max >= 0")
@@ -465,7 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bench(args: argparse.Namespace, workdir: Path, figures: dict[str, Any]) -> list[str]:
     """Everything between start and stop; fills *figures*, returns failed checks."""
-    server = DovecotServer(workdir / "dovecot")
+    server = DovecotServer(workdir / "dovecot", WITHOUT_NOTIFY if args.no_notify else None)
+    figures["notify"] = not args.no_notify
     gateway = GatewayProcess(workdir / "gateway")
     gateway.env["MAILGATE_ALLOW_PRIVATE_WEBHOOKS"] = "true"
     if args.poll_interval is not None:

@@ -1,9 +1,11 @@
 """IMAP watchers of `mailgate serve`: one thread per IMAP account keeps its own connection,
 waits on INBOX with IDLE (new mail there is reported within a second) and runs a watch round
-over all watched folders when INBOX changes or every ``imap_poll_interval`` seconds
-(adapters.imap.watch). A broken connection is reopened with exponential backoff; the
-account's state and an ``account.error`` webhook say when it cannot be. A lease per account
-makes sure only one gateway process watches it, so no change is reported twice."""
+over all watched folders when the server reports a change or every ``imap_poll_interval``
+seconds (adapters.imap.watch). Where the server offers NOTIFY (RFC 5465) it reports changes
+of every folder while the watcher idles, so the clock rounds become a 20 s safety net. A
+broken connection is reopened with exponential backoff; the account's state and an
+``account.error`` webhook say when it cannot be. A lease per account makes sure only one
+gateway process watches it, so no change is reported twice."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from sqlmodel import Session, select
 from adapters.errors import MailboxError, MailboxUnreachable
 from adapters.imap import ImapAdapter
 from adapters.imap.connect import open_imap
-from adapters.imap.idle import wait_for_change
+from adapters.imap.idle import notify_everywhere, wait_for_change
 from adapters.imap.pool import BROKEN
 from gateway.backoff import backoff
 from gateway.context import Gateway
@@ -56,6 +58,7 @@ class AccountWatcher:
         self.thread = threading.Thread(target=self._run, name=f"watch-{account_id}", daemon=True)
         self.failures = 0
         self.connections = 0  # how many times it has (re)connected
+        self.notify = False  # whether the server reports changes of every folder (NOTIFY)
 
     def start(self) -> None:
         self.thread.start()
@@ -116,6 +119,10 @@ class AccountWatcher:
 
     def _rounds(self, adapter: ImapAdapter, client: IMAPClient) -> None:
         first, renewed = True, time.monotonic()  # _run took the lease just before
+        # With NOTIFY the server wakes the watcher for every folder, so rounds on the clock
+        # are only a safety net; without it they are how other folders are watched.
+        self.notify = notify_everywhere(client)
+        interval = LEASE.total_seconds() / 3 if self.notify else self.interval
         while not self.stop_event.is_set():
             started = time.perf_counter()
             found = adapter.watch_round(client, self.gw.engine)
@@ -144,7 +151,7 @@ class AccountWatcher:
             client.select_folder("INBOX", readonly=True)
             self.waiting.set()
             try:
-                wait_for_change(client, self.interval, self.stop_event)
+                wait_for_change(client, interval, self.stop_event)
             finally:
                 self.waiting.clear()
 

@@ -67,7 +67,7 @@ class Setup:
             account = client.post("/v1/accounts", json=body, headers=auth)
             assert account.status_code == 201, account.text
             self.account_id = account.json()["id"]
-            events = ["message.created", "message.deleted", "account.error"]
+            events = ["message.created", "message.deleted", "account.error", "folder.created"]
             hook = {"url": receiver.url, "events": events}
             self.secret = client.post("/v1/webhooks", json=hook, headers=auth).json()["secret"]
 
@@ -131,6 +131,23 @@ def test_new_mail_is_reported_while_idling_and_after_a_dovecot_restart(setup: Se
         watchers.close()
     ids = setup.receiver.ids()  # (an account.error may come too, if the restart was slow)
     assert len(set(ids)) == len(ids)
+
+
+def test_notify_reports_other_folders_while_idling(setup: Setup) -> None:
+    """Dovecot offers NOTIFY: mail filed into another folder, a folder made elsewhere, wake
+    the idling watcher at once (its clock rounds are an hour away here)."""
+    watchers = setup.watchers()
+    try:
+        eventually(lambda: idling(watchers), "the watcher to idle")
+        assert all(w.notify for _, w in watchers.running.values())
+        setup.server.append(setup.user, text_message("Filed", "by a rule"), folder="Archive")
+        assert eventually(setup.subjects, "the webhook") == ["Filed"]
+        other = setup.server.imap_client(setup.user)
+        other.create_folder("Projects")
+        other.logout()
+        eventually(lambda: any(b["type"] == "folder.created" for b in setup.bodies()), "folder")
+    finally:
+        watchers.close()
 
 
 def test_two_gateway_processes_report_each_change_once(setup: Setup) -> None:

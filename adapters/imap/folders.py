@@ -10,7 +10,7 @@ from imapclient import IMAPClient
 from adapters.errors import AlreadyExists, InvalidArgument, NoSuchObject
 from adapters.ids import folder_id, folder_path
 from adapters.imap.connect import server_words
-from adapters.imap.messages import unselect
+from adapters.imap.messages import folder_status, unselect
 from adapters.imap.roles import assign_roles
 from adapters.models import Folder
 
@@ -30,6 +30,7 @@ class ListedFolder:
 
 
 def list_raw(client: IMAPClient) -> list[ListedFolder]:
+    client._imap.untagged_responses.pop("LIST", None)  # unasked ones (NOTIFY MailboxName)
     folders = []
     for flags, delimiter, name in client.list_folders():
         sep = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
@@ -70,7 +71,7 @@ def counts(client: IMAPClient, entry: ListedFolder) -> tuple[int, int]:
     """How many messages the folder holds and how many are unread (STATUS)."""
     if not entry.selectable:
         return 0, 0
-    status = client.folder_status(entry.path, [b"MESSAGES", b"UNSEEN"])
+    status = folder_status(client, entry.path, [b"MESSAGES", b"UNSEEN"])
     return int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
 
 

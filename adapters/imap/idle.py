@@ -1,5 +1,6 @@
-"""Waiting for the server to report a change of the selected folder: IDLE (RFC 2177) where
-offered, else NOOP polling."""
+"""Waiting for the server to report a change: IDLE (RFC 2177) where offered, else NOOP
+polling; with NOTIFY (RFC 5465) the server reports changes of every folder, not only the
+selected one, while idling."""
 
 from __future__ import annotations
 
@@ -10,8 +11,17 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-# Responses that mean the folder changed (RFC 3501 section 7.4, RFC 7162 VANISHED).
+# Responses that mean the selected folder changed (RFC 3501 section 7.4, RFC 7162 VANISHED),
 CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED", b"RECENT"}
+# ... and, under NOTIFY, that another folder did (STATUS) or the folder list (LIST).
+ELSEWHERE = {b"STATUS", b"LIST"}
+# NOTIFY for new, expunged and re-flagged mail everywhere, and for folders made, renamed or
+# deleted (RFC 5465 section 5; FlagChange needs the other two).
+NOTIFY_SET = [
+    b"SET",
+    b"(selected (MessageNew MessageExpunge FlagChange))",
+    b"(personal (MessageNew MessageExpunge FlagChange MailboxName))",
+]
 # How often a waiting watcher looks up to see whether it should stop.
 STOP_CHECK = 1.0
 
@@ -45,8 +55,24 @@ def wait_for_change(client: IMAPClient, seconds: float, stop: threading.Event) -
         client.idle_done()
 
 
+def notify_everywhere(client: IMAPClient) -> bool:
+    """Ask the server to report changes of all folders while idling; False where it cannot
+    (no NOTIFY, or it refused), and the caller polls the other folders instead."""
+    if not client.has_capability("NOTIFY") or not client.has_capability("IDLE"):
+        return False
+    try:
+        typ, _ = client._raw_command(b"NOTIFY", NOTIFY_SET, uid=False)  # imapclient lacks it
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        return False
+    return bool(typ == "OK")
+
+
 def _changed(responses: list[Any]) -> bool:
     return any(
-        isinstance(response, tuple) and len(response) > 1 and response[1] in CHANGES
+        isinstance(response, tuple)
+        and len(response) > 1
+        and (response[1] in CHANGES or response[0] in ELSEWHERE)
         for response in responses
     )

@@ -52,6 +52,13 @@ def unselect(client: IMAPClient) -> None:
             client.select_folder("mailgate-unselect-7c1e2b", readonly=True)
 
 
+def folder_status(client: IMAPClient, path: str, items: list[bytes]) -> dict[bytes, Any]:
+    """STATUS of ``path``. Under NOTIFY the server also sends STATUS of other folders
+    unasked; those are dropped first, so the answer is this folder's."""
+    client._imap.untagged_responses.pop("STATUS", None)
+    return dict(client.folder_status(path, items))
+
+
 def uidvalidity(selected: dict[bytes, Any]) -> int:
     return int(selected[b"UIDVALIDITY"])
 

@@ -20,6 +20,7 @@ from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from adapters.imap.messages import folder_status
 from store.db import session_scope
 from store.models import ImapOwnChange, as_utc, utcnow
 
@@ -127,7 +128,7 @@ class Arrivals:
 
 
 def _next_uid(client: IMAPClient, path: str) -> tuple[int, int]:
-    status = client.folder_status(path, [b"UIDVALIDITY", b"UIDNEXT"])
+    status = folder_status(client, path, [b"UIDVALIDITY", b"UIDNEXT"])
     return int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
 
 

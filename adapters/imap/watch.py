@@ -28,7 +28,7 @@ from sqlmodel import select as sql_select
 from adapters.base import AliasStore
 from adapters.ids import folder_id
 from adapters.imap import folders, uidset
-from adapters.imap.messages import fetch_summaries, ids_for, unselect
+from adapters.imap.messages import fetch_summaries, folder_status, ids_for, unselect
 from adapters.imap.own_changes import OwnRecords
 from store.db import session_scope
 from store.models import ImapFolderState
@@ -177,7 +177,7 @@ class _Poll:
         items = [b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY"] + (
             [b"HIGHESTMODSEQ"] if self.condstore else []
         )
-        status = self.client.folder_status(path, items)
+        status = folder_status(self.client, path, items)
         validity = int(status[b"UIDVALIDITY"])
         if before is None or before.uids is None or before.uidvalidity not in (validity, 0):
             if before is not None and before.uids is not None:
