@@ -65,6 +65,7 @@ from common import (  # importing it also puts the repository root on sys.path
 
 from adapters.imap.summary import summary_items
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import account_body
 
 PAGE = 50
 PICK = 25  # the page's 25th item (the 25th-highest UID) is the "one message" of the bench
@@ -236,14 +237,7 @@ class Target:
 
 
 def add_account(http: httpx.Client, server: DovecotServer, user: MailUser) -> Target:
-    body = {
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "port": server.imap_port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-    }
+    body = account_body("imap", server.imap_port, user)
     account = expect(http.post("/v1/accounts", json=body), 201)["id"]
     folders = expect(http.get(f"/v1/accounts/{account}/folders"), 200)["items"]
     inbox = next((f["id"] for f in folders if f["role"] == "inbox"), None)

@@ -53,6 +53,7 @@ from common import (  # importing it also puts the repository root on sys.path
 from imap_bench import PAGE, build_corpus, run_interleaved
 
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import account_body
 
 TARGET_SYNC_RATIO = 0.8
 SYNC_INTERVAL = "3600"  # seconds: no list request resyncs during the run
@@ -115,14 +116,9 @@ def add_account(
     http: httpx.Client, server: DovecotServer, user: MailUser, protocol: str
 ) -> tuple[str, float]:
     """The new account's id and the seconds POST /v1/accounts took."""
-    body = {
-        "protocol": protocol,
-        "host": "127.0.0.1",
-        "port": server.pop3_port if protocol == "pop3" else server.imap_port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-    }
+    body = account_body(
+        protocol, server.pop3_port if protocol == "pop3" else server.imap_port, user
+    )
     started = time.perf_counter()
     response = http.post("/v1/accounts", json=body, timeout=1800)
     seconds = time.perf_counter() - started

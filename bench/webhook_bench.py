@@ -70,6 +70,7 @@ from common import (  # importing it also puts the repository root on sys.path
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.helpers import account_body
 
 FOLDERS = ("INBOX", "Archive")  # Archive is one of the harness Dovecot's special-use folders
 TARGET_P99_MS = {"INBOX": 1000.0, "Archive": 5000.0}
@@ -324,14 +325,7 @@ class Probe:
 
 
 def add_account(http: httpx.Client, server: DovecotServer, user: MailUser) -> str:
-    body = {
-        "protocol": "imap",
-        "host": "127.0.0.1",
-        "port": server.imap_port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-    }
+    body = account_body("imap", server.imap_port, user)
     account: str = expect(http.post("/v1/accounts", json=body), 201)["id"]
     return account
 
