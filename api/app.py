@@ -16,9 +16,9 @@ from api.problems import install_problem_handlers
 from api.routes import accounts, changes, folders, health, messages, webhooks
 from api.schemas.common import problem_responses
 from events.dispatcher import Dispatcher
-from gateway.background import MailPoller
+from events.poller import MailPoller
+from events.watchers import ImapWatchers
 from gateway.context import Gateway
-from gateway.watchers import ImapWatchers
 
 API_VERSION = "1.0.0"
 

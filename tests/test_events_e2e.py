@@ -93,7 +93,7 @@ def test_a_failing_account_raises_account_error_once_and_recovers(
     mail_user: MailUser,
     receiver: Receiver,  # noqa: F811
 ) -> None:
-    from gateway.background import MailPoller
+    from events.poller import MailPoller
     from tests.harness.proxy import FaultProxy
 
     gw = events_gateway
@@ -135,7 +135,7 @@ def test_imap_changes_by_other_clients_become_events_once(
     mail_user: MailUser,
     receiver: Receiver,  # noqa: F811
 ) -> None:
-    from gateway.background import MailPoller
+    from events.poller import MailPoller
 
     gw = events_gateway
     auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}

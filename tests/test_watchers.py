@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 
 from api.app import create_app
 from events.dispatcher import Dispatcher
+from events.watchers import ImapWatchers
 from gateway.context import Gateway
 from gateway.tenants import issue_api_key
-from gateway.watchers import ImapWatchers
 from store.migrate import upgrade
 from store.models import Account, WebhookEvent
 from tests.conftest import make_settings

@@ -68,7 +68,7 @@ def poll(
     """One round over the account's folders (``watched``: the paths whose messages are
     watched, None for all); emits what changed in one transaction with the new progress.
     Rounds of one account run one at a time here; across processes the watcher's lease
-    (gateway.watchers) sees to it."""
+    (events.watchers) sees to it."""
     with _round_lock(account_id):
         return _Poll(client, aliases, engine, account_id, watched).run()
 

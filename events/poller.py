@@ -1,7 +1,7 @@
 """Background refresh of accounts: every interval each account's ``refresh()`` runs (POP3:
 new mail is downloaded into the store before anyone asks; IMAP: one watch round). `mailgate
 serve` runs it for POP3 only, since IMAP accounts have their own watchers
-(gateway.watchers). Accounts sync side by side in a small thread pool, so one slow mailbox
+(events.watchers). Accounts sync side by side in a small thread pool, so one slow mailbox
 does not hold up the others; the per-account lease keeps several processes from syncing one
 account twice."""
 
