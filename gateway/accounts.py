@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 
 from adapters.endpoint import default_port
 from adapters.errors import InvalidArgument, MailboxError
-from adapters.ids import folder_path
+from adapters.ids import folder_id, folder_path
+from adapters.models import Folder
 from api.schemas.accounts import (
     AccountCreate,
     AccountOut,
@@ -127,6 +128,34 @@ def _watch_list(gw: Gateway, account: Account, ids: list[str] | None) -> str | N
             f"watched_folders[{bad}] is not a folder id of this account", "invalid-folder-id"
         )
     return json.dumps(ids)
+
+
+def follow_folder_rename(gw: Gateway, account_id: str, old_id: str, renamed: Folder) -> None:
+    """Keep ``watched_folders`` pointing at a folder (and its subfolders) that the API renamed
+    where folder ids follow the path (IMAP): the old ids are swapped for the new ones."""
+    old_path = folder_path(old_id)
+    if renamed.id == old_id or old_path is None:
+        return
+    with session_scope(gw.engine) as session:
+        account = session.get(Account, account_id)
+        if account is None or account.watched_folders is None:
+            return
+        before: list[str] = json.loads(account.watched_folders)
+        after = [_renamed_id(id_, old_path, renamed) for id_ in before]
+        if after != before:
+            account.watched_folders = json.dumps(after)
+            account.updated_at = utcnow()
+            session.add(account)
+
+
+def _renamed_id(id_: str, old_path: str, renamed: Folder) -> str:
+    path = folder_path(id_)
+    delimiter = renamed.delimiter or "/"
+    if path == old_path:
+        return renamed.id
+    if path is not None and path.startswith(old_path + delimiter):
+        return folder_id(renamed.path + path[len(old_path) :])
+    return id_
 
 
 def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:

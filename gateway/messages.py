@@ -19,7 +19,7 @@ from adapters.models import (
     MessagePage,
     MessageSummary,
 )
-from gateway.accounts import load_account
+from gateway.accounts import follow_folder_rename, load_account
 from gateway.context import Gateway
 from store.db import session_scope
 from store.outbox import Event, emit, payload
@@ -65,6 +65,7 @@ def rename_folder(
     if folder.id == folder_id:
         _log(gw, account_id, Event("folder", folder_id, "updated", payload(folder)))
     else:  # IMAP folder ids follow the path
+        follow_folder_rename(gw, account_id, folder_id, folder)
         _log(
             gw,
             account_id,

@@ -198,3 +198,31 @@ def test_a_change_in_flight_elsewhere_waits_for_its_record(
     other.logout()
     watch_round(gateway, mailbox)
     assert len(delta(mailbox, start)["messages"]["updated"]) == 1
+
+
+def test_watched_folders_follow_a_rename_through_the_api(
+    gateway: Gateway,
+    mailbox: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+) -> None:
+    later = mailbox.call("POST", "/folders", json={"name": "Later"}).json()
+    soon = mailbox.call("POST", "/folders", json={"name": "Soon", "parent_id": later["id"]})
+    inbox = mailbox.folder_id("INBOX")
+    watched = [inbox, later["id"], soon.json()["id"]]
+    patched = mailbox.client.patch(
+        mailbox.base, json={"watched_folders": watched}, headers=mailbox.auth
+    )
+    assert patched.status_code == 200, patched.text
+    renamed = mailbox.call("PATCH", f"/folders/{later['id']}", json={"name": "Someday"})
+    assert renamed.status_code == 200, renamed.text
+
+    folders = mailbox.folders()
+    account = mailbox.client.get(mailbox.base, headers=mailbox.auth).json()
+    child = next(path for path in folders if path.startswith("Someday") and path != "Someday")
+    assert account["watched_folders"] == [inbox, folders["Someday"]["id"], folders[child]["id"]]
+
+    watch_round(gateway, mailbox)
+    start = changes(mailbox)["state"]
+    dovecot.append(mailbox.user, text_message("Still watched", "x"), folder=child)
+    watch_round(gateway, mailbox)
+    assert delta(mailbox, start)["messages"]["created"] == [mailbox.messages(child)[0]["id"]]
