@@ -103,3 +103,22 @@ def test_own_arrivals_are_told_by_uidnext(plain_dovecot: DovecotServer) -> None:
     plain_dovecot.append(user, text_message("Someone else's, meanwhile", "y"), "Archive")
     assert arrivals.records(1) == []  # two came: which one is ours is unknown
     imap.logout()
+
+
+@pytest.mark.parametrize("server", ["dovecot", "plain_dovecot"])
+def test_all_uids_with_and_without_esearch(request: pytest.FixtureRequest, server: str) -> None:
+    from adapters.imap.messages import all_uids
+
+    dovecot: DovecotServer = request.getfixturevalue(server)
+    user = dovecot.add_user()
+    imap = dovecot.imap_client(user)
+    assert imap.has_capability("ESEARCH") == (server == "dovecot")
+    imap.select_folder("INBOX", readonly=True)
+    assert all_uids(imap) == set()  # an empty folder
+    dovecot.deliver(user, dated(7))
+    imap.select_folder("INBOX")
+    imap.delete_messages([2, 3, 6])
+    imap.expunge()
+    imap.select_folder("INBOX", readonly=True)
+    assert all_uids(imap) == {1, 4, 5, 7} == set(imap.search(["ALL"]))
+    imap.logout()

@@ -18,6 +18,7 @@ from adapters.ids import (
     message_id,
     message_location,
 )
+from adapters.imap import uidset
 from adapters.imap.search import needs_utf8, search_criteria
 from adapters.imap.summary import build_summary, summary_items
 from adapters.models import MessageChange, MessageFilter, MessagePage, MessageSummary
@@ -57,6 +58,20 @@ def folder_status(client: IMAPClient, path: str, items: list[bytes]) -> dict[byt
     unasked; those are dropped first, so the answer is this folder's."""
     client._imap.untagged_responses.pop("STATUS", None)
     return dict(client.folder_status(path, items))
+
+
+def all_uids(client: IMAPClient) -> set[int]:
+    """Every UID of the selected folder; with ESEARCH (RFC 4731) as one compact sequence set
+    rather than a number per message (a large folder's UIDs are a few bytes, not megabytes)."""
+    if not client.has_capability("ESEARCH"):
+        return {int(uid) for uid in client.search(["ALL"])}
+    client._imap.untagged_responses.pop("ESEARCH", None)
+    data = client._raw_command_untagged(
+        b"SEARCH", [b"RETURN", b"(ALL)", b"ALL"], response_name="ESEARCH", uid=True
+    )
+    answer = data[-1] if data and isinstance(data[-1], bytes) else b""
+    _, found, rest = answer.partition(b" ALL ")
+    return uidset.decode(rest.split()[0].decode()) if found and rest.strip() else set()
 
 
 def uidvalidity(selected: dict[bytes, Any]) -> int:

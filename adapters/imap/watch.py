@@ -28,7 +28,7 @@ from sqlmodel import select as sql_select
 from adapters.base import AliasStore
 from adapters.ids import folder_id
 from adapters.imap import folders, uidset
-from adapters.imap.messages import fetch_summaries, folder_status, ids_for, unselect
+from adapters.imap.messages import all_uids, fetch_summaries, folder_status, ids_for, unselect
 from adapters.imap.own_changes import OwnRecords
 from store.db import session_scope
 from store.models import ImapFolderState
@@ -197,7 +197,7 @@ class _Poll:
 
     def _baseline(self, path: str) -> _Seen:
         selected = self.client.select_folder(path, readonly=True)
-        uids = set(self.client.search(["ALL"])) if int(selected[b"EXISTS"]) else set()
+        uids = all_uids(self.client) if int(selected[b"EXISTS"]) else set()
         return _Seen(path, self._state(path, selected, uids, None))
 
     def _changes(self, path: str, before: ImapFolderState) -> _Seen:
@@ -210,7 +210,7 @@ class _Poll:
             found = self.client.search(["UID", f"{before.uidnext}:*"])
             current |= {u for u in found if u >= before.uidnext}
         if len(current) != int(selected[b"EXISTS"]):
-            current = set(self.client.search(["ALL"]))  # something was expunged: which?
+            current = all_uids(self.client)  # something was expunged: which?
         changed: dict[int, int | None] = {}
         seen_modseq = None
         if self.condstore and before.highestmodseq is not None:
