@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
+from api.schemas.webhooks import EVENT_TYPES
 from events.dispatcher import BODY_LIMIT, USER_AGENT, Dispatcher, backoff
 from gateway import webhooks
 from gateway.context import Gateway
@@ -305,6 +306,8 @@ def test_another_tenants_webhook_is_not_found(
         {"events": ["message.exploded"]},
         {"events": []},
         {"events": ["message.created", "message.created"]},
+        {"events": ["mail.*"]},
+        {"events": ["message*"]},
         {"secret": "not-a-secret"},
         {"secret": "whsec_" + base64.b64encode(b"short").decode()},
         {"secret": "whsec_" + base64.b64encode(b"x" * 65).decode()},
@@ -321,6 +324,34 @@ def test_invalid_webhooks_are_refused(
         pclient.post("/v1/webhooks", json=body, headers=tenant_a.auth), 422, "validation-error"
     )
     assert pclient.get("/v1/webhooks", headers=tenant_a.auth).json() == {"items": []}
+
+
+@pytest.mark.parametrize(
+    ("asked", "subscribed"),
+    [
+        (["folder.*"], ["folder.created", "folder.updated", "folder.deleted"]),
+        (
+            ["account.error", "message.*", "message.deleted"],
+            ["account.error", "message.created", "message.updated", "message.deleted"],
+        ),
+        (["*"], list(EVENT_TYPES)),
+    ],
+)
+def test_wildcards_subscribe_to_a_kind_or_everything(
+    pclient: TestClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    asked: list[str],
+    subscribed: list[str],
+) -> None:
+    hook = _create(pclient, tenant_a, receiver.url, events=asked)
+    assert hook["events"] == subscribed
+    changed = pclient.patch(
+        f"/v1/webhooks/{hook['id']}", json={"events": ["folder.*"]}, headers=tenant_a.auth
+    )
+    assert changed.json()["events"] == ["folder.created", "folder.updated", "folder.deleted"]
+    assert _enqueue(pclient.app.state.gateway, tenant_a, "folder.deleted")  # delivered to it
+    assert not _enqueue(pclient.app.state.gateway, tenant_a, "message.created")
 
 
 def test_account_ids_must_be_the_tenants(

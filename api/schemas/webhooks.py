@@ -23,6 +23,8 @@ EventType = Literal[
     "account.error",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+# What a subscription may also name: every event of a kind, or every event.
+EventPattern = Literal[EventType, "message.*", "folder.*", "*"]
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
@@ -81,8 +83,32 @@ WebhookUrl = Annotated[
     Field(min_length=1, max_length=2000, examples=["https://example.com/hooks/mail"]),
     AfterValidator(check_url_shape),
 ]
+
+
+def _expand(patterns: list[str] | None) -> list[str] | None:
+    """``message.*``, ``folder.*`` and ``*`` become the event types they stand for (stored and
+    shown that way); repeats are dropped, the order kept."""
+    if patterns is None:
+        return None
+    expanded = [
+        event
+        for pattern in patterns
+        for event in EVENT_TYPES
+        if pattern in ("*", event) or (pattern.endswith(".*") and event.startswith(pattern[:-1]))
+    ]
+    return list(dict.fromkeys(expanded))
+
+
 EventList = Annotated[
-    list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES)), AfterValidator(_unique)
+    list[EventPattern],
+    Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES) + 3,
+        description="Event types; `message.*`, `folder.*` or `*` subscribe to a whole kind or "
+        "to everything (the answer lists the types they stand for).",
+    ),
+    AfterValidator(_unique),
+    AfterValidator(_expand),
 ]
 AccountIds = Annotated[
     list[Annotated[str, Field(max_length=40)]] | None,
