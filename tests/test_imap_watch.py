@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from gateway.context import Gateway
 from store.models import Account
 from tests.harness.dovecot import DovecotServer
+from tests.harness.proxy import FaultProxy
+from tests.helpers import account_body
 from tests.mail_factory import dated, text_message
 from tests.test_changes import changes
 from tests.test_imap_mail import Mailbox, mailbox  # noqa: F401  (fixture)
@@ -226,3 +229,39 @@ def test_watched_folders_follow_a_rename_through_the_api(
     dovecot.append(mailbox.user, text_message("Still watched", "x"), folder=child)
     watch_round(gateway, mailbox)
     assert delta(mailbox, start)["messages"]["created"] == [mailbox.messages(child)[0]["id"]]
+
+
+def test_a_folder_the_server_refuses_does_not_stop_the_others(
+    client: TestClient, auth: dict[str, str], gateway: Gateway, dovecot: DovecotServer
+) -> None:
+    """A listed folder the server will not report on (a shared folder without the right to,
+    one deleted a moment ago) is skipped and tried again; the rest is still watched."""
+    user = dovecot.add_user()
+    other = dovecot.imap_client(user)
+    other.create_folder("Locked")
+    with FaultProxy((dovecot.host, dovecot.imap_port)) as proxy:
+        created = client.post(
+            "/v1/accounts", json=account_body("imap", proxy.port, user), headers=auth
+        )
+        assert created.status_code == 201, created.text
+        box = Mailbox(client, auth, created.json()["id"], user)
+        start = changes(box)["state"]
+
+        def refuse_locked(data: bytes) -> bytes | None:
+            tag, _, command = data.partition(b" ")
+            if command.upper().startswith((b"STATUS", b"EXAMINE", b"SELECT")) and b"Locked" in data:
+                return tag + b" NO [NOPERM] Permission denied\r\n"
+            return None
+
+        proxy.answer_instead(refuse_locked)
+        other.append("Locked", text_message("Behind the lock", "x"))
+        dovecot.append(user, text_message("Still reported", "y"))
+        watch_round(gateway, box)
+        assert delta(box, start)["messages"]["created"] == [box.messages()[0]["id"]]
+        assert box.folders()["Locked"]["total"] == 0  # still listed, unreadable for now
+
+        proxy.answer_instead(None)  # the right came back: the folder's mail is reported too
+        watch_round(gateway, box)
+        locked = box.messages("Locked")[0]["id"]
+        assert delta(box, start)["messages"]["created"][-1] == locked
+    other.logout()

@@ -68,10 +68,16 @@ def _folder(entry: ListedFolder, role: object, paths: set[str], total: int, unre
 
 
 def counts(client: IMAPClient, entry: ListedFolder) -> tuple[int, int]:
-    """How many messages the folder holds and how many are unread (STATUS)."""
+    """How many messages the folder holds and how many are unread (STATUS); 0 for a folder
+    the server will not report on."""
     if not entry.selectable:
         return 0, 0
-    status = folder_status(client, entry.path, [b"MESSAGES", b"UNSEEN"])
+    try:
+        status = folder_status(client, entry.path, [b"MESSAGES", b"UNSEEN"])
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:  # listed but not ours to read (a shared folder): still listed
+        return 0, 0
     return int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
 
 

@@ -147,7 +147,7 @@ class OwnRecords:
                 self.rows.append(row)
             elif now - as_utc(row.created_at) < INTENT_MAX:
                 self.busy.add(row.folder_path)
-        self.matched: list[int] = []
+        self.matched: dict[int, str] = {}  # record id -> its folder
 
     def changing(self, path: str) -> bool:
         """Whether a change of the folder (or of the folder list) is in flight right now."""
@@ -165,9 +165,13 @@ class OwnRecords:
                 change,
             ) and (change != "updated" or row.modseq == modseq):
                 self.rows.remove(row)
-                self.matched.append(row.id or 0)
+                self.matched[row.id or 0] = path
                 return True
         return False
+
+    def keep(self, path: str) -> None:
+        """The round gives up on this folder: its records stay for the next round."""
+        self.matched = {id_: p for id_, p in self.matched.items() if p != path}
 
     def save(self, session: Session) -> None:
         """Drop the records used up this round, those too old to match any more, and the
@@ -176,7 +180,7 @@ class OwnRecords:
         session.exec(
             delete(ImapOwnChange).where(  # type: ignore[call-overload]
                 col(ImapOwnChange.account_id) == self.account_id,
-                col(ImapOwnChange.id).in_(self.matched)
+                col(ImapOwnChange.id).in_(list(self.matched))
                 | (col(ImapOwnChange.created_at) < now - KEEP)
                 | (
                     (col(ImapOwnChange.change) == INTENT)

@@ -15,6 +15,7 @@ transaction."""
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlmodel import select as sql_select
 from adapters.base import AliasStore
 from adapters.ids import folder_id
 from adapters.imap import folders, uidset
+from adapters.imap.connect import server_words
 from adapters.imap.messages import all_uids, fetch_summaries, folder_status, ids_for, unselect
 from adapters.imap.own_changes import OwnRecords
 from store.db import session_scope
@@ -125,7 +127,13 @@ class _Poll:
                 continue
             if entry in made:
                 before = _empty(self.account_id, entry.path)
-            found = self._folder(entry.path, before)
+            try:
+                found = self._folder(entry.path, before)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:
+                self._refused(entry.path, exc)  # and the other folders go on
+                continue
             if found is not None:
                 found.new_folder = entry in made
                 seen.append(found)
@@ -163,14 +171,30 @@ class _Poll:
             kept.append(found)
         # 3. the summaries of what others did
         by_path = {entry.path: entry for entry in listed}
-        for found in kept:
-            if found.new_folder:
-                events.append(self._folder_event(listed, by_path[found.path]))
-            events += self._message_events(found)
+        for found in list(kept):
+            try:
+                mine = self._message_events(found)
+                if found.new_folder:
+                    mine.insert(0, self._folder_event(listed, by_path[found.path]))
+                events += mine  # all of the folder's events, or (on an error) none
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:  # e.g. deleted since: its progress stays as it was
+                self._refused(found.path, exc)
+                kept.remove(found)
+                own.keep(found.path)
         result.events = events
         if kept or gone or events or own.matched:
             self._save(kept, gone, events, own)
         return result
+
+    def _refused(self, path: str, exc: imaplib.IMAP4.error) -> None:
+        """A folder the server would not open or report on (no right to, deleted meanwhile):
+        it is left as it was and tried again next round, so one folder never stops the rest."""
+        log.warning(
+            "folder skipped this round",
+            extra={"account_id": self.account_id, "folder": path, "error": server_words(exc)},
+        )
 
     def _folder(self, path: str, before: ImapFolderState | None) -> _Seen | None:
         """The folder as it is now, or None when nothing moved since ``before``."""

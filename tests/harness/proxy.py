@@ -23,6 +23,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -269,7 +270,7 @@ class FaultProxy:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._rule = _Rule()
-        self._answer: tuple[bytes, bytes] | None = None
+        self._answer: Callable[[bytes], bytes | None] | None = None
         self._conns: set[_Connection] = set()
         self._accepted = 0
         self._bytes_down = 0
@@ -317,18 +318,27 @@ class FaultProxy:
         with self._lock:
             self._rule = _Rule(self._rule.after, pattern, extra, nth, rst)
 
-    def answer_instead(self, command: bytes | None, reply: bytes = b"") -> None:
+    def answer_instead(
+        self, command: bytes | Callable[[bytes], bytes | None] | None, reply: bytes = b""
+    ) -> None:
         """Client commands starting with *command* (case-insensitive) are not forwarded;
-        the client gets *reply* instead, as if the server had said it (None: disarm)."""
+        the client gets *reply* instead, as if the server had said it (None: disarm). A
+        function instead of *command* gets what the client sent and gives the reply, or None
+        to forward it (IMAP commands start with a tag that the reply must repeat)."""
+        if isinstance(command, bytes):
+            prefix = command.upper()
+
+            def answer(data: bytes) -> bytes | None:
+                return reply if data.upper().startswith(prefix) else None
+
+            command = answer
         with self._lock:
-            self._answer = (command.upper(), reply) if command else None
+            self._answer = command
 
     def _answer_for(self, data: bytes) -> bytes | None:
         with self._lock:
             answer = self._answer
-        if answer is not None and data.upper().startswith(answer[0]):
-            return answer[1]
-        return None
+        return None if answer is None else answer(data)
 
     def stall(self) -> None:
         """Stop forwarding in both directions, on open and new connections (they stay open;
