@@ -148,7 +148,8 @@ class Pop3Message(SQLModel, table=True):
 
 
 class Pop3SyncState(SQLModel, table=True):
-    """Per POP3 account: when it last synced, and a lease so only one sync runs at once."""
+    """Per POP3 account: when it last synced and how the last sync ended (one sync at a time is
+    the lease ``pop3-sync:<account id>``, store.leases)."""
 
     __tablename__ = "pop3_sync_state"
 
@@ -156,10 +157,6 @@ class Pop3SyncState(SQLModel, table=True):
         primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
     )
     last_sync_at: datetime | None = Field(
-        default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
-    )
-    running_since: datetime | None = Field(
         default=None,
         sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
     )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from gateway.context import Gateway
 from gateway.tenants import issue_api_key
@@ -370,3 +371,31 @@ def test_sync_without_pipelining_fetches_one_by_one(
     assert [m["subject"] for m in box.messages()] == ["dots", "Message 2", "Message 1", "Message 0"]
     dots = box.messages()[0]["id"]
     assert box.call("GET", f"/messages/{dots}/raw").content == b"Subject: dots\r\n\r\n..x\r\n.\r\n"
+
+
+def test_a_sync_waits_while_another_holds_the_accounts_lease(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+) -> None:
+    """Another process syncing this account holds its lease: a sync here skips, and runs
+    once the lease is released (or lapses)."""
+    from datetime import timedelta
+
+    from store import leases
+
+    box = add_pop3(client, auth, dovecot, mail_user)
+    dovecot.deliver(mail_user, dated(2))
+    name = f"pop3-sync:{box.account_id}"
+    assert leases.acquire(gateway.engine, name, "another-process", timedelta(minutes=1))
+    with Session(gateway.engine) as session:
+        account = session.get(Account, box.account_id)
+        assert account is not None
+    adapter = gateway.mailboxes.adapter(account)
+    assert adapter.sync().skipped  # type: ignore[attr-defined]
+    assert stored_rows(gateway) == 0
+    leases.release(gateway.engine, name, "another-process")
+    assert adapter.sync().downloaded == 2  # type: ignore[attr-defined]
+    assert leases.acquire(gateway.engine, name, "another-process", timedelta(minutes=1))

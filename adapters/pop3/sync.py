@@ -27,6 +27,7 @@ from adapters.ids import new_id
 from adapters.pop3.connect import open_pop3
 from adapters.pop3.mailstore import MailStore, describe, summary
 from adapters.pop3.retr import retr_many, supports_pipelining
+from store import leases
 from store.db import session_scope
 from store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
 from store.outbox import Event, emit, payload
@@ -71,25 +72,19 @@ class Pop3Sync:
     # -- the lease ---------------------------------------------------------------------
 
     def _acquire(self) -> bool:
-        now = utcnow()
+        self.owner = new_id("sync")  # this run's: a second run of this process must wait too
+        return leases.acquire(self.engine, self._lease_name, self.owner, self.lease)
+
+    @property
+    def _lease_name(self) -> str:
+        return f"pop3-sync:{self.account_id}"
+
+    def _release(self, error: str | None) -> None:
         with contextlib.suppress(IntegrityError), session_scope(self.engine) as session:
             if session.get(Pop3SyncState, self.account_id) is None:
                 session.add(Pop3SyncState(account_id=self.account_id))
         with self.engine.begin() as connection:
-            claimed = connection.execute(
-                update(Pop3SyncState)
-                .where(
-                    col(Pop3SyncState.account_id) == self.account_id,
-                    (col(Pop3SyncState.running_since).is_(None))
-                    | (col(Pop3SyncState.running_since) < now - self.lease),
-                )
-                .values(running_since=now)
-            )
-            return bool(claimed.rowcount)
-
-    def _release(self, error: str | None) -> None:
-        with self.engine.begin() as connection:
-            values: dict[str, object] = {"running_since": None, "last_error": error}
+            values: dict[str, object] = {"last_error": error}
             if error is None:
                 values["last_sync_at"] = utcnow()
             connection.execute(
@@ -97,6 +92,7 @@ class Pop3Sync:
                 .where(col(Pop3SyncState.account_id) == self.account_id)
                 .values(**values)
             )
+        leases.release(self.engine, self._lease_name, self.owner)
 
     def last_sync_at(self) -> datetime | None:
         with Session(self.engine) as session:
