@@ -114,7 +114,7 @@ class _Poll:
         initial = not self.known
         paths = {entry.path for entry in listed}
         gone = [path for path in self.known if path not in paths]
-        made = [e for e in listed if e.path not in self.known and not initial]
+        made = set() if initial else paths - set(self.known)
         seen: list[_Seen] = []
         for entry in listed:
             before = self.known.get(entry.path)
@@ -123,9 +123,9 @@ class _Poll:
             ):
                 if before is None or before.uids is not None:
                     state = _unwatched(self.account_id, entry.path)
-                    seen.append(_Seen(entry.path, state, new_folder=entry in made))
+                    seen.append(_Seen(entry.path, state, new_folder=entry.path in made))
                 continue
-            if entry in made:
+            if entry.path in made:
                 before = _empty(self.account_id, entry.path)
             try:
                 found = self._folder(entry.path, before)
@@ -135,7 +135,7 @@ class _Poll:
                 self._refused(entry.path, exc)  # and the other folders go on
                 continue
             if found is not None:
-                found.new_folder = entry in made
+                found.new_folder = entry.path in made
                 seen.append(found)
         # 2. what of it the gateway did itself
         with Session(self.engine) as session:
@@ -157,7 +157,7 @@ class _Poll:
             if found.new_folder and own.take(found.path, 0, 0, "created"):
                 found.new_folder = False  # the API made (or renamed) it: its mail is not new
                 found.created = []
-            found.created = [
+            found.created = [  # (mail the API put there itself)
                 u for u in found.created if not own.take(found.path, validity, u, "created")
             ]
             found.vanished = [
