@@ -7,7 +7,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from adapters.errors import MailboxTimeout, MailboxTLSError, MailboxUnreachable
+from mailgate.domain.errors import MailboxTimeout, MailboxTLSError, MailboxUnreachable
 
 
 def set_nodelay(sock: socket.socket | None) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from adapters.ids import MessageLocation
-from adapters.models import (
+from mailgate.domain.ids import MessageLocation
+from mailgate.domain.mail import (
     BatchResult,
     Download,
     Folder,
@@ -21,8 +21,8 @@ from adapters.models import (
 class MailAdapter(Protocol):
     """A mailbox reached through one protocol. Methods block: call them from a worker thread.
 
-    Every method raises :mod:`adapters.errors` errors only: ``NoSuchObject`` for an unknown
-    or stale id, ``InvalidArgument`` for a request the mailbox cannot apply, and the
+    Every method raises :mod:`adapters.errors` errors only: ``NotFound`` for an unknown
+    or stale id, ``InvalidRequest`` for a request the mailbox cannot apply, and the
     connection errors (auth, unreachable, timeout, TLS).
     """
 

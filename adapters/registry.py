@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from adapters.base import AliasStore, MailAdapter
-from adapters.endpoint import MailboxEndpoint
-from adapters.imap import ImapAdapter
-from adapters.pop3 import Pop3Adapter
-from adapters.pop3.sync import Pop3Policy
+from mailgate.adapters.base import AliasStore, MailAdapter
+from mailgate.adapters.imap import ImapAdapter
+from mailgate.adapters.pop3 import Pop3Adapter
+from mailgate.adapters.pop3.sync import Pop3Policy
+from mailgate.domain.endpoint import MailboxEndpoint
 
 
 def adapter_for(

@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
-from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from api.problems import install_problem_handlers
-from api.routes import accounts, changes, folders, health, messages, webhooks
-from api.schemas.common import problem_responses
-from events.dispatcher import Dispatcher
-from events.poller import MailPoller
-from events.watchers import ImapWatchers
-from gateway.context import Gateway
+from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from mailgate.api.problems import install_problem_handlers
+from mailgate.api.routes import accounts, changes, folders, health, messages, webhooks
+from mailgate.api.schemas.common import problem_responses
+from mailgate.events.dispatcher import Dispatcher
+from mailgate.events.poller import MailPoller
+from mailgate.events.watchers import ImapWatchers
+from mailgate.gateway.context import Gateway
 
 API_VERSION = "1.0.0"
 

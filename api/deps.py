@@ -8,10 +8,10 @@ import anyio
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.problems import ProblemException
-from gateway.context import Gateway
-from gateway.crypto import hash_api_key
-from gateway.tenants import tenant_for_key
+from mailgate.api.problems import ProblemException
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.crypto import hash_api_key
+from mailgate.gateway.tenants import tenant_for_key
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `mailgate keys create`.")
 

@@ -9,9 +9,9 @@ import time
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import internal_error, problem_response
-from gateway.ids import new_id
-from gateway.logs import request_id_var
+from mailgate.api.problems import internal_error, problem_response
+from mailgate.domain.ids import new_id
+from mailgate.gateway.logs import request_id_var
 
 log = logging.getLogger("mailgate.http")
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

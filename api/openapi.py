@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from api.app import create_app
-from gateway.context import Gateway
-from gateway.crypto import PasswordBox
-from gateway.settings import Settings
-from store.db import make_engine
+from mailgate.api.app import create_app
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.crypto import PasswordBox
+from mailgate.gateway.settings import Settings
+from mailgate.store.db import make_engine
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 

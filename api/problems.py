@@ -11,33 +11,31 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.errors import (
-    AlreadyExists,
-    InvalidArgument,
-    MailboxAuthFailed,
-    MailboxError,
-    MailboxProtocolError,
-    MailboxTimeout,
-    MailboxTLSError,
-    MailboxUnreachable,
-    NoSuchObject,
-    Unsupported,
-)
-from gateway.errors import InvalidRequest, NotFound
-from gateway.logs import request_id_var
+from mailgate.domain.errors import MailboxError, MailgateError
+from mailgate.gateway.logs import request_id_var
 
 log = logging.getLogger("mailgate.api")
 
 PROBLEM_JSON = "application/problem+json"
 
-_MAILBOX_PROBLEMS: list[tuple[type[MailboxError], int, str, str]] = [
-    (MailboxAuthFailed, 422, "mailbox-auth-failed", "The mail server refused the login"),
-    (MailboxUnreachable, 502, "mailbox-unreachable", "The mail server cannot be reached"),
-    (MailboxTimeout, 504, "mailbox-timeout", "The mail server did not answer in time"),
-    (MailboxTLSError, 502, "mailbox-tls-failed", "TLS with the mail server failed"),
-    (MailboxProtocolError, 502, "mailbox-protocol-error", "The mail server answered wrongly"),
-    (Unsupported, 422, "unsupported", "Not supported by this mailbox"),
-]
+# Each error type of mailgate.domain.errors answers one status, with one title.
+_PROBLEMS: dict[str, tuple[int, str]] = {
+    "not-found": (404, "Not Found"),
+    "validation-error": (422, "Validation error"),
+    "invalid-cursor": (422, "Invalid cursor"),
+    "invalid-folder-id": (422, "Invalid folder id"),
+    "cursor-expired": (410, "Cursor expired"),
+    "cannot-calculate-changes": (410, "Cannot calculate changes"),
+    "already-exists": (409, "Already exists"),
+    "no-trash-folder": (409, "No trash folder"),
+    "unsupported": (422, "Not supported by this mailbox"),
+    "mailbox-error": (502, "Mailbox error"),
+    "mailbox-auth-failed": (422, "The mail server refused the login"),
+    "mailbox-unreachable": (502, "The mail server cannot be reached"),
+    "mailbox-timeout": (504, "The mail server did not answer in time"),
+    "mailbox-tls-failed": (502, "TLS with the mail server failed"),
+    "mailbox-protocol-error": (502, "The mail server answered wrongly"),
+}
 
 _HTTP_TYPES = {
     400: "bad-request",
@@ -119,21 +117,9 @@ def _http_error(exc: StarletteHTTPException) -> JSONResponse:
     return problem_response(exc.status_code, type_, detail, headers=headers)
 
 
-_ARGUMENT_STATUS = {"cursor-expired": 410, "no-trash-folder": 409, "not-found": 404}
-
-
-def _mailbox_error(exc: MailboxError) -> JSONResponse:
-    if isinstance(exc, NoSuchObject):
-        return problem_response(404, "not-found", exc.detail)
-    if isinstance(exc, AlreadyExists):
-        return problem_response(409, "already-exists", exc.detail)
-    if isinstance(exc, InvalidArgument):
-        status = _ARGUMENT_STATUS.get(exc.problem_type, 422)
-        return problem_response(status, exc.problem_type, exc.detail)
-    for cls, status, type_, title in _MAILBOX_PROBLEMS:
-        if isinstance(exc, cls):
-            return problem_response(status, type_, exc.detail, title=title)
-    return problem_response(502, "mailbox-error", exc.detail, title="Mailbox error")
+def error_response(exc: MailgateError) -> JSONResponse:
+    status, title = _PROBLEMS.get(exc.type, (500, "Error"))
+    return problem_response(status, exc.type, exc.detail, title=title)
 
 
 def internal_error() -> JSONResponse:
@@ -155,23 +141,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ProblemException)
         return problem_response(exc.status, exc.type, exc.detail, headers=exc.headers)
 
-    async def on_not_found(_r: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, NotFound)
-        return problem_response(404, "not-found", f"No such {exc.kind}.")
-
-    async def on_invalid(_r: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, InvalidRequest)
-        return problem_response(422, "validation-error", exc.detail, title="Validation error")
-
-    async def on_mailbox(_r: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, MailboxError)
-        if not isinstance(exc, NoSuchObject | InvalidArgument | AlreadyExists):
-            log.info("mailbox error: %s", exc.detail, extra={"problem": type(exc).__name__})
-        return _mailbox_error(exc)
+    async def on_error(_r: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MailgateError)
+        if isinstance(exc, MailboxError):
+            log.info("mailbox error: %s", exc.detail, extra={"problem": exc.type})
+        return error_response(exc)
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ProblemException, on_problem)
-    app.add_exception_handler(NotFound, on_not_found)
-    app.add_exception_handler(InvalidRequest, on_invalid)
-    app.add_exception_handler(MailboxError, on_mailbox)
+    app.add_exception_handler(MailgateError, on_error)

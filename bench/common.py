@@ -62,7 +62,7 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    """`python -m gateway serve` on a free port with a private data dir."""
+    """`python -m mailgate.api serve` on a free port with a private data dir."""
 
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
@@ -81,7 +81,7 @@ class GatewayProcess:
         return self._process.pid
 
     def start(self, timeout: float = 60.0) -> None:
-        command = [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)]
+        command = [sys.executable, "-m", "mailgate.api", "serve", "--port", str(self.port)]
         with self.log_file.open("wb") as log:
             self._process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
@@ -98,7 +98,7 @@ class GatewayProcess:
 
     def create_key(self) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "gateway", "keys", "create", "--tenant", "bench"],
+            [sys.executable, "-m", "mailgate.api", "keys", "create", "--tenant", "bench"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,

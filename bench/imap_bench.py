@@ -9,7 +9,7 @@ One run:
 1. starts a private Dovecot (tests/harness) and seeds INBOX with ``--messages`` realistic
    1-2 KB messages (plain text; 1 in 10 multipart/alternative with HTML; 1 in 20 with a
    small PDF attachment) plus one message with a 50 MiB base64 attachment in folder "Big";
-2. starts the gateway (``python -m gateway serve``) on a free port with its own data dir,
+2. starts the gateway (``python -m mailgate.api serve``) on a free port with its own data dir,
    creates an API key and adds the mailbox over plain IMAP;
 3. times, interleaved round by round, a 50-message page and one whole message, both
    straight over IMAP (imapclient, one persistent connection, the same FETCH items as the
@@ -63,7 +63,7 @@ from common import (  # importing it also puts the repository root on sys.path
     verdict,
 )
 
-from adapters.imap.summary import summary_items
+from mailgate.adapters.imap.summary import summary_items
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import account_body
 

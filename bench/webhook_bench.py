@@ -8,7 +8,7 @@ Run by hand from the repository root (it is not part of the test suite):
 One run:
 
 1. starts a private Dovecot (tests/harness) with one user, then the gateway
-   (``python -m gateway serve``) on a free port with its own data dir and
+   (``python -m mailgate.api serve``) on a free port with its own data dir and
    ``MAILGATE_ALLOW_PRIVATE_WEBHOOKS=true``; creates an API key and adds the mailbox over plain
    IMAP; starts a webhook receiver (a threaded http.server on 127.0.0.1 that notes the
    ``time.monotonic()`` of each POST and verifies its signature with ``standardwebhooks``) and

@@ -35,15 +35,15 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
 from standardwebhooks.webhooks import Webhook
 
-from gateway.backoff import backoff
-from gateway.context import Gateway
-from gateway.crypto import SecretKeyError
-from gateway.errors import InvalidRequest
-from gateway.ids import new_id
-from gateway.webhooks import check_webhook_url
-from store import outbox
-from store.db import session_scope
-from store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from mailgate.domain.errors import InvalidRequest
+from mailgate.domain.ids import new_id
+from mailgate.gateway.backoff import backoff
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.crypto import SecretKeyError
+from mailgate.gateway.webhooks import check_webhook_url
+from mailgate.store import outbox
+from mailgate.store.db import session_scope
+from mailgate.store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 
 log = logging.getLogger("mailgate.webhooks")
 

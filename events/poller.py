@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlmodel import Session, col, select
 
-from adapters.errors import MailboxError
-from gateway.context import Gateway
-from gateway.health_state import mark_failed, mark_working
-from store.models import Account
+from mailgate.domain.errors import MailboxError
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.health_state import mark_failed, mark_working
+from mailgate.store.models import Account
 
 log = logging.getLogger("mailgate.background")
 

@@ -22,17 +22,17 @@ from datetime import timedelta
 from imapclient import IMAPClient
 from sqlmodel import Session, select
 
-from adapters.errors import MailboxError, MailboxUnreachable
-from adapters.imap import ImapAdapter
-from adapters.imap.connect import open_imap
-from adapters.imap.idle import notify_everywhere, wait_for_change
-from adapters.imap.pool import BROKEN
-from gateway.backoff import backoff
-from gateway.context import Gateway
-from gateway.health_state import mark_failed, mark_working
-from gateway.mailboxes import settings_fingerprint
-from store import leases
-from store.models import Account
+from mailgate.adapters.imap import ImapAdapter
+from mailgate.adapters.imap.connect import open_imap
+from mailgate.adapters.imap.idle import notify_everywhere, wait_for_change
+from mailgate.adapters.imap.pool import BROKEN
+from mailgate.domain.errors import MailboxError, MailboxUnreachable
+from mailgate.gateway.backoff import backoff
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.health_state import mark_failed, mark_working
+from mailgate.gateway.mailboxes import settings_fingerprint
+from mailgate.store import leases
+from mailgate.store.models import Account
 
 log = logging.getLogger("mailgate.watch")
 

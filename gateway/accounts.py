@@ -7,22 +7,20 @@ import logging
 
 from sqlmodel import Session, select
 
-from adapters.endpoint import default_port
-from adapters.errors import InvalidArgument, MailboxError
-from adapters.ids import folder_id, folder_path
-from adapters.models import Folder
-from api.schemas.accounts import (
+from mailgate.domain.accounts import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
     Pop3Policy,
     Pop3PolicyOut,
 )
-from gateway.context import Gateway
-from gateway.errors import InvalidRequest, NotFound
-from gateway.ids import is_valid_id, new_id
-from store.db import session_scope
-from store.models import Account, as_utc, utcnow
+from mailgate.domain.endpoint import default_port
+from mailgate.domain.errors import InvalidFolderId, InvalidRequest, MailboxError, NotFound
+from mailgate.domain.ids import folder_id, folder_path, is_valid_id, new_id
+from mailgate.domain.mail import Folder
+from mailgate.gateway.context import Gateway
+from mailgate.store.db import session_scope
+from mailgate.store.models import Account, as_utc, utcnow
 
 log = logging.getLogger("mailgate.accounts")
 _CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "password")
@@ -124,9 +122,7 @@ def _watch_list(gw: Gateway, account: Account, ids: list[str] | None) -> str | N
         present = {folder.id for folder in gw.mailboxes.adapter(account).list_folders()}
         bad = next((i for i, id_ in enumerate(ids) if id_ not in present), None)
     if bad is not None:
-        raise InvalidArgument(
-            f"watched_folders[{bad}] is not a folder id of this account", "invalid-folder-id"
-        )
+        raise InvalidFolderId(f"watched_folders[{bad}] is not a folder id of this account")
     return json.dumps(ids)
 
 

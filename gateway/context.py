@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from gateway.cache import TtlCache
-from gateway.crypto import PasswordBox, load_password_box
-from gateway.mailboxes import Mailboxes
-from gateway.settings import Settings
-from store.db import make_engine
+from mailgate.gateway.cache import TtlCache
+from mailgate.gateway.crypto import PasswordBox, load_password_box
+from mailgate.gateway.mailboxes import Mailboxes
+from mailgate.gateway.settings import Settings
+from mailgate.store.db import make_engine
 
 
 @dataclass

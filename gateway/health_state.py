@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-from adapters.errors import (
+from mailgate.domain.errors import (
     MailboxAuthFailed,
     MailboxError,
     MailboxTimeout,
     MailboxTLSError,
     MailboxUnreachable,
 )
-from gateway.context import Gateway
-from store.db import session_scope
-from store.models import Account, utcnow
-from store.outbox import enqueue
+from mailgate.gateway.context import Gateway
+from mailgate.store.db import session_scope
+from mailgate.store.models import Account, utcnow
+from mailgate.store.outbox import enqueue
 
 
 def state_for(error: MailboxError) -> str:

@@ -7,15 +7,15 @@ import threading
 
 from sqlalchemy.engine import Engine
 
-from adapters.base import MailAdapter
-from adapters.endpoint import MailboxEndpoint
-from adapters.ids import folder_path
-from adapters.pop3.sync import Pop3Policy
-from adapters.registry import adapter_for
-from gateway.crypto import PasswordBox
-from gateway.settings import Settings
-from store.aliases import SqlAliasStore
-from store.models import Account
+from mailgate.adapters.base import MailAdapter
+from mailgate.adapters.pop3.sync import Pop3Policy
+from mailgate.adapters.registry import adapter_for
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.ids import folder_path
+from mailgate.gateway.crypto import PasswordBox
+from mailgate.gateway.settings import Settings
+from mailgate.store.aliases import SqlAliasStore
+from mailgate.store.models import Account
 
 
 class Mailboxes:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from sqlmodel import Session
 
-from adapters.base import MailAdapter
-from adapters.errors import NoSuchObject
-from adapters.models import (
+from mailgate.adapters.base import MailAdapter
+from mailgate.domain.errors import NotFound
+from mailgate.domain.mail import (
     BatchResult,
     Download,
     Folder,
@@ -19,10 +19,10 @@ from adapters.models import (
     MessagePage,
     MessageSummary,
 )
-from gateway.accounts import follow_folder_rename, load_account
-from gateway.context import Gateway
-from store.db import session_scope
-from store.outbox import Event, emit, payload
+from mailgate.gateway.accounts import follow_folder_rename, load_account
+from mailgate.gateway.context import Gateway
+from mailgate.store.db import session_scope
+from mailgate.store.outbox import Event, emit, payload
 
 
 def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
@@ -152,7 +152,7 @@ def delete_message(
 ) -> None:
     result = batch(gw, tenant_id, account_id, [message_id], None, None, True, permanent)[0]
     if result.status != 200:
-        raise NoSuchObject("message")
+        raise NotFound("message")
 
 
 def batch(

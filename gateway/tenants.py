@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from gateway.crypto import hash_api_key, new_api_key
-from gateway.ids import new_id
-from store.db import session_scope
-from store.models import ApiKey, Tenant
+from mailgate.domain.ids import new_id
+from mailgate.gateway.crypto import hash_api_key, new_api_key
+from mailgate.store.db import session_scope
+from mailgate.store.models import ApiKey, Tenant
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, or_, select
 
-from api.schemas.webhooks import (
+from mailgate.domain.errors import InvalidRequest, NotFound
+from mailgate.domain.ids import is_valid_id, new_id
+from mailgate.domain.webhooks import (
     SECRET_PREFIX,
     DeliveryList,
     DeliveryOut,
@@ -27,11 +29,9 @@ from api.schemas.webhooks import (
     WebhookSecret,
     WebhookUpdate,
 )
-from gateway.context import Gateway
-from gateway.errors import InvalidRequest, NotFound
-from gateway.ids import is_valid_id, new_id
-from store.db import session_scope
-from store.models import (
+from mailgate.gateway.context import Gateway
+from mailgate.store.db import session_scope
+from mailgate.store.models import (
     Account,
     WebhookDelivery,
     WebhookEndpoint,
@@ -39,7 +39,7 @@ from store.models import (
     as_utc,
     utcnow,
 )
-from store.outbox import enqueue, iso_utc
+from mailgate.store.outbox import enqueue, iso_utc
 
 __all__ = ["check_webhook_url", "enqueue"]
 

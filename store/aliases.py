@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from adapters.ids import MessageLocation
-from store.db import session_scope
-from store.models import MessageAlias
+from mailgate.domain.ids import MessageLocation
+from mailgate.store.db import session_scope
+from mailgate.store.models import MessageAlias
 
 
 class SqlAliasStore:

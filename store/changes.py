@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
-from store.models import ChangeLog
+from mailgate.store.models import ChangeLog
 
 Kind = Literal["message", "folder"]
 Change = Literal["created", "updated", "destroyed"]

@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete
 
-from store.db import session_scope
-from store.models import Lease, utcnow
+from mailgate.store.db import session_scope
+from mailgate.store.models import Lease, utcnow
 
 
 def acquire(engine: Engine, name: str, owner: str, ttl: timedelta) -> bool:

@@ -14,9 +14,9 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import event as sa_event
 from sqlmodel import Session, col, select
 
-from adapters.ids import new_id
-from store.changes import Change, Kind, record
-from store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
+from mailgate.domain.ids import new_id
+from mailgate.store.changes import Change, Kind, record
+from mailgate.store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
 
 # Rung after a commit that queued webhooks, so this process's dispatcher sends them at once
 # instead of at its next poll (other processes' dispatchers still find them by polling).

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from gateway.context import Gateway
-from gateway.settings import Settings
-from gateway.tenants import issue_api_key
-from store.migrate import upgrade
+from mailgate.api.app import create_app
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.settings import Settings
+from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.migrate import upgrade
 
 pytest_plugins = ["tests.harness.fixtures"]
 

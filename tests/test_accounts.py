@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import trustme
 from fastapi.testclient import TestClient
 
-from gateway.context import Gateway
+from mailgate.gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.net import SilentListener, closed_port
 from tests.helpers import assert_problem

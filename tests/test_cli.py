@@ -16,7 +16,7 @@ from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.net import free_port
 from tests.helpers import account_body
 
-MAILGATE = [sys.executable, "-m", "gateway"]
+MAILGATE = [sys.executable, "-m", "mailgate.api"]
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
-from api.app import create_app
-from events.dispatcher import Dispatcher
-from gateway.context import Gateway
-from gateway.tenants import issue_api_key
-from store.migrate import upgrade
+from mailgate.api.app import create_app
+from mailgate.events.dispatcher import Dispatcher
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import account_body
@@ -93,7 +93,7 @@ def test_a_failing_account_raises_account_error_once_and_recovers(
     mail_user: MailUser,
     receiver: Receiver,  # noqa: F811
 ) -> None:
-    from events.poller import MailPoller
+    from mailgate.events.poller import MailPoller
     from tests.harness.proxy import FaultProxy
 
     gw = events_gateway
@@ -135,7 +135,7 @@ def test_imap_changes_by_other_clients_become_events_once(
     mail_user: MailUser,
     receiver: Receiver,  # noqa: F811
 ) -> None:
-    from events.poller import MailPoller
+    from mailgate.events.poller import MailPoller
 
     gw = events_gateway
     auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}

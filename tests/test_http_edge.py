@@ -7,9 +7,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from gateway.context import Gateway
-from gateway.tenants import issue_api_key
+from mailgate.api.app import create_app
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.tenants import issue_api_key
 from tests.conftest import make_settings
 from tests.helpers import assert_problem
 
@@ -115,7 +115,7 @@ def test_cors_is_off_by_default(client: TestClient) -> None:
 
 
 def test_cors_allows_configured_origins_only(tmp_path: Path, sqlite_url: str) -> None:
-    from store.migrate import upgrade
+    from mailgate.store.migrate import upgrade
 
     settings = make_settings(tmp_path, sqlite_url, cors_origins=["https://app.example"])
     gw = Gateway.from_settings(settings)

@@ -13,14 +13,14 @@ from email.message import EmailMessage, Message
 
 import pytest
 
-from adapters.imap.bodystructure import (
+from mailgate.adapters.imap.bodystructure import (
     PartInfo,
     find_part,
     first_text_part,
     has_attachments,
     iter_parts,
 )
-from adapters.transfer import make_decoder
+from mailgate.adapters.transfer import make_decoder
 from tests.harness.dovecot import DovecotServer, MailUser
 
 SEED = 7

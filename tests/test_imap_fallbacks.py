@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.context import Gateway
+from mailgate.gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer
 from tests.helpers import account_body
 from tests.mail_factory import dated, message_with_attachments, text_message
@@ -89,7 +89,7 @@ def test_api_moves_and_copies_are_not_reported_again_without_uidplus(
 def test_own_arrivals_are_told_by_uidnext(plain_dovecot: DovecotServer) -> None:
     """Where the server gives no COPYUID, the UIDs of mail the gateway put into a folder are
     the ones UIDNEXT moved by, when it moved by exactly as many; else none are claimed."""
-    from adapters.imap.own_changes import Arrivals, OwnChange
+    from mailgate.adapters.imap.own_changes import Arrivals, OwnChange
 
     user = plain_dovecot.add_user()
     imap = plain_dovecot.imap_client(user)
@@ -107,7 +107,7 @@ def test_own_arrivals_are_told_by_uidnext(plain_dovecot: DovecotServer) -> None:
 
 @pytest.mark.parametrize("server", ["dovecot", "plain_dovecot"])
 def test_all_uids_with_and_without_esearch(request: pytest.FixtureRequest, server: str) -> None:
-    from adapters.imap.messages import all_uids
+    from mailgate.adapters.imap.messages import all_uids
 
     dovecot: DovecotServer = request.getfixturevalue(server)
     user = dovecot.add_user()

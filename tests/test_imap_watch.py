@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from gateway.context import Gateway
-from store.models import Account
+from mailgate.gateway.context import Gateway
+from mailgate.store.models import Account
 from tests.harness.dovecot import DovecotServer
 from tests.harness.proxy import FaultProxy
 from tests.helpers import account_body
@@ -181,7 +181,7 @@ def test_a_change_in_flight_elsewhere_waits_for_its_record(
     """Another gateway process changing the mailbox through the API: the watcher here sees the
     change on the server before that process has recorded it as its own. It must neither
     report it nor move past it until the record is there, then skip it."""
-    from adapters.imap.own_changes import changing, flag_changes
+    from mailgate.adapters.imap.own_changes import changing, flag_changes
 
     dovecot.deliver(mailbox.user, dated(2))
     watch_round(gateway, mailbox)

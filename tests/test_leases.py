@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.context import Gateway
-from store.leases import acquire, release
+from mailgate.gateway.context import Gateway
+from mailgate.store.leases import acquire, release
 
 MINUTE = timedelta(minutes=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from api.openapi import SPEC_PATH, openapi_json, openapi_spec
+from mailgate.api.openapi import SPEC_PATH, openapi_json, openapi_spec
 
 
 def test_committed_spec_is_current() -> None:

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from gateway.context import Gateway
-from gateway.tenants import issue_api_key
-from store.models import Account
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.models import Account
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import account_body, assert_problem
 from tests.mail_factory import dated, text_message
@@ -289,8 +289,8 @@ def test_background_poller_fetches_new_mail_without_a_read(
 ) -> None:
     import time
 
-    from api.app import create_app
-    from store.migrate import upgrade
+    from mailgate.api.app import create_app
+    from mailgate.store.migrate import upgrade
     from tests.conftest import make_settings
 
     gw = Gateway.from_settings(make_settings(tmp_path, sqlite_url, pop3_sync_interval=1.0))
@@ -327,8 +327,8 @@ def test_pop3_store_on_postgresql(
     tmp_path: Any, postgres_schema_url: str, dovecot: DovecotServer, mail_user: MailUser
 ) -> None:
     """The same store on PostgreSQL: sync, list, flags, move, purge, no duplicates."""
-    from api.app import create_app
-    from store.migrate import upgrade
+    from mailgate.api.app import create_app
+    from mailgate.store.migrate import upgrade
     from tests.conftest import make_settings
 
     gw = Gateway.from_settings(make_settings(tmp_path, postgres_schema_url))
@@ -384,7 +384,7 @@ def test_a_sync_waits_while_another_holds_the_accounts_lease(
     once the lease is released (or lapses)."""
     from datetime import timedelta
 
-    from store import leases
+    from mailgate.store import leases
 
     box = add_pop3(client, auth, dovecot, mail_user)
     dovecot.deliver(mail_user, dated(2))

@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import store.models  # noqa: F401
-from gateway.context import Gateway
-from gateway.tenants import issue_api_key, tenant_for_key
+import mailgate.store.models  # noqa: F401
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.tenants import issue_api_key, tenant_for_key
 
 
 def test_migrations_match_the_models(gateway: Gateway) -> None:
@@ -38,11 +38,10 @@ def test_api_keys_are_stored_as_hashes_only(gateway: Gateway) -> None:
 
 
 def test_alias_store_round_trip_and_cascade(gateway: Gateway) -> None:
-    from adapters.ids import MessageLocation
-    from gateway.ids import new_id
-    from store.aliases import SqlAliasStore
-    from store.db import session_scope
-    from store.models import Account
+    from mailgate.domain.ids import MessageLocation, new_id
+    from mailgate.store.aliases import SqlAliasStore
+    from mailgate.store.db import session_scope
+    from mailgate.store.models import Account
 
     issued = issue_api_key(gateway.engine, "acme")
     account_id = new_id("acc")

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from gateway.context import Gateway
-from gateway.mailboxes import watched_paths
-from store.models import Account
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.mailboxes import watched_paths
+from mailgate.store.models import Account
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import account_body, assert_problem
 

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from api.app import create_app
-from events.dispatcher import Dispatcher
-from events.watchers import ImapWatchers
-from gateway.context import Gateway
-from gateway.tenants import issue_api_key
-from store.migrate import upgrade
-from store.models import Account, WebhookEvent
+from mailgate.api.app import create_app
+from mailgate.events.dispatcher import Dispatcher
+from mailgate.events.watchers import ImapWatchers
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.migrate import upgrade
+from mailgate.store.models import Account, WebhookEvent
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import account_body

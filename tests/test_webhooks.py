@@ -22,17 +22,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 from standardwebhooks.webhooks import Webhook
 
-from api.app import create_app
-from api.schemas.webhooks import EVENT_TYPES
-from events.dispatcher import BODY_LIMIT, USER_AGENT, Dispatcher, backoff
-from gateway import webhooks
-from gateway.context import Gateway
-from gateway.errors import InvalidRequest
-from gateway.ids import new_id
-from gateway.tenants import issue_api_key
-from store.db import session_scope
-from store.migrate import upgrade
-from store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
+from mailgate.api.app import create_app
+from mailgate.domain.errors import InvalidRequest
+from mailgate.domain.ids import new_id
+from mailgate.domain.webhooks import EVENT_TYPES
+from mailgate.events.dispatcher import BODY_LIMIT, USER_AGENT, Dispatcher, backoff
+from mailgate.gateway import webhooks
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.db import session_scope
+from mailgate.store.migrate import upgrade
+from mailgate.store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
 from tests.conftest import make_settings
 from tests.helpers import assert_problem
 
@@ -763,7 +763,7 @@ def test_a_committed_webhook_wakes_the_dispatcher_at_once(
     """`run_forever` rests up to its interval between empty rounds; a webhook queued in this
     process ends the rest (so new mail is not held back a whole interval), and only once
     the transaction that queued it has committed."""
-    from store import outbox
+    from mailgate.store import outbox
 
     _create(pclient, tenant_a, receiver.url)
     outbox.queued.clear()

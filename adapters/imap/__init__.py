@@ -1,5 +1,5 @@
 """IMAP adapter (RFC 3501 / 9051) on imapclient."""
 
-from adapters.imap.adapter import ImapAdapter
+from mailgate.adapters.imap.adapter import ImapAdapter
 
 __all__ = ["ImapAdapter"]

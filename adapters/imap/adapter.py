@@ -15,16 +15,12 @@ from typing import Any, TypeVar
 from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
 
-from adapters import ids
-from adapters._oplog import logged_operation
-from adapters.base import AliasStore
-from adapters.endpoint import MailboxEndpoint
-from adapters.errors import InvalidArgument, NoSuchObject
-from adapters.ids import MessageLocation, folder_id, folder_path
-from adapters.imap import folders, uidplus
-from adapters.imap.bodystructure import find_part
-from adapters.imap.connect import open_imap
-from adapters.imap.messages import (
+from mailgate.adapters._oplog import logged_operation
+from mailgate.adapters.base import AliasStore
+from mailgate.adapters.imap import folders, uidplus
+from mailgate.adapters.imap.bodystructure import find_part
+from mailgate.adapters.imap.connect import open_imap
+from mailgate.adapters.imap.messages import (
     apply_change,
     exists,
     list_page,
@@ -33,7 +29,7 @@ from adapters.imap.messages import (
     select_message,
     summary_of,
 )
-from adapters.imap.own_changes import (
+from mailgate.adapters.imap.own_changes import (
     ANY_FOLDER,
     Arrivals,
     OwnChange,
@@ -41,10 +37,15 @@ from adapters.imap.own_changes import (
     changing,
     flag_changes,
 )
-from adapters.imap.pool import ImapPool
-from adapters.imap.summary import whole_message
-from adapters.imap.watch import Round, poll
-from adapters.models import (
+from mailgate.adapters.imap.pool import ImapPool
+from mailgate.adapters.imap.summary import whole_message
+from mailgate.adapters.imap.watch import Round, poll
+from mailgate.adapters.transfer import make_decoder
+from mailgate.domain import ids
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import InvalidRequest, NotFound, NoTrashFolder
+from mailgate.domain.ids import MessageLocation, folder_id, folder_path
+from mailgate.domain.mail import (
     BatchResult,
     Download,
     Folder,
@@ -54,7 +55,6 @@ from adapters.models import (
     MessagePage,
     MessageSummary,
 )
-from adapters.transfer import make_decoder
 
 log = logging.getLogger("mailgate.imap")
 T = TypeVar("T")
@@ -148,7 +148,7 @@ class ImapAdapter:
     ) -> MessagePage:
         path = "INBOX" if folder_id is None else folder_path(folder_id)
         if path is None:
-            raise NoSuchObject("folder")
+            raise NotFound("folder")
         return self._run(
             "list_messages", lambda c: list_page(c, self.aliases, path, filters, limit, cursor)
         )
@@ -163,7 +163,7 @@ class ImapAdapter:
             data = client.fetch([location.uid], items).get(location.uid) or {}
             raw = data.get(b"BODY[]")
             if raw is None:
-                raise NoSuchObject("message")
+                raise NotFound("message")
             return whole_message(message_id, folder_id(location.path), data, mark_seen)
 
         return self._run("get_message", work)
@@ -184,12 +184,12 @@ class ImapAdapter:
             fetched = client.fetch([location.uid], [b"BODYSTRUCTURE"])
             data = fetched.get(location.uid)
             if data is None:
-                raise NoSuchObject("message")
+                raise NotFound("message")
             return find_part(data[b"BODYSTRUCTURE"], attachment_id)
 
         part = self._run("attachment", work)
         if part is None or part.content_type.startswith("multipart/"):  # type: ignore[attr-defined]
-            raise NoSuchObject("attachment")
+            raise NotFound("attachment")
         encoding = None if part.content_type == "message/rfc822" else part.encoding  # type: ignore[attr-defined]
         download = Download(content_type=part.content_type, filename=part.filename)  # type: ignore[attr-defined]
         return download, self._chunks(location, part.part_id.encode(), part.size, encoding)  # type: ignore[attr-defined]
@@ -211,7 +211,7 @@ class ImapAdapter:
                 fetched = client.fetch([location.uid], [item])
                 data = fetched.get(location.uid)
                 if data is None:
-                    raise NoSuchObject("message")
+                    raise NotFound("message")
                 return data.get(key % start) or b""
 
             chunk = self.pool.run(work)
@@ -231,7 +231,7 @@ class ImapAdapter:
         def work(client: IMAPClient) -> MessageSummary:
             selected = select_message(client, location)
             if not exists(client, location.uid):
-                raise NoSuchObject("message")
+                raise NotFound("message")
             with self._changing([location.path]) as own:
                 permanent = selected.get(b"PERMANENTFLAGS", ())
                 apply_change(client, [location.uid], change, permanent)
@@ -243,7 +243,7 @@ class ImapAdapter:
     def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
         result = self.batch([message_id], None, folder_id, delete=False, permanent=False)[0]
         if result.status != 200:
-            raise NoSuchObject("message")
+            raise NotFound("message")
         if result.message_id is not None:
             return self._summary(result.message_id)
         target = _target_path(folder_id)  # no COPYUID: the moved message is the newest there
@@ -261,7 +261,7 @@ class ImapAdapter:
         def work(client: IMAPClient) -> MessageLocation:
             select_message(client, location)
             if not exists(client, location.uid):
-                raise NoSuchObject("message")
+                raise NotFound("message")
             _ensure_folder(client, target)
             with self._changing([target]) as own:
                 arrivals = Arrivals(client, target)
@@ -279,7 +279,7 @@ class ImapAdapter:
     def delete_message(self, message_id: str, permanent: bool) -> None:
         result = self.batch([message_id], None, None, delete=True, permanent=permanent)[0]
         if result.status != 200:
-            raise NoSuchObject("message")
+            raise NotFound("message")
 
     def _summary(self, id_: str) -> MessageSummary:
         location = locate(self.aliases, id_)
@@ -300,7 +300,7 @@ class ImapAdapter:
         for id_ in message_ids:
             try:
                 location = locate(self.aliases, id_)
-            except NoSuchObject:
+            except NotFound:
                 results[id_] = BatchResult(id=id_, status=404)
                 continue
             groups.setdefault((location.path, location.uidvalidity), {})[location.uid] = id_
@@ -312,7 +312,7 @@ class ImapAdapter:
             for (path, validity), by_uid in groups.items():
                 try:
                     selected = select_message(client, MessageLocation(path, validity, 1))
-                except NoSuchObject:
+                except NotFound:
                     results.update({i: BatchResult(id=i, status=404) for i in by_uid.values()})
                     continue
                 present = set(client.search(["UID", ",".join(map(str, by_uid))])) & set(by_uid)
@@ -417,21 +417,19 @@ def _summary_at(
 def _target_path(folder_id: str) -> str:
     path = folder_path(folder_id)
     if path is None:
-        raise InvalidArgument("the target folder does not exist")
+        raise InvalidRequest("the target folder does not exist")
     return path
 
 
 def _ensure_folder(client: IMAPClient, path: str) -> None:
     if not any(f.path == path and f.selectable for f in folders.list_raw(client)):
-        raise InvalidArgument("the target folder does not exist")
+        raise InvalidRequest("the target folder does not exist")
 
 
 def _trash_path(client: IMAPClient) -> str:
     path = folders.path_with_role(client, "trash")
     if path is None:
-        raise InvalidArgument(
-            "this mailbox has no trash folder; delete with permanent=true", "no-trash-folder"
-        )
+        raise NoTrashFolder("this mailbox has no trash folder; delete with permanent=true")
     return path
 
 
@@ -446,5 +444,5 @@ def _new_location(
     selected = select(client, target)  # no COPYUID: the copy is the newest message there
     uids = client.search(["ALL"])
     if not uids:
-        raise NoSuchObject("message")
+        raise NotFound("message")
     return MessageLocation(target, int(selected[b"UIDVALIDITY"]), max(uids))

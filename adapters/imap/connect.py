@@ -9,9 +9,9 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 from imapclient.util import to_unicode
 
-from adapters._net import network_errors, set_nodelay
-from adapters.endpoint import MailboxEndpoint
-from adapters.errors import MailboxAuthFailed, MailboxProtocolError, MailboxTLSError
+from mailgate.adapters._net import network_errors, set_nodelay
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import MailboxAuthFailed, MailboxProtocolError, MailboxTLSError
 
 
 def server_words(exc: BaseException) -> str:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient
 
-from adapters.errors import AlreadyExists, InvalidArgument, NoSuchObject
-from adapters.ids import folder_id, folder_path
-from adapters.imap.connect import server_words
-from adapters.imap.messages import folder_status, unselect
-from adapters.imap.roles import assign_roles
-from adapters.models import Folder
+from mailgate.adapters.imap.connect import server_words
+from mailgate.adapters.imap.messages import folder_status, unselect
+from mailgate.adapters.imap.roles import assign_roles
+from mailgate.domain.errors import AlreadyExists, InvalidRequest, NotFound
+from mailgate.domain.ids import folder_id, folder_path
+from mailgate.domain.mail import Folder
 
 MAX_NAME = 200
 
@@ -96,11 +96,11 @@ def path_with_role(client: IMAPClient, role: str) -> str | None:
 def find(client: IMAPClient, id_: str) -> ListedFolder:
     path = folder_path(id_)
     if path is None:
-        raise NoSuchObject("folder")
+        raise NotFound("folder")
     for entry in list_raw(client):
         if entry.path == path:
             return entry
-    raise NoSuchObject("folder")
+    raise NotFound("folder")
 
 
 def get(client: IMAPClient, id_: str) -> Folder:
@@ -110,23 +110,23 @@ def get(client: IMAPClient, id_: str) -> Folder:
     path = folder_path(id_)
     entry = next((f for f in listed if f.path == path), None)
     if entry is None:
-        raise NoSuchObject("folder")
+        raise NotFound("folder")
     return describe(listed, entry, *counts(client, entry))
 
 
 def _child_path(client: IMAPClient, name: str, parent_id: str | None) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME:
-        raise InvalidArgument(f"a folder name needs 1 to {MAX_NAME} characters")
+        raise InvalidRequest(f"a folder name needs 1 to {MAX_NAME} characters")
     if parent_id is None:
         delimiter = next((f.delimiter for f in list_raw(client) if f.delimiter), "/")
         if delimiter in name:
-            raise InvalidArgument(f"a folder name cannot contain {delimiter!r}")
+            raise InvalidRequest(f"a folder name cannot contain {delimiter!r}")
         return name
     parent = find(client, parent_id)
     delimiter = parent.delimiter or "/"
     if delimiter in name:
-        raise InvalidArgument(f"a folder name cannot contain {delimiter!r}")
+        raise InvalidRequest(f"a folder name cannot contain {delimiter!r}")
     return f"{parent.path}{delimiter}{name}"
 
 
@@ -137,9 +137,7 @@ def create(client: IMAPClient, name: str, parent_id: str | None) -> Folder:
     try:
         client.create_folder(path)
     except imaplib.IMAP4.error as exc:
-        raise InvalidArgument(
-            f"the server refused to create {path!r}: {server_words(exc)}"
-        ) from exc
+        raise InvalidRequest(f"the server refused to create {path!r}: {server_words(exc)}") from exc
     client.subscribe_folder(path)
     return get(client, folder_id(path))
 
@@ -149,7 +147,7 @@ def rename(
 ) -> Folder:
     current = find(client, id_)
     if current.path.upper() == "INBOX":
-        raise InvalidArgument("INBOX cannot be renamed")
+        raise InvalidRequest("INBOX cannot be renamed")
     parent_path, _, current_name = (
         current.path.rpartition(current.delimiter) if current.delimiter else ("", "", current.path)
     )
@@ -159,13 +157,13 @@ def rename(
     if path == current.path:
         return get(client, id_)
     if path.startswith(current.path + (current.delimiter or "/")):
-        raise InvalidArgument("a folder cannot move into itself")
+        raise InvalidRequest("a folder cannot move into itself")
     if any(f.path == path for f in list_raw(client)):
         raise AlreadyExists(f"a folder {path!r} exists already")
     try:
         client.rename_folder(current.path, path)
     except imaplib.IMAP4.error as exc:
-        raise InvalidArgument(f"the server refused the rename: {server_words(exc)}") from exc
+        raise InvalidRequest(f"the server refused the rename: {server_words(exc)}") from exc
     client.subscribe_folder(path)
     return get(client, folder_id(path))
 
@@ -173,8 +171,8 @@ def rename(
 def delete(client: IMAPClient, id_: str) -> None:
     current = find(client, id_)
     if current.path.upper() == "INBOX":
-        raise InvalidArgument("INBOX cannot be deleted")
+        raise InvalidRequest("INBOX cannot be deleted")
     try:
         client.delete_folder(current.path)
     except imaplib.IMAP4.error as exc:
-        raise InvalidArgument(f"the server refused to delete it: {server_words(exc)}") from exc
+        raise InvalidRequest(f"the server refused to delete it: {server_words(exc)}") from exc

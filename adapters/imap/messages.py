@@ -8,9 +8,12 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from adapters.base import AliasStore
-from adapters.errors import InvalidArgument, NoSuchObject
-from adapters.ids import (
+from mailgate.adapters.base import AliasStore
+from mailgate.adapters.imap import uidset
+from mailgate.adapters.imap.search import needs_utf8, search_criteria
+from mailgate.adapters.imap.summary import build_summary, summary_items
+from mailgate.domain.errors import CursorExpired, InvalidCursor, NotFound, Unsupported
+from mailgate.domain.ids import (
     Cursor,
     MessageLocation,
     filter_fingerprint,
@@ -18,10 +21,7 @@ from adapters.ids import (
     message_id,
     message_location,
 )
-from adapters.imap import uidset
-from adapters.imap.search import needs_utf8, search_criteria
-from adapters.imap.summary import build_summary, summary_items
-from adapters.models import MessageChange, MessageFilter, MessagePage, MessageSummary
+from mailgate.domain.mail import MessageChange, MessageFilter, MessagePage, MessageSummary
 
 FLAG_NAMES = {
     "seen": b"\\Seen",
@@ -38,7 +38,7 @@ def select(client: IMAPClient, path: str) -> dict[bytes, Any]:
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:
-        raise NoSuchObject("folder") from exc
+        raise NotFound("folder") from exc
 
 
 def unselect(client: IMAPClient) -> None:
@@ -81,7 +81,7 @@ def uidvalidity(selected: dict[bytes, Any]) -> int:
 def locate(aliases: AliasStore, id_: str) -> MessageLocation:
     location = aliases.resolve(id_) or message_location(id_, aliases.account_id)
     if location is None:
-        raise NoSuchObject("message")
+        raise NotFound("message")
     return location
 
 
@@ -89,10 +89,10 @@ def select_message(client: IMAPClient, location: MessageLocation) -> dict[bytes,
     """Select the message's folder and make sure the message is still there, as it was."""
     try:
         selected = select(client, location.path)
-    except NoSuchObject:
-        raise NoSuchObject("message") from None
+    except NotFound:
+        raise NotFound("message") from None
     if uidvalidity(selected) != location.uidvalidity:
-        raise NoSuchObject("message")  # the folder was recreated: old ids never point elsewhere
+        raise NotFound("message")  # the folder was recreated: old ids never point elsewhere
     return selected
 
 
@@ -163,14 +163,11 @@ def list_page(
     if cursor is not None:
         decoded = Cursor.decode(cursor)
         if decoded is None or decoded.folder != path or decoded.filters != fingerprint:
-            raise InvalidArgument(
-                "the cursor does not belong to this folder and these filters", "invalid-cursor"
-            )
+            raise InvalidCursor("the cursor does not belong to this folder and these filters")
         if decoded.epoch != validity:
-            raise InvalidArgument(
+            raise CursorExpired(
                 "the folder was reset on the server (UIDVALIDITY changed); start again without "
-                "a cursor",
-                "cursor-expired",
+                "a cursor"
             )
         below = decoded.before
     if below is None and fingerprint == filter_fingerprint({}):
@@ -197,7 +194,7 @@ def summary_of(
     fetched = client.fetch([location.uid], summary_items(client.has_capability("PREVIEW")))
     data = fetched.get(location.uid)
     if data is None:
-        raise NoSuchObject("message")
+        raise NotFound("message")
     shown = (
         id_ or ids_for(aliases, location.path, location.uidvalidity, [location.uid])[location.uid]
     )
@@ -215,7 +212,7 @@ def apply_change(
     add = [FLAG_NAMES[name] for name in FLAG_NAMES if getattr(change, name) is True]
     remove = [FLAG_NAMES[name] for name in FLAG_NAMES if getattr(change, name) is False]
     if change.keywords_add and b"\\*" not in permanent:
-        raise InvalidArgument("this mailbox does not keep keywords", "unsupported")
+        raise Unsupported("this mailbox does not keep keywords")
     add += [k.encode("utf-8") for k in change.keywords_add]
     remove += [k.encode("utf-8") for k in change.keywords_remove]
     if add:

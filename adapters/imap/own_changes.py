@@ -20,9 +20,9 @@ from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from adapters.imap.messages import folder_status
-from store.db import session_scope
-from store.models import ImapOwnChange, as_utc, utcnow
+from mailgate.adapters.imap.messages import folder_status
+from mailgate.store.db import session_scope
+from mailgate.store.models import ImapOwnChange, as_utc, utcnow
 
 INTENT = "pending"
 ANY_FOLDER = "*"  # an intent on the folder list itself (create, rename, delete)

@@ -19,9 +19,9 @@ from typing import TypeVar
 
 from imapclient import IMAPClient
 
-from adapters.endpoint import MailboxEndpoint
-from adapters.errors import MailboxTimeout, MailboxUnreachable
-from adapters.imap.connect import open_imap
+from mailgate.adapters.imap.connect import open_imap
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import MailboxTimeout, MailboxUnreachable
 
 T = TypeVar("T")
 log = logging.getLogger("mailgate.imap")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from adapters.models import MessageFilter
+from mailgate.domain.mail import MessageFilter
 
 
 def search_criteria(filters: MessageFilter, below_uid: int | None) -> list[object]:

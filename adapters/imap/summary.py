@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.imap.bodystructure import has_attachments
-from adapters.mime import parse_message
-from adapters.mime.summary import quick_summary
-from adapters.models import Flags, Message, MessageSummary
+from mailgate.adapters.imap.bodystructure import has_attachments
+from mailgate.adapters.mime import parse_message, to_message
+from mailgate.adapters.mime.summary import quick_summary
+from mailgate.domain.mail import Flags, Message, MessageSummary
 
 PREVIEW_BYTES = 2048
 HEADER_FIELDS = (
@@ -110,4 +110,4 @@ def whole_message(
         has_attachments=parsed.has_attachments,
         preview=parsed.preview,
     )
-    return Message.from_parsed(summary, parsed)
+    return to_message(summary, parsed)

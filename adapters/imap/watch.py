@@ -26,15 +26,21 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete
 from sqlmodel import select as sql_select
 
-from adapters.base import AliasStore
-from adapters.ids import folder_id
-from adapters.imap import folders, uidset
-from adapters.imap.connect import server_words
-from adapters.imap.messages import all_uids, fetch_summaries, folder_status, ids_for, unselect
-from adapters.imap.own_changes import OwnRecords
-from store.db import session_scope
-from store.models import ImapFolderState
-from store.outbox import Event, emit, payload
+from mailgate.adapters.base import AliasStore
+from mailgate.adapters.imap import folders, uidset
+from mailgate.adapters.imap.connect import server_words
+from mailgate.adapters.imap.messages import (
+    all_uids,
+    fetch_summaries,
+    folder_status,
+    ids_for,
+    unselect,
+)
+from mailgate.adapters.imap.own_changes import OwnRecords
+from mailgate.domain.ids import folder_id
+from mailgate.store.db import session_scope
+from mailgate.store.models import ImapFolderState
+from mailgate.store.outbox import Event, emit, payload
 
 log = logging.getLogger("mailgate.imap.watch")
 

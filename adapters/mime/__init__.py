@@ -1,12 +1,10 @@
 """Pure MIME layer: parse raw RFC 5322 messages into the Mailgate JSON message model."""
 
-from .models import AttachmentInfo, AttachmentPart, EmailAddress, HeaderSummary, ParsedMessage
+from .models import AttachmentPart, HeaderSummary, ParsedMessage, to_message
 from .parse import find_part, html_to_text, make_preview, parse_message, parse_summary_headers
 
 __all__ = [
-    "AttachmentInfo",
     "AttachmentPart",
-    "EmailAddress",
     "HeaderSummary",
     "ParsedMessage",
     "find_part",
@@ -14,4 +12,5 @@ __all__ = [
     "make_preview",
     "parse_message",
     "parse_summary_headers",
+    "to_message",
 ]

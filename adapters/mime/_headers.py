@@ -13,8 +13,9 @@ from email import policy as _policy
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
+from mailgate.domain.mail import EmailAddress
+
 from ._charset import clean_text, decode_bytes, fix_surrogates
-from .models import EmailAddress
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _STRAY_EOL = re.compile(r"[\r\n]+")

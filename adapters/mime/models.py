@@ -11,44 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class EmailAddress(BaseModel):
-    """One mailbox from an address header (RFC 5322 §3.4), display name decoded."""
-
-    name: str | None = Field(
-        None, description="Display name, RFC 2047-decoded; null when the header gives none."
-    )
-    email: str = Field(
-        description="Address as given (addr-spec, no angle brackets). Empty for an empty "
-        "group such as 'undisclosed-recipients:;' (then `name` is the group name) or for an "
-        "unparseable entry (then `name` holds the raw text)."
-    )
-
-
-class AttachmentInfo(BaseModel):
-    """A MIME part that is not rendered as message body text (RFC 2183, RFC 2387)."""
-
-    id: str = Field(
-        description="Part path inside the message: dotted 1-based IMAP part numbers "
-        "(RFC 3501 §6.4.5), e.g. '2' or '2.1'. Stable for a given message; pass it back "
-        "to fetch the attachment."
-    )
-    filename: str | None = Field(
-        None,
-        description="File name from Content-Disposition filename (RFC 2231-decoded) or "
-        "Content-Type name; directory parts removed. For an attached message without one, "
-        "its subject plus '.eml'.",
-    )
-    content_type: str = Field(description="Lower-case MIME type, e.g. 'application/pdf'.")
-    size: int = Field(ge=0, description="Size in bytes after transfer decoding (base64 etc.).")
-    content_id: str | None = Field(
-        None, description="Content-ID without angle brackets, used by 'cid:' URLs in HTML."
-    )
-    inline: bool = Field(
-        description="True when the part is meant to be shown inside the body: it is "
-        "referenced from the HTML via 'cid:', has Content-Disposition: inline, or has a "
-        "Content-ID inside multipart/related without any disposition."
-    )
+from mailgate.domain.mail import AttachmentInfo, EmailAddress, Message, MessageSummary
 
 
 class HeaderSummary(BaseModel):
@@ -139,3 +102,19 @@ class AttachmentPart:
     def size(self) -> int:
         """Decoded payload length in bytes."""
         return len(self.payload)
+
+
+def to_message(summary: MessageSummary, parsed: ParsedMessage) -> Message:
+    """The whole message the API answers: the list summary plus what the parser decoded."""
+    return Message(
+        **summary.model_dump(exclude={"from_"}),
+        from_=parsed.from_,
+        bcc=parsed.bcc,
+        reply_to=parsed.reply_to,
+        message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        text=parsed.text,
+        html=parsed.html,
+        attachments=parsed.attachments,
+    )

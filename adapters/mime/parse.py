@@ -13,6 +13,8 @@ from email.message import Message
 from email.parser import BytesParser
 from urllib.parse import unquote
 
+from mailgate.domain.mail import AttachmentInfo
+
 from ._body import (
     Leaf,
     analyze,
@@ -34,7 +36,7 @@ from ._headers import (
 )
 from ._html import html_to_text, make_preview
 from ._parts import is_container, part_charset, payload_bytes
-from .models import AttachmentInfo, AttachmentPart, HeaderSummary, ParsedMessage
+from .models import AttachmentPart, HeaderSummary, ParsedMessage
 
 __all__ = [
     "find_part",

@@ -13,16 +13,17 @@ import re
 from email import policy
 from email.message import Message
 
-from adapters.mime._charset import decode_bytes, fix_surrogates
-from adapters.mime._headers import (
+from mailgate.adapters.mime._charset import decode_bytes, fix_surrogates
+from mailgate.adapters.mime._headers import (
     decode_rfc2047,
     parse_address_value,
     parse_date,
     parse_message_id,
     unfold,
 )
-from adapters.mime._html import make_preview
-from adapters.mime.models import EmailAddress, HeaderSummary
+from mailgate.adapters.mime._html import make_preview
+from mailgate.adapters.mime.models import HeaderSummary
+from mailgate.domain.mail import EmailAddress
 
 _MAX_PARTS = 20
 

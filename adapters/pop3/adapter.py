@@ -17,11 +17,14 @@ from collections.abc import Iterator
 
 from sqlalchemy.engine import Engine
 
-from adapters._oplog import logged_operation
-from adapters.endpoint import MailboxEndpoint
-from adapters.errors import MailboxError, NoSuchObject, Unsupported
-from adapters.mime import find_part
-from adapters.models import (
+from mailgate.adapters._oplog import logged_operation
+from mailgate.adapters.mime import find_part
+from mailgate.adapters.pop3.connect import open_pop3
+from mailgate.adapters.pop3.mailstore import MailStore
+from mailgate.adapters.pop3.sync import Pop3Policy, Pop3Sync, SyncResult
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import MailboxError, NotFound, Unsupported
+from mailgate.domain.mail import (
     BatchResult,
     Download,
     Folder,
@@ -31,9 +34,6 @@ from adapters.models import (
     MessagePage,
     MessageSummary,
 )
-from adapters.pop3.connect import open_pop3
-from adapters.pop3.mailstore import MailStore
-from adapters.pop3.sync import Pop3Policy, Pop3Sync, SyncResult
 
 log = logging.getLogger("mailgate.pop3")
 CHUNK = 1024 * 1024
@@ -152,7 +152,7 @@ class Pop3Adapter:
     ) -> tuple[Download, Iterator[bytes]]:
         part = find_part(self.store.raw(message_id), attachment_id)
         if part is None:
-            raise NoSuchObject("attachment")
+            raise NotFound("attachment")
         download = Download(content_type=part.content_type, filename=part.filename, size=part.size)
         return download, iter([part.payload])
 
@@ -160,12 +160,12 @@ class Pop3Adapter:
 
     def update_message(self, message_id: str, change: MessageChange) -> MessageSummary:
         if not self.store.change([message_id], change)[message_id]:
-            raise NoSuchObject("message")
+            raise NotFound("message")
         return self.store.summary(message_id)
 
     def move_message(self, message_id: str, folder_id: str) -> MessageSummary:
         if not self.store.move([message_id], folder_id)[message_id]:
-            raise NoSuchObject("message")
+            raise NotFound("message")
         return self.store.summary(message_id)
 
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary:
@@ -173,7 +173,7 @@ class Pop3Adapter:
 
     def delete_message(self, message_id: str, permanent: bool) -> None:
         if self.batch([message_id], None, None, delete=True, permanent=permanent)[0].status != 200:
-            raise NoSuchObject("message")
+            raise NotFound("message")
 
     def batch(
         self,
@@ -209,7 +209,7 @@ class Pop3Adapter:
         for message_id in message_ids:
             try:
                 folder = self.store.folder_of(message_id)
-            except NoSuchObject:
+            except NotFound:
                 found[message_id] = False
                 continue
             (to_purge if permanent or folder == trash else to_trash).append(message_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import poplib
 
-from adapters._net import network_errors, set_nodelay
-from adapters.endpoint import MailboxEndpoint
-from adapters.errors import MailboxAuthFailed, MailboxTLSError
+from mailgate.adapters._net import network_errors, set_nodelay
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import MailboxAuthFailed, MailboxTLSError
 
 # poplib refuses lines over 2048 bytes ("line too long"); real mail has longer ones
 # (unwrapped HTML, long headers), and RFC 1939 sets no limit on message lines.

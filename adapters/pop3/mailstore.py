@@ -13,13 +13,13 @@ from sqlalchemy import case, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from adapters.errors import AlreadyExists, InvalidArgument, NoSuchObject
-from adapters.ids import Cursor, filter_fingerprint, new_id
-from adapters.mime import html_to_text, make_preview, parse_message
-from adapters.mime._charset import decode_bytes
-from adapters.mime.models import EmailAddress
-from adapters.mime.summary import quick_summary
-from adapters.models import (
+from mailgate.adapters.mime import html_to_text, make_preview, parse_message, to_message
+from mailgate.adapters.mime._charset import decode_bytes
+from mailgate.adapters.mime.summary import quick_summary
+from mailgate.domain.errors import AlreadyExists, InvalidCursor, InvalidRequest, NotFound
+from mailgate.domain.ids import Cursor, filter_fingerprint, new_id
+from mailgate.domain.mail import (
+    EmailAddress,
     Flags,
     Folder,
     Message,
@@ -28,8 +28,8 @@ from adapters.models import (
     MessagePage,
     MessageSummary,
 )
-from store.db import session_scope
-from store.models import Pop3Folder, Pop3Message, as_utc
+from mailgate.store.db import session_scope
+from mailgate.store.models import Pop3Folder, Pop3Message, as_utc
 
 STANDARD_FOLDERS = (
     ("INBOX", "inbox"),
@@ -186,7 +186,7 @@ class MailStore:
     def _load_folder(self, session: Session, folder_id: str) -> Pop3Folder:
         row = session.get(Pop3Folder, folder_id)
         if row is None or row.account_id != self.account_id:
-            raise NoSuchObject("folder")
+            raise NotFound("folder")
         return row
 
     def _check_name(
@@ -194,7 +194,7 @@ class MailStore:
     ) -> str:
         name = name.strip()
         if not name or "/" in name or len(name) > 200:
-            raise InvalidArgument("a folder name needs 1 to 200 characters and no '/'")
+            raise InvalidRequest("a folder name needs 1 to 200 characters and no '/'")
         siblings = session.exec(
             select(Pop3Folder).where(
                 Pop3Folder.account_id == self.account_id, Pop3Folder.parent_id == parent_id
@@ -223,7 +223,7 @@ class MailStore:
         for folder in self.list_folders():
             if folder.id == folder_id:
                 return folder
-        raise NoSuchObject("folder")
+        raise NotFound("folder")
 
     def rename_folder(
         self, folder_id: str, name: str | None, parent_id: str | None, keep_parent: bool = False
@@ -231,13 +231,13 @@ class MailStore:
         with session_scope(self.engine) as session:
             row = self._load_folder(session, folder_id)
             if row.role == "inbox":
-                raise InvalidArgument("INBOX cannot be renamed")
+                raise InvalidRequest("INBOX cannot be renamed")
             name = row.name if name is None else name
             parent_id = row.parent_id if keep_parent else parent_id
             ancestor = parent_id
             while ancestor is not None:
                 if ancestor == folder_id:
-                    raise InvalidArgument("a folder cannot move into itself")
+                    raise InvalidRequest("a folder cannot move into itself")
                 ancestor = self._load_folder(session, ancestor).parent_id
             row.name = self._check_name(session, name, parent_id, skip=folder_id)
             row.parent_id = parent_id
@@ -249,7 +249,7 @@ class MailStore:
         with session_scope(self.engine) as session:
             row = self._load_folder(session, folder_id)
             if row.role == "inbox":
-                raise InvalidArgument("INBOX cannot be deleted")
+                raise InvalidRequest("INBOX cannot be deleted")
             doomed, frontier = {row.id}, [row.id]
             while frontier:
                 children = session.exec(
@@ -277,7 +277,7 @@ class MailStore:
     def _load(self, session: Session, message_id: str) -> Pop3Message:
         row = session.exec(select(Pop3Message).where(Pop3Message.id == message_id)).first()
         if row is None or row.account_id != self.account_id or row.purged:
-            raise NoSuchObject("message")
+            raise NotFound("message")
         return row
 
     def list_messages(
@@ -297,9 +297,8 @@ class MailStore:
             if cursor is not None:
                 decoded = Cursor.decode(cursor)
                 if decoded is None or decoded.folder != folder_id or decoded.filters != fingerprint:
-                    raise InvalidArgument(
-                        "the cursor does not belong to this folder and these filters",
-                        "invalid-cursor",
+                    raise InvalidCursor(
+                        "the cursor does not belong to this folder and these filters"
                     )
                 query = query.where(col(Pop3Message.seq) < decoded.before)
             query = _filtered(query, filters)
@@ -322,7 +321,7 @@ class MailStore:
             _describe_row(row)
             session.add(row)
             parsed = parse_message(row.raw)
-            return Message.from_parsed(summary(row), parsed)
+            return to_message(summary(row), parsed)
 
     def raw(self, message_id: str) -> bytes:
         with session_scope(self.engine) as session:
@@ -340,7 +339,7 @@ class MailStore:
             for message_id in message_ids:
                 try:
                     row = self._load(session, message_id)
-                except NoSuchObject:
+                except NotFound:
                     found[message_id] = False
                     continue
                 for name in _SYSTEM_FLAGS:
@@ -361,7 +360,7 @@ class MailStore:
             for message_id in message_ids:
                 try:
                     row = self._load(session, message_id)
-                except NoSuchObject:
+                except NotFound:
                     found[message_id] = False
                     continue
                 row.folder_id = folder_id
@@ -372,8 +371,8 @@ class MailStore:
     def _target(self, session: Session, folder_id: str) -> Pop3Folder:
         try:
             return self._load_folder(session, folder_id)
-        except NoSuchObject:
-            raise InvalidArgument("the target folder does not exist") from None
+        except NotFound:
+            raise InvalidRequest("the target folder does not exist") from None
 
     def copy(self, message_id: str, folder_id: str) -> MessageSummary:
         with session_scope(self.engine) as session:
@@ -398,7 +397,7 @@ class MailStore:
             for message_id in message_ids:
                 try:
                     row = self._load(session, message_id)
-                except NoSuchObject:
+                except NotFound:
                     found[message_id] = False
                     continue
                 if row.uidl and row.on_server:

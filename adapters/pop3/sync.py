@@ -19,18 +19,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from adapters._net import network_errors
-from adapters._oplog import logged_operation
-from adapters.endpoint import MailboxEndpoint
-from adapters.errors import MailboxUnreachable, Unsupported
-from adapters.ids import new_id
-from adapters.pop3.connect import open_pop3
-from adapters.pop3.mailstore import MailStore, describe, summary
-from adapters.pop3.retr import retr_many, supports_pipelining
-from store import leases
-from store.db import session_scope
-from store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
-from store.outbox import Event, emit, payload
+from mailgate.adapters._net import network_errors
+from mailgate.adapters._oplog import logged_operation
+from mailgate.adapters.pop3.connect import open_pop3
+from mailgate.adapters.pop3.mailstore import MailStore, describe, summary
+from mailgate.adapters.pop3.retr import retr_many, supports_pipelining
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import MailboxUnreachable, Unsupported
+from mailgate.domain.ids import new_id
+from mailgate.store import leases
+from mailgate.store.db import session_scope
+from mailgate.store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
+from mailgate.store.outbox import Event, emit, payload
 
 log = logging.getLogger("mailgate.pop3")
 BATCH_MESSAGES = 200

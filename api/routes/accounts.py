@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import AccountId, GatewayDep, TenantId
-from api.schemas.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
-from api.schemas.common import problem_responses
-from gateway import accounts
+from mailgate.api.deps import AccountId, GatewayDep, TenantId
+from mailgate.api.schemas.common import problem_responses
+from mailgate.domain.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
+from mailgate.gateway import accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=problem_responses(401, 422))
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from api.deps import AccountId, GatewayDep, TenantId
-from api.problems import ProblemException
-from api.schemas.common import problem_responses
-from gateway.accounts import load_account
-from store.changes import StateTooNew, changes_since, current_state
+from mailgate.api.deps import AccountId, GatewayDep, TenantId
+from mailgate.api.problems import ProblemException
+from mailgate.api.schemas.common import problem_responses
+from mailgate.gateway.accounts import load_account
+from mailgate.store.changes import StateTooNew, changes_since, current_state
 
 router = APIRouter(
     prefix="/v1/accounts/{account_id}/changes",

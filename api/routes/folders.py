@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from adapters.models import Folder
-from api.deps import AccountId, GatewayDep, TenantId
-from api.schemas.common import problem_responses
-from api.schemas.mail import FolderCreate, FolderList, FolderUpdate
-from gateway import messages
+from mailgate.api.deps import AccountId, GatewayDep, TenantId
+from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.mail import FolderCreate, FolderList, FolderUpdate
+from mailgate.domain.mail import Folder
+from mailgate.gateway import messages
 
 router = APIRouter(
     prefix="/v1/accounts/{account_id}/folders",

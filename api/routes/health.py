@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.deps import GatewayDep
-from api.problems import ProblemException
-from api.schemas.common import problem_responses
+from mailgate.api.deps import GatewayDep
+from mailgate.api.problems import ProblemException
+from mailgate.api.schemas.common import problem_responses
 
 router = APIRouter(tags=["health"])
 

@@ -9,11 +9,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from adapters.models import Download, Message, MessageFilter, MessagePage, MessageSummary
-from api.deps import AccountId, GatewayDep, TenantId
-from api.schemas.common import problem_responses
-from api.schemas.mail import BatchRequest, BatchResponse, CopyRequest, MessageUpdate
-from gateway import messages
+from mailgate.api.deps import AccountId, GatewayDep, TenantId
+from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.mail import BatchRequest, BatchResponse, CopyRequest, MessageUpdate
+from mailgate.domain.mail import Download, Message, MessageFilter, MessagePage, MessageSummary
+from mailgate.gateway import messages
 
 router = APIRouter(
     prefix="/v1/accounts/{account_id}/messages",

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.deps import GatewayDep, TenantId
-from api.schemas.common import problem_responses
-from api.schemas.webhooks import (
+from mailgate.api.deps import GatewayDep, TenantId
+from mailgate.api.schemas.common import problem_responses
+from mailgate.domain.webhooks import (
     DeliveryList,
     WebhookCreate,
     WebhookCreated,
@@ -17,7 +17,7 @@ from api.schemas.webhooks import (
     WebhookSecret,
     WebhookUpdate,
 )
-from gateway import webhooks
+from mailgate.gateway import webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 422))
 WebhookId = Annotated[str, Path(description="Opaque webhook endpoint id.")]

@@ -1,16 +1,10 @@
-"""Shapes shared by every resource: problem details and strict request models."""
+"""Shapes shared by every resource: problem details."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class FieldError(BaseModel):

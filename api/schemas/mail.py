@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from adapters.models import BatchResult, Folder, MessageChange
-from api.schemas.accounts import Name
-from api.schemas.common import StrictModel
+from mailgate.domain.accounts import Name
+from mailgate.domain.base import StrictModel
+from mailgate.domain.mail import BatchResult, Folder, MessageChange
 
 # RFC 3501 flag-keyword: an atom (printable ASCII minus atom-specials); system flags (\Seen...)
 # are the boolean fields, so a leading backslash is refused too.

@@ -10,7 +10,7 @@ import pytest
 from imapclient.response_parser import parse_fetch_response
 from imapclient.response_types import BodyData
 
-from adapters.imap.bodystructure import (
+from mailgate.adapters.imap.bodystructure import (
     PartInfo,
     find_part,
     first_text_part,

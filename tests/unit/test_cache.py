@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.cache import TtlCache
+from mailgate.gateway.cache import TtlCache
 
 
 def test_entries_expire() -> None:

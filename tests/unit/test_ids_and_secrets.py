@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from gateway.crypto import (
+from mailgate.domain.ids import is_valid_id, new_id
+from mailgate.gateway.crypto import (
     PasswordBox,
     SecretKeyError,
     hash_api_key,
     load_password_box,
     new_api_key,
 )
-from gateway.ids import is_valid_id, new_id
 
 
 def test_ids_are_opaque_url_safe_and_unique() -> None:

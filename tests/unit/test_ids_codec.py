@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from adapters.ids import (
+from mailgate.domain.ids import (
     Cursor,
     MessageLocation,
     filter_fingerprint,

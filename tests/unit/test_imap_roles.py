@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.imap.roles import assign_roles, detect_role
+from mailgate.adapters.imap.roles import assign_roles, detect_role
 
 
 @pytest.mark.parametrize("path", ["INBOX", "inbox", "Inbox", "iNbOx"])

@@ -13,9 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.mime import (
-    AttachmentInfo,
-    EmailAddress,
+from mailgate.adapters.mime import (
     HeaderSummary,
     ParsedMessage,
     find_part,
@@ -24,6 +22,7 @@ from adapters.mime import (
     parse_message,
     parse_summary_headers,
 )
+from mailgate.domain.mail import AttachmentInfo, EmailAddress
 
 
 def build(*lines: str | bytes, sep: bytes = b"\r\n") -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.pop3.retr import unstuff
+from mailgate.adapters.pop3.retr import unstuff
 
 
 def test_unstuff() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.mime import parse_message
-from adapters.mime.summary import quick_summary
+from mailgate.adapters.mime import parse_message
+from mailgate.adapters.mime.summary import quick_summary
 from tests.mail_factory import message_with_attachments, text_message
 
 CASES = {

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.transfer import make_decoder
+from mailgate.adapters.transfer import make_decoder
 
 SEED = 20240611
 SIZES = [0, 1, 2, 3, 4, 5, 57, 58, 75, 76, 77, 300, 4095, 65536, 1 << 20]

@@ -1,6 +1,6 @@
 import pytest
 
-from adapters.imap.uidset import decode, encode
+from mailgate.adapters.imap.uidset import decode, encode
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from api.schemas.common import StrictModel
+from mailgate.domain.base import StrictModel
 
 EventType = Literal[
     "message.created",

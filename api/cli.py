@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from gateway.context import Gateway
-from gateway.crypto import SecretKeyError
-from gateway.logs import configure_logging
-from gateway.settings import get_settings
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.crypto import SecretKeyError
+from mailgate.gateway.logs import configure_logging
+from mailgate.gateway.settings import get_settings
 
 app = typer.Typer(help="Mailgate: a REST API gateway over IMAP and POP3 mailboxes.")
 keys_app = typer.Typer(help="API keys and the secret key.")
@@ -17,7 +17,7 @@ app.add_typer(keys_app, name="keys")
 
 
 def _gateway(migrate: bool = True) -> Gateway:
-    from store.migrate import upgrade
+    from mailgate.store.migrate import upgrade
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -39,7 +39,7 @@ def serve(
     """Migrate the database, then serve the API."""
     import uvicorn
 
-    from api.app import create_app
+    from mailgate.api.app import create_app
 
     gateway = _gateway()
     uvicorn.run(
@@ -63,7 +63,7 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant name; created if new.")],
 ) -> None:
     """Print a new API key for TENANT. It is shown once; only its hash is stored."""
-    from gateway.tenants import issue_api_key
+    from mailgate.gateway.tenants import issue_api_key
 
     gateway = _gateway()
     issued = issue_api_key(gateway.engine, tenant)
@@ -82,6 +82,6 @@ def keys_secret() -> None:
 @app.command()
 def openapi() -> None:
     """Print the OpenAPI spec of this version as JSON."""
-    from api.openapi import openapi_json
+    from mailgate.api.openapi import openapi_json
 
     typer.echo(openapi_json(), nl=False)

@@ -11,7 +11,45 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.mime.models import AttachmentInfo, EmailAddress, ParsedMessage
+
+class EmailAddress(BaseModel):
+    """One mailbox from an address header (RFC 5322 §3.4), display name decoded."""
+
+    name: str | None = Field(
+        None, description="Display name, RFC 2047-decoded; null when the header gives none."
+    )
+    email: str = Field(
+        description="Address as given (addr-spec, no angle brackets). Empty for an empty "
+        "group such as 'undisclosed-recipients:;' (then `name` is the group name) or for an "
+        "unparseable entry (then `name` holds the raw text)."
+    )
+
+
+class AttachmentInfo(BaseModel):
+    """A MIME part that is not rendered as message body text (RFC 2183, RFC 2387)."""
+
+    id: str = Field(
+        description="Part path inside the message: dotted 1-based IMAP part numbers "
+        "(RFC 3501 §6.4.5), e.g. '2' or '2.1'. Stable for a given message; pass it back "
+        "to fetch the attachment."
+    )
+    filename: str | None = Field(
+        None,
+        description="File name from Content-Disposition filename (RFC 2231-decoded) or "
+        "Content-Type name; directory parts removed. For an attached message without one, "
+        "its subject plus '.eml'.",
+    )
+    content_type: str = Field(description="Lower-case MIME type, e.g. 'application/pdf'.")
+    size: int = Field(ge=0, description="Size in bytes after transfer decoding (base64 etc.).")
+    content_id: str | None = Field(
+        None, description="Content-ID without angle brackets, used by 'cid:' URLs in HTML."
+    )
+    inline: bool = Field(
+        description="True when the part is meant to be shown inside the body: it is "
+        "referenced from the HTML via 'cid:', has Content-Disposition: inline, or has a "
+        "Content-ID inside multipart/related without any disposition."
+    )
+
 
 Role = Literal["inbox", "sent", "drafts", "trash", "junk", "archive"]
 
@@ -65,21 +103,6 @@ class Message(MessageSummary):
     text: str | None = None
     html: str | None = Field(None, description="The HTML body as sent; not sanitized.")
     attachments: list[AttachmentInfo] = Field(default_factory=list)
-
-    @classmethod
-    def from_parsed(cls, summary: MessageSummary, parsed: ParsedMessage) -> Message:
-        return cls(
-            **summary.model_dump(exclude={"from_"}),
-            from_=parsed.from_,
-            bcc=parsed.bcc,
-            reply_to=parsed.reply_to,
-            message_id=parsed.message_id,
-            in_reply_to=parsed.in_reply_to,
-            references=parsed.references,
-            text=parsed.text,
-            html=parsed.html,
-            attachments=parsed.attachments,
-        )
 
 
 class MessageFilter(BaseModel):

@@ -1,0 +1,3 @@
+from mailgate.api.cli import app
+
+app(prog_name="mailgate")

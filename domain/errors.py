@@ -1,0 +1,120 @@
+"""The one error hierarchy of Mailgate. Every layer raises these; the HTTP edge maps each
+``type`` (a stable RFC 9457 problem type) to a status in one table (api.problems).
+
+``detail`` is always safe to show a user: it never holds a password or a token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MailgateError(Exception):
+    """Base of every error a request can end in."""
+
+    type: ClassVar[str] = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+# -- the request --------------------------------------------------------------------------
+
+
+class NotFound(MailgateError):
+    """The thing does not exist (any more) for this tenant, or the id is not one of ours
+    (another tenant's ids included: a 404, never a 403 that leaks existence)."""
+
+    type = "not-found"
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"No such {kind}.")
+        self.kind = kind
+
+
+class InvalidRequest(MailgateError):
+    """Well-formed, but it cannot apply to this resource as it is (e.g. delete INBOX)."""
+
+    type = "validation-error"
+
+
+class InvalidCursor(InvalidRequest):
+    """A cursor made for another folder or other filters, or not a cursor at all."""
+
+    type = "invalid-cursor"
+
+
+class InvalidFolderId(InvalidRequest):
+    """A folder id in the request names no folder of this account."""
+
+    type = "invalid-folder-id"
+
+
+class CursorExpired(MailgateError):
+    """The folder was reset (UIDVALIDITY) since the cursor was made: list it again."""
+
+    type = "cursor-expired"
+
+
+class AlreadyExists(MailgateError):
+    """A folder of that name already exists."""
+
+    type = "already-exists"
+
+
+class NoTrashFolder(MailgateError):
+    """A delete to the trash, in a mailbox that has no trash folder."""
+
+    type = "no-trash-folder"
+
+
+class Unsupported(MailgateError):
+    """The server or the protocol cannot do what was asked."""
+
+    type = "unsupported"
+
+
+# -- the mailbox --------------------------------------------------------------------------
+
+
+class MailboxError(MailgateError):
+    """Talking to the mail server failed."""
+
+    type = "mailbox-error"
+
+
+class MailboxAuthFailed(MailboxError):
+    """The server refused the login; ``detail`` carries the server's own words."""
+
+    type = "mailbox-auth-failed"
+
+
+class MailboxUnreachable(MailboxError):
+    """Nothing listening, connection refused or reset, or the host name does not resolve."""
+
+    type = "mailbox-unreachable"
+
+
+class MailboxTimeout(MailboxError):
+    """The server accepted the connection (or not) but did not answer in time."""
+
+    type = "mailbox-timeout"
+
+
+class MailboxTLSError(MailboxError):
+    """The TLS handshake failed: untrusted or mismatched certificate, no TLS offered."""
+
+    type = "mailbox-tls-failed"
+
+
+class MailboxProtocolError(MailboxError):
+    """The server answered something the protocol does not allow here."""
+
+    type = "mailbox-protocol-error"
+
+
+class CannotCalculateChanges(MailgateError):
+    """The client's change-feed state is unknown here (too old, too new, or not a state)."""
+
+    type = "cannot-calculate-changes"
