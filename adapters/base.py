@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from mailgate.domain.ids import MessageLocation
@@ -21,7 +23,7 @@ from mailgate.domain.mail import (
 class MailAdapter(Protocol):
     """A mailbox reached through one protocol. Methods block: call them from a worker thread.
 
-    Every method raises :mod:`adapters.errors` errors only: ``NotFound`` for an unknown
+    Every method raises :mod:`mailgate.domain.errors` errors only: ``NotFound`` for an unknown
     or stale id, ``InvalidRequest`` for a request the mailbox cannot apply, and the
     connection errors (auth, unreachable, timeout, TLS).
     """
@@ -59,7 +61,10 @@ class MailAdapter(Protocol):
         after the previous page."""
         ...
 
-    def get_message(self, message_id: str, mark_seen: bool = False) -> Message: ...
+    def get_message(self, message_id: str) -> Message:
+        """The whole message; reading never marks it seen (the service does that as a change
+        of its own, recorded like every other)."""
+        ...
 
     def stream_raw(self, message_id: str) -> tuple[Download, Iterator[bytes]]: ...
 
@@ -73,8 +78,10 @@ class MailAdapter(Protocol):
 
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary: ...
 
-    def delete_message(self, message_id: str, permanent: bool) -> None:
-        """To the trash folder, or expunged when ``permanent`` or already in the trash."""
+    def open_watch(self) -> Watch | None:
+        """A connection of its own on which a watcher waits for the server to report
+        changes and looks for them; None where the protocol cannot tell (the service then
+        calls :meth:`refresh` on a timer)."""
         ...
 
     def batch(
@@ -84,7 +91,38 @@ class MailAdapter(Protocol):
         folder_id: str | None,
         delete: bool,
         permanent: bool,
-    ) -> list[BatchResult]: ...
+    ) -> list[BatchResult]:
+        """One change for many ids: flags/keywords, a move to ``folder_id``, or a delete (to
+        the trash; expunged when ``permanent`` or already in the trash). A status per id."""
+        ...
+
+
+@dataclass(frozen=True)
+class WatchRound:
+    """What one look at the server found: how many changes it recorded, and whether some
+    folders were left for the next round (the gateway itself was changing them)."""
+
+    events: int
+    deferred: bool
+
+
+class Watch(Protocol):
+    """A watcher's connection (see :meth:`MailAdapter.open_watch`). Connection failures raise
+    :class:`~mailgate.domain.errors.MailboxError`; the watcher then opens a new one."""
+
+    everywhere: bool
+    """True when the server reports changes of every folder while waiting (IMAP NOTIFY),
+    so rounds on the clock are only a safety net."""
+
+    def round(self) -> WatchRound:
+        """Look at the server and record what changed since the last round."""
+        ...
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Wait up to ``seconds`` for the server to report a change, or for ``stop``."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class AliasStore(Protocol):

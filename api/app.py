@@ -34,9 +34,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             yield
             return
         settings = gateway.settings
-        poller = MailPoller(
-            gateway, max(settings.pop3_sync_interval, 1.0), protocols=frozenset({"pop3"})
-        )
+        poller = MailPoller(gateway, max(settings.pop3_sync_interval, 1.0), kept_state_only=True)
         watchers = ImapWatchers(gateway, settings.imap_poll_interval)
         dispatcher = Dispatcher(gateway)
         tasks = [

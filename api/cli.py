@@ -17,8 +17,6 @@ app.add_typer(keys_app, name="keys")
 
 
 def _gateway(migrate: bool = True) -> Gateway:
-    from mailgate.store.migrate import upgrade
-
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
@@ -27,7 +25,7 @@ def _gateway(migrate: bool = True) -> Gateway:
         typer.echo(f"mailgate: {exc}", err=True)
         raise typer.Exit(2) from None
     if migrate:
-        upgrade(gateway.engine)
+        gateway.migrate()
     return gateway
 
 

@@ -8,22 +8,12 @@ from typing import Any
 
 from mailgate.api.app import create_app
 from mailgate.gateway.context import Gateway
-from mailgate.gateway.crypto import PasswordBox
-from mailgate.gateway.settings import Settings
-from mailgate.store.db import make_engine
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
 def openapi_spec() -> dict[str, Any]:
-    from cryptography.fernet import Fernet
-
-    offline = Gateway(
-        settings=Settings(),
-        engine=make_engine("sqlite://"),
-        passwords=PasswordBox([Fernet.generate_key()]),
-    )
-    return create_app(offline).openapi()
+    return create_app(Gateway.offline()).openapi()
 
 
 def openapi_json() -> str:

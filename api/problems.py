@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mailgate.domain.errors import MailboxError, MailgateError
+from mailgate.domain.errors import InvalidRequest, MailboxError, MailgateError
 from mailgate.gateway.logs import request_id_var
 
 log = logging.getLogger("mailgate.api")
@@ -119,7 +119,10 @@ def _http_error(exc: StarletteHTTPException) -> JSONResponse:
 
 def error_response(exc: MailgateError) -> JSONResponse:
     status, title = _PROBLEMS.get(exc.type, (500, "Error"))
-    return problem_response(status, exc.type, exc.detail, title=title)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidRequest) and exc.loc is not None:
+        extra["errors"] = [{"loc": list(exc.loc), "msg": exc.detail, "type": "value_error"}]
+    return problem_response(status, exc.type, exc.detail, title=title, **extra)
 
 
 def internal_error() -> JSONResponse:

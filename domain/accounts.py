@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mailgate.domain.base import StrictModel
+from mailgate.domain.endpoint import AccountState, MailProtocol, Security
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -38,9 +39,6 @@ Username = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_n
 Password = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_control_chars)]
 Name = Annotated[str, Field(max_length=200), AfterValidator(_no_control_chars)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-MailProtocol = Literal["imap", "pop3"]
-Security = Literal["tls", "starttls", "none"]
-AccountState = Literal["connected", "auth_failed", "unreachable", "error"]
 
 
 def _unique_in_order(values: list[str] | None) -> list[str] | None:
@@ -60,6 +58,13 @@ _WATCHED_DOC = (
 
 
 class Pop3Policy(StrictModel):
+    """What Mailgate may do to a POP3 maildrop. One model for the request, the answer (where
+    every field is present), the store (columns ``pop3_<field>``) and the POP3 adapter."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_serialization_defaults_required=True
+    )
+
     leave_on_server: bool = Field(
         True, description="Keep messages on the server after they are in Mailgate's store."
     )
@@ -76,13 +81,6 @@ class Pop3Policy(StrictModel):
     )
 
 
-class Pop3PolicyOut(BaseModel):
-    leave_on_server: bool
-    delete_after_days: int | None
-    purge_on_server: bool
-    keep_server_deleted: bool
-
-
 class AccountCreate(StrictModel):
     protocol: MailProtocol = Field(description="How Mailgate talks to the mailbox.")
     host: Host = Field(description="Mail server host name or IP address.")
@@ -97,12 +95,6 @@ class AccountCreate(StrictModel):
     password: Password = Field(description="Stored encrypted; never returned.")
     name: Name | None = Field(None, description="A label for people.")
     pop3: Pop3Policy | None = Field(None, description="POP3 server policy (POP3 accounts only).")
-
-    @model_validator(mode="after")
-    def _pop3_only_for_pop3(self) -> AccountCreate:
-        if self.pop3 is not None and self.protocol != "pop3":
-            raise ValueError("`pop3` settings are only allowed for protocol pop3")
-        return self
 
 
 _NULLABLE = frozenset({"name", "watched_folders"})
@@ -140,7 +132,7 @@ class AccountOut(BaseModel):
     security: Security
     tls_verify: bool
     username: str
-    pop3: Pop3PolicyOut | None = Field(description="POP3 policy; null for IMAP accounts.")
+    pop3: Pop3Policy | None = Field(description="POP3 policy; null for IMAP accounts.")
     watched_folders: list[str] | None = Field(description=_WATCHED_DOC)
     state: AccountState = Field(description="The last known state of the mailbox connection.")
     state_detail: str | None = Field(description="Why, when the state is not `connected`.")

@@ -6,21 +6,11 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
-Protocol = Literal["imap", "pop3"]
+# The protocols and security modes an account may name. What each protocol can do is asked
+# of mailgate.adapters.registry, the one place that tells them apart.
+MailProtocol = Literal["imap", "pop3"]
 Security = Literal["tls", "starttls", "none"]
-
-DEFAULT_PORTS: dict[tuple[str, str], int] = {
-    ("imap", "tls"): 993,
-    ("imap", "starttls"): 143,
-    ("imap", "none"): 143,
-    ("pop3", "tls"): 995,
-    ("pop3", "starttls"): 110,
-    ("pop3", "none"): 110,
-}
-
-
-def default_port(protocol: str, security: str) -> int:
-    return DEFAULT_PORTS[(protocol, security)]
+AccountState = Literal["connected", "auth_failed", "unreachable", "error"]
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,14 @@ class NotFound(MailgateError):
 
 
 class InvalidRequest(MailgateError):
-    """Well-formed, but it cannot apply to this resource as it is (e.g. delete INBOX)."""
+    """Well-formed, but it cannot apply to this resource as it is (e.g. delete INBOX).
+    ``loc`` names the request field at fault, as schema validation errors do."""
 
     type = "validation-error"
+
+    def __init__(self, detail: str, loc: tuple[str | int, ...] | None = None) -> None:
+        super().__init__(detail)
+        self.loc = loc
 
 
 class InvalidCursor(InvalidRequest):

@@ -11,11 +11,10 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlmodel import Session, col, select
-
 from mailgate.domain.errors import MailboxError
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.health_state import mark_failed, mark_working
+from mailgate.gateway.mailboxes import accounts_that
 from mailgate.store.models import Account
 
 log = logging.getLogger("mailgate.background")
@@ -27,17 +26,17 @@ class MailPoller:
         gateway: Gateway,
         interval: float,
         workers: int = 4,
-        protocols: frozenset[str] = frozenset({"imap", "pop3"}),
+        kept_state_only: bool = False,
     ) -> None:
+        """``kept_state_only``: only the accounts whose state Mailgate keeps (POP3), which
+        have no watcher; else every account (for IMAP, a refresh is one watch round)."""
         self.gateway = gateway
         self.interval = interval
-        self.protocols = protocols
+        self.keeps_state = True if kept_state_only else None
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pop3-sync")
 
     def accounts(self) -> list[Account]:
-        with Session(self.gateway.engine) as session:
-            query = select(Account).where(col(Account.protocol).in_(self.protocols))
-            return list(session.exec(query).all())
+        return accounts_that(self.gateway.engine, keeps_state=self.keeps_state)
 
     def sync_one(self, account: Account) -> bool:
         try:

@@ -19,18 +19,14 @@ import threading
 import time
 from datetime import timedelta
 
-from imapclient import IMAPClient
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from mailgate.adapters.imap import ImapAdapter
-from mailgate.adapters.imap.connect import open_imap
-from mailgate.adapters.imap.idle import notify_everywhere, wait_for_change
-from mailgate.adapters.imap.pool import BROKEN
-from mailgate.domain.errors import MailboxError, MailboxUnreachable
+from mailgate.adapters.base import Watch
+from mailgate.domain.errors import MailboxError
 from mailgate.gateway.backoff import backoff
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.health_state import mark_failed, mark_working
-from mailgate.gateway.mailboxes import settings_fingerprint
+from mailgate.gateway.mailboxes import accounts_that, settings_fingerprint
 from mailgate.store import leases
 from mailgate.store.models import Account
 
@@ -75,8 +71,6 @@ class AccountWatcher:
                 self._watch()
             except MailboxError as exc:
                 self._failed(exc)
-            except BROKEN as exc:
-                self._failed(MailboxUnreachable(f"the connection to the mail server broke: {exc}"))
             except Exception:
                 log.exception("watcher crashed", extra={"account_id": self.account_id})
                 self.failures += 1
@@ -102,42 +96,37 @@ class AccountWatcher:
         """Watch until stopped or the lease is lost; raises when the mailbox fails."""
         with Session(self.gw.engine) as session:
             account = session.get(Account, self.account_id)
-        if account is None:
+        watch = None if account is None else self.gw.mailboxes.adapter(account).open_watch()
+        if watch is None:  # the account is gone, or its server cannot tell of changes
             self.stop_event.set()
             return
-        adapter = self.gw.mailboxes.adapter(account)
-        if not isinstance(adapter, ImapAdapter):
-            self.stop_event.set()
-            return
-        client = open_imap(adapter.endpoint)
         self.connections += 1
         try:
-            self._rounds(adapter, client)
+            self._rounds(watch)
         finally:
-            with contextlib.suppress(Exception):  # the connection is being abandoned anyway
-                client.shutdown()
+            watch.close()
 
-    def _rounds(self, adapter: ImapAdapter, client: IMAPClient) -> None:
+    def _rounds(self, watch: Watch) -> None:
         first, renewed = True, time.monotonic()  # _run took the lease just before
-        # With NOTIFY the server wakes the watcher for every folder, so rounds on the clock
-        # are only a safety net; without it they are how other folders are watched.
-        self.notify = notify_everywhere(client)
+        # Where the server tells of every folder, rounds on the clock are only a safety net;
+        # elsewhere they are how the other folders are watched.
+        self.notify = watch.everywhere
         interval = LEASE.total_seconds() / 3 if self.notify else self.interval
         while not self.stop_event.is_set():
             started = time.perf_counter()
-            found = adapter.watch_round(client, self.gw.engine)
+            found = watch.round()
             if first:
                 mark_working(self.gw, self.account_id)
                 self.failures, first = 0, False
             log.log(
                 logging.INFO if found.events else logging.DEBUG,  # quiet rounds every 2 s
-                "imap.watch ok",
+                "watch ok",
                 extra={
                     "account_id": self.account_id,
-                    "operation": "imap.watch",
+                    "operation": "watch",
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                     "outcome": "ok",
-                    "events": len(found.events),
+                    "events": found.events,
                     "deferred": found.deferred,
                 },
             )
@@ -148,10 +137,9 @@ class AccountWatcher:
             if found.deferred:  # the gateway itself is changing a folder: look again shortly
                 self.stop_event.wait(DEFERRED_RETRY)
                 continue
-            client.select_folder("INBOX", readonly=True)
             self.waiting.set()
             try:
-                wait_for_change(client, interval, self.stop_event)
+                watch.wait(interval, self.stop_event)
             finally:
                 self.waiting.clear()
 
@@ -166,8 +154,7 @@ class ImapWatchers:
         self.running: dict[str, tuple[object, AccountWatcher]] = {}
 
     def reconcile(self) -> None:
-        with Session(self.gw.engine) as session:
-            accounts = session.exec(select(Account).where(Account.protocol == "imap")).all()
+        accounts = accounts_that(self.gw.engine, server_watch=True)
         wanted = {a.id: settings_fingerprint(a) for a in accounts}
         stopped = []
         for account_id, (version, watcher) in list(self.running.items()):

@@ -7,14 +7,12 @@ import logging
 
 from sqlmodel import Session, select
 
+from mailgate.adapters.registry import default_port, traits
 from mailgate.domain.accounts import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
-    Pop3Policy,
-    Pop3PolicyOut,
 )
-from mailgate.domain.endpoint import default_port
 from mailgate.domain.errors import InvalidFolderId, InvalidRequest, MailboxError, NotFound
 from mailgate.domain.ids import folder_id, folder_path, is_valid_id, new_id
 from mailgate.domain.mail import Folder
@@ -29,6 +27,10 @@ _CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "pas
 def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountOut:
     """Log in to the mailbox first; only a working mailbox is stored."""
     policy = spec.pop3
+    if policy is not None and not traits(spec.protocol).keeps_state:
+        raise InvalidRequest(
+            f"`pop3` settings are not allowed for protocol {spec.protocol}", ("body", "pop3")
+        )
     account = Account(
         id=new_id("acc"),
         tenant_id=tenant_id,
@@ -42,7 +44,7 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
         password_encrypted=gw.passwords.encrypt(spec.password),
     )
     if policy is not None:
-        _apply_policy(account, policy)
+        account.set_pop3_policy(policy)
     gw.mailboxes.build(account, spec.password).verify()
     with session_scope(gw.engine) as session:
         session.add(account)
@@ -51,13 +53,6 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
     except MailboxError as exc:
         log.warning("first refresh failed", extra={"account_id": account.id, "error": exc.detail})
     return to_out(account)
-
-
-def _apply_policy(account: Account, policy: Pop3Policy) -> None:
-    account.pop3_leave_on_server = policy.leave_on_server
-    account.pop3_delete_after_days = policy.delete_after_days
-    account.pop3_purge_on_server = policy.purge_on_server
-    account.pop3_keep_server_deleted = policy.keep_server_deleted
 
 
 def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
@@ -91,9 +86,11 @@ def update_account(
             if name in given and (value is not None or name == "name"):
                 setattr(account, name, value)
         if "pop3" in given and changes.pop3 is not None:
-            if account.protocol != "pop3":
-                raise InvalidRequest("`pop3` settings are only allowed for pop3 accounts")
-            _apply_policy(account, changes.pop3)
+            if not traits(account.protocol).keeps_state:
+                raise InvalidRequest(
+                    f"`pop3` settings are not allowed for {account.protocol}", ("body", "pop3")
+                )
+            account.set_pop3_policy(changes.pop3)
         if any(name in given for name in _CONNECTION_FIELDS):
             password = changes.password if changes.password else None
             gw.mailboxes.build(account, password).verify()
@@ -115,8 +112,11 @@ def _watch_list(gw: Gateway, account: Account, ids: list[str] | None) -> str | N
     this asks the server)."""
     if ids is None:
         return None
-    if account.protocol != "imap":
-        raise InvalidRequest("`watched_folders` is only allowed for imap accounts")
+    if not traits(account.protocol).server_watch:
+        raise InvalidRequest(
+            f"`watched_folders` is not allowed for {account.protocol} accounts",
+            ("body", "watched_folders"),
+        )
     bad = next((i for i, id_ in enumerate(ids) if folder_path(id_) is None), None)
     if bad is None and ids:
         present = {folder.id for folder in gw.mailboxes.adapter(account).list_folders()}
@@ -179,14 +179,7 @@ def to_out(account: Account) -> AccountOut:
         security=account.security,  # type: ignore[arg-type]
         tls_verify=account.tls_verify,
         username=account.username,
-        pop3=Pop3PolicyOut(
-            leave_on_server=account.pop3_leave_on_server,
-            delete_after_days=account.pop3_delete_after_days,
-            purge_on_server=account.pop3_purge_on_server,
-            keep_server_deleted=account.pop3_keep_server_deleted,
-        )
-        if account.protocol == "pop3"
-        else None,
+        pop3=account.pop3_policy() if traits(account.protocol).keeps_state else None,
         watched_folders=None
         if account.watched_folders is None
         else json.loads(account.watched_folders),

@@ -11,6 +11,7 @@ from mailgate.gateway.crypto import PasswordBox, load_password_box
 from mailgate.gateway.mailboxes import Mailboxes
 from mailgate.gateway.settings import Settings
 from mailgate.store.db import make_engine
+from mailgate.store.migrate import upgrade
 
 
 @dataclass
@@ -32,6 +33,22 @@ class Gateway:
             engine=make_engine(settings.resolved_database_url),
             passwords=load_password_box(settings.secret_key, settings.data_dir),
         )
+
+    @classmethod
+    def offline(cls) -> Gateway:
+        """A gateway on an empty in-memory database, for what needs the app but no data
+        (the OpenAPI document)."""
+        from cryptography.fernet import Fernet
+
+        return cls(
+            settings=Settings(),
+            engine=make_engine("sqlite://"),
+            passwords=PasswordBox([Fernet.generate_key()]),
+        )
+
+    def migrate(self) -> None:
+        """Bring the database schema up to date."""
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.mailboxes.close()

@@ -6,12 +6,13 @@ import json
 import threading
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from mailgate.adapters.base import MailAdapter
-from mailgate.adapters.pop3.sync import Pop3Policy
-from mailgate.adapters.registry import adapter_for
+from mailgate.adapters.registry import adapter_for, protocols_that, traits
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.ids import folder_path
+from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.crypto import PasswordBox
 from mailgate.gateway.settings import Settings
 from mailgate.store.aliases import SqlAliasStore
@@ -47,13 +48,9 @@ class Mailboxes:
             self.endpoint(account, password),
             aliases=SqlAliasStore(self.engine, account.id),
             engine=self.engine,
-            pop3_policy=Pop3Policy(
-                leave_on_server=account.pop3_leave_on_server,
-                delete_after_days=account.pop3_delete_after_days,
-                purge_on_server=account.pop3_purge_on_server,
-                keep_server_deleted=account.pop3_keep_server_deleted,
-            ),
-            pop3_sync_interval=self.settings.pop3_sync_interval,
+            changes=AccountChanges(self.engine, account.id),
+            pop3_policy=account.pop3_policy(),
+            sync_interval=self.settings.pop3_sync_interval,
             watched=watched_paths(account),
         )
 
@@ -83,21 +80,13 @@ class Mailboxes:
             adapter.close()
 
 
+# What an account's adapter is not built from: changing these keeps it.
+_NOT_SETTINGS = {"name", "state", "state_detail", "created_at", "updated_at"}
+
+
 def settings_fingerprint(account: Account) -> tuple[object, ...]:
     """What an account's adapter is built from: when it changes, the adapter is rebuilt."""
-    return (
-        account.host,
-        account.port,
-        account.security,
-        account.tls_verify,
-        account.username,
-        account.password_encrypted,
-        account.pop3_leave_on_server,
-        account.pop3_delete_after_days,
-        account.pop3_purge_on_server,
-        account.pop3_keep_server_deleted,
-        account.watched_folders,
-    )
+    return tuple(account.model_dump(exclude=_NOT_SETTINGS).items())
 
 
 def watched_paths(account: Account) -> set[str] | None:
@@ -106,7 +95,19 @@ def watched_paths(account: Account) -> set[str] | None:
     Decoded from the stored ids alone (no database or network), so a watcher can ask every
     round. An id whose folder was renamed or deleted since simply matches no folder.
     """
-    if account.watched_folders is None or account.protocol != "imap":
+    if account.watched_folders is None or not traits(account.protocol).server_watch:
         return None
     paths = (folder_path(id_) for id_ in json.loads(account.watched_folders))
     return {path for path in paths if path is not None}
+
+
+def accounts_that(
+    engine: Engine, *, server_watch: bool | None = None, keeps_state: bool | None = None
+) -> list[Account]:
+    """The accounts whose protocol has these traits (adapters.registry.Traits; None: either):
+    ``server_watch`` ones get a watcher (mailgate.events.watchers), ``keeps_state`` ones are
+    refreshed on a timer (mailgate.events.poller)."""
+    protocols = protocols_that(server_watch=server_watch, keeps_state=keeps_state)
+    with Session(engine) as session:
+        query = select(Account).where(col(Account.protocol).in_(protocols))
+        return list(session.exec(query).all())

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from sqlmodel import Session
 
 from mailgate.adapters.base import MailAdapter
+from mailgate.domain.changes import Event, payload
 from mailgate.domain.errors import NotFound
 from mailgate.domain.mail import (
     BatchResult,
@@ -20,9 +21,8 @@ from mailgate.domain.mail import (
     MessageSummary,
 )
 from mailgate.gateway.accounts import follow_folder_rename, load_account
+from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.context import Gateway
-from mailgate.store.db import session_scope
-from mailgate.store.outbox import Event, emit, payload
 
 
 def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
@@ -35,8 +35,7 @@ def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
 def _log(gw: Gateway, account_id: str, *events: Event) -> None:
     """Changes made through the API go into the change log and the webhook outbox as soon
     as the mailbox has them."""
-    with session_scope(gw.engine) as session:
-        emit(session, account_id, list(events))
+    AccountChanges(gw.engine, account_id).record(*events)
 
 
 def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
@@ -96,7 +95,15 @@ def list_messages(
 def get_message(
     gw: Gateway, tenant_id: str, account_id: str, message_id: str, mark_seen: bool
 ) -> Message:
-    return mailbox(gw, tenant_id, account_id).get_message(message_id, mark_seen)
+    """The whole message; ``mark_seen`` also marks it read, a change like any other (its
+    event and change-log entry, and no second report by the watcher)."""
+    adapter = mailbox(gw, tenant_id, account_id)
+    message = adapter.get_message(message_id)
+    if mark_seen and not message.flags.seen:
+        summary = adapter.update_message(message_id, MessageChange(seen=True))
+        _log(gw, account_id, Event("message", message_id, "updated", payload(summary)))
+        message.flags = summary.flags
+    return message
 
 
 def stream_raw(

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
+from mailgate.domain.changes import Change, Kind
 from mailgate.store.models import ChangeLog
-
-Kind = Literal["message", "folder"]
-Change = Literal["created", "updated", "destroyed"]
 
 
 def record(

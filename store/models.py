@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from mailgate.domain.accounts import Pop3Policy
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -77,6 +79,16 @@ class Account(SQLModel, table=True):
     state_detail: str | None = Field(default=None, max_length=500)
     created_at: datetime = _timestamp()  # type: ignore[assignment]
     updated_at: datetime = _timestamp()  # type: ignore[assignment]
+
+    def pop3_policy(self) -> Pop3Policy:
+        """The POP3 policy kept in the ``pop3_<field>`` columns."""
+        return Pop3Policy(
+            **{name: getattr(self, f"pop3_{name}") for name in Pop3Policy.model_fields}
+        )
+
+    def set_pop3_policy(self, policy: Pop3Policy) -> None:
+        for name in Pop3Policy.model_fields:
+            setattr(self, f"pop3_{name}", getattr(policy, name))
 
 
 class MessageAlias(SQLModel, table=True):

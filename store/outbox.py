@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import event as sa_event
 from sqlmodel import Session, col, select
 
+from mailgate.domain.changes import Event
 from mailgate.domain.ids import new_id
-from mailgate.store.changes import Change, Kind, record
+from mailgate.store.changes import record
 from mailgate.store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
 
 # Rung after a commit that queued webhooks, so this process's dispatcher sends them at once
@@ -28,29 +27,6 @@ _QUEUED = "mailgate.webhooks_queued"
 def _ring_after_commit(session: Session) -> None:
     if session.info.pop(_QUEUED, False):
         queued.set()
-
-
-_EVENT_SUFFIX = {"created": "created", "updated": "updated", "destroyed": "deleted"}
-
-
-@dataclass
-class Event:
-    """One change of one object; ``data`` is what a webhook carries (a message summary or a
-    folder), else just the id."""
-
-    kind: Kind
-    object_id: str
-    change: Change
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def webhook_type(self) -> str:
-        return f"{self.kind}.{_EVENT_SUFFIX[self.change]}"
-
-
-def payload(model: BaseModel) -> dict[str, Any]:
-    """What a webhook carries for a message summary or a folder: its JSON, as the API shows it."""
-    return model.model_dump(mode="json", by_alias=True)
 
 
 def emit(session: Session, account_id: str, events: list[Event], webhooks: bool = True) -> None:

@@ -16,10 +16,11 @@ from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
 
 from mailgate.adapters._oplog import logged_operation
-from mailgate.adapters.base import AliasStore
+from mailgate.adapters.base import AliasStore, WatchRound
 from mailgate.adapters.imap import folders, uidplus
 from mailgate.adapters.imap.bodystructure import find_part
 from mailgate.adapters.imap.connect import open_imap
+from mailgate.adapters.imap.idle import ImapWatch
 from mailgate.adapters.imap.messages import (
     apply_change,
     exists,
@@ -39,9 +40,10 @@ from mailgate.adapters.imap.own_changes import (
 )
 from mailgate.adapters.imap.pool import ImapPool
 from mailgate.adapters.imap.summary import whole_message
-from mailgate.adapters.imap.watch import Round, poll
+from mailgate.adapters.imap.watch import poll
 from mailgate.adapters.transfer import make_decoder
 from mailgate.domain import ids
+from mailgate.domain.changes import ChangeSink
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import InvalidRequest, NotFound, NoTrashFolder
 from mailgate.domain.ids import MessageLocation, folder_id, folder_path
@@ -66,14 +68,18 @@ class ImapAdapter:
         self,
         endpoint: MailboxEndpoint,
         aliases: AliasStore,
-        engine: Engine | None = None,
+        engine: Engine,
+        changes: ChangeSink,
         pool_size: int = 4,
         watched: set[str] | None = None,
     ) -> None:
+        """``watched``: the folder paths whose changes by other clients are reported (None:
+        all); ``changes`` records what a watch round finds."""
         self.endpoint = endpoint
         self.watched = watched
         self.aliases = aliases
         self.engine = engine
+        self.changes = changes
         self.pool = ImapPool(endpoint, size=pool_size)
 
     def _run(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
@@ -95,16 +101,19 @@ class ImapAdapter:
         self.pool.close()
 
     def refresh(self) -> None:
-        """Look for changes made on the server (new mail, flags) and emit them as events;
-        reads never need this: the server is asked on every call."""
-        if self.engine is None:
-            return
-        engine = self.engine
-        self._run("watch", lambda c: self.watch_round(c, engine))
+        """Look for changes made on the server (new mail, flags) and record them; reads never
+        need this: the server is asked on every call."""
+        self._run("watch", self._watch_round)
 
-    def watch_round(self, client: IMAPClient, engine: Engine) -> Round:
+    def open_watch(self) -> ImapWatch:
+        with logged_operation(log, self.endpoint.account_id, "imap.open_watch"):
+            return ImapWatch(open_imap(self.endpoint), self._watch_round)
+
+    def _watch_round(self, client: IMAPClient) -> WatchRound:
         """One watch round on ``client`` (a pooled or the watcher's own connection)."""
-        return poll(client, self.aliases, engine, self.endpoint.account_id, self.watched)
+        return poll(
+            client, self.aliases, self.engine, self.endpoint.account_id, self.changes, self.watched
+        )
 
     # -- folders ------------------------------------------------------------------------
 
@@ -153,18 +162,17 @@ class ImapAdapter:
             "list_messages", lambda c: list_page(c, self.aliases, path, filters, limit, cursor)
         )
 
-    def get_message(self, message_id: str, mark_seen: bool = False) -> Message:
+    def get_message(self, message_id: str) -> Message:
         location = locate(self.aliases, message_id)
-        item = b"BODY[]" if mark_seen else b"BODY.PEEK[]"
 
         def work(client: IMAPClient) -> Message:
             select_message(client, location)
-            items = [item, b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE"]
+            items = [b"BODY.PEEK[]", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE"]
             data = client.fetch([location.uid], items).get(location.uid) or {}
             raw = data.get(b"BODY[]")
             if raw is None:
                 raise NotFound("message")
-            return whole_message(message_id, folder_id(location.path), data, mark_seen)
+            return whole_message(message_id, folder_id(location.path), data)
 
         return self._run("get_message", work)
 
@@ -275,11 +283,6 @@ class ImapAdapter:
 
         new_location = self._run("copy_message", work)
         return self._summary(ids.message_id(new_location, self.endpoint.account_id))
-
-    def delete_message(self, message_id: str, permanent: bool) -> None:
-        result = self.batch([message_id], None, None, delete=True, permanent=permanent)[0]
-        if result.status != 200:
-            raise NotFound("message")
 
     def _summary(self, id_: str) -> MessageSummary:
         location = locate(self.aliases, id_)

@@ -4,12 +4,17 @@ selected one, while idling."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from imapclient import IMAPClient
+
+from mailgate.adapters.base import WatchRound
+from mailgate.adapters.imap.pool import connection_errors
 
 # Responses that mean the selected folder changed (RFC 3501 section 7.4, RFC 7162 VANISHED),
 CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED", b"RECENT"}
@@ -76,3 +81,28 @@ def _changed(responses: list[Any]) -> bool:
         and (response[1] in CHANGES or response[0] in ELSEWHERE)
         for response in responses
     )
+
+
+class ImapWatch:
+    """A watcher's own connection (:class:`mailgate.adapters.base.Watch`): rounds over the
+    folders (``look``, adapters.imap.watch) and, between them, IDLE on INBOX, hearing of
+    every folder where the server offers NOTIFY."""
+
+    def __init__(self, client: IMAPClient, look: Callable[[IMAPClient], WatchRound]) -> None:
+        self.client = client
+        self._look = look
+        with connection_errors():
+            self.everywhere = notify_everywhere(client)
+
+    def round(self) -> WatchRound:
+        with connection_errors():
+            return self._look(self.client)
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        with connection_errors():
+            self.client.select_folder("INBOX", readonly=True)
+            wait_for_change(self.client, seconds, stop)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # the connection is being abandoned anyway
+            self.client.shutdown()

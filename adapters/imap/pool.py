@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from imapclient import IMAPClient
@@ -101,6 +101,15 @@ class ImapPool:
         for _, client in idle:
             with contextlib.suppress(Exception):
                 client.logout()
+
+
+@contextlib.contextmanager
+def connection_errors() -> Iterator[None]:
+    """A dropped or dead connection, as the mailbox error a caller handles."""
+    try:
+        yield
+    except BROKEN as exc:
+        raise _as_mailbox_error(exc) from exc
 
 
 def _as_mailbox_error(exc: BaseException) -> Exception:

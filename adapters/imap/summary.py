@@ -86,14 +86,10 @@ def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Me
     )
 
 
-def whole_message(
-    message_id: str, folder_id: str, data: dict[bytes, Any], marked_seen: bool
-) -> Message:
+def whole_message(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Message:
     """The full message from one FETCH of BODY[] with FLAGS, RFC822.SIZE and INTERNALDATE."""
     parsed = parse_message(data[b"BODY[]"])
     flags, keywords = split_flags(data.get(b"FLAGS", ()))
-    if marked_seen:  # BODY[] sets \Seen; the FLAGS in the same answer may predate that
-        flags.seen = True
     received = _aware(data.get(b"INTERNALDATE"))
     summary = MessageSummary(
         id=message_id,

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete
 from sqlmodel import select as sql_select
 
-from mailgate.adapters.base import AliasStore
+from mailgate.adapters.base import AliasStore, WatchRound
 from mailgate.adapters.imap import folders, uidset
 from mailgate.adapters.imap.connect import server_words
 from mailgate.adapters.imap.messages import (
@@ -37,10 +37,10 @@ from mailgate.adapters.imap.messages import (
     unselect,
 )
 from mailgate.adapters.imap.own_changes import OwnRecords
+from mailgate.domain.changes import ChangeSink, Event, payload
 from mailgate.domain.ids import folder_id
 from mailgate.store.db import session_scope
 from mailgate.store.models import ImapFolderState
-from mailgate.store.outbox import Event, emit, payload
 
 log = logging.getLogger("mailgate.imap.watch")
 
@@ -71,14 +71,16 @@ def poll(
     aliases: AliasStore,
     engine: Engine,
     account_id: str,
+    changes: ChangeSink,
     watched: set[str] | None = None,
-) -> Round:
+) -> WatchRound:
     """One round over the account's folders (``watched``: the paths whose messages are
     watched, None for all); emits what changed in one transaction with the new progress.
     Rounds of one account run one at a time here; across processes the watcher's lease
     (events.watchers) sees to it."""
     with _round_lock(account_id):
-        return _Poll(client, aliases, engine, account_id, watched).run()
+        found = _Poll(client, aliases, engine, account_id, changes, watched).run()
+    return WatchRound(events=len(found.events), deferred=found.deferred)
 
 
 _round_locks: dict[str, threading.Lock] = {}
@@ -97,8 +99,10 @@ class _Poll:
         aliases: AliasStore,
         engine: Engine,
         account_id: str,
+        changes: ChangeSink,
         watched: set[str] | None,
     ) -> None:
+        self.changes = changes
         self.client = client
         self.aliases = aliases
         self.engine = engine
@@ -318,7 +322,7 @@ class _Poll:
             for found in kept:
                 session.merge(found.state)
             own.save(session)
-            emit(session, self.account_id, events)
+            self.changes(session, events)
 
 
 def _modseq(data: dict[bytes, Any]) -> int | None:

@@ -21,7 +21,9 @@ from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.mime import find_part
 from mailgate.adapters.pop3.connect import open_pop3
 from mailgate.adapters.pop3.mailstore import MailStore
-from mailgate.adapters.pop3.sync import Pop3Policy, Pop3Sync, SyncResult
+from mailgate.adapters.pop3.sync import Pop3Sync, SyncResult
+from mailgate.domain.accounts import Pop3Policy
+from mailgate.domain.changes import ChangeSink
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import MailboxError, NotFound, Unsupported
 from mailgate.domain.mail import (
@@ -44,6 +46,7 @@ class Pop3Adapter:
         self,
         endpoint: MailboxEndpoint,
         engine: Engine,
+        changes: ChangeSink,
         policy: Pop3Policy,
         sync_interval: float = 60.0,
     ) -> None:
@@ -51,7 +54,7 @@ class Pop3Adapter:
         self.policy = policy
         self.sync_interval = sync_interval
         self.store = MailStore(engine, endpoint.account_id)
-        self.syncer = Pop3Sync(endpoint, engine, policy)
+        self.syncer = Pop3Sync(endpoint, self.store, policy, changes)
         self._last_attempt = 0.0
         self._describing: threading.Thread | None = None
         self._describing_lock = threading.Lock()
@@ -76,6 +79,10 @@ class Pop3Adapter:
 
     def refresh(self) -> None:
         self.sync()
+
+    def open_watch(self) -> None:
+        """POP3 cannot tell of changes: the service syncs on a timer (refresh)."""
+        return None
 
     def sync(self) -> SyncResult:
         """Download new mail now (or skip if another sync of this account is running), then
@@ -118,18 +125,18 @@ class Pop3Adapter:
 
     def list_folders(self) -> list[Folder]:
         self._maybe_sync()
-        return self.store.list_folders()
+        return self.store.folders.list_folders()
 
     def create_folder(self, name: str, parent_id: str | None) -> Folder:
-        return self.store.create_folder(name, parent_id)
+        return self.store.folders.create_folder(name, parent_id)
 
     def rename_folder(
         self, folder_id: str, name: str | None, parent_id: str | None, keep_parent: bool = False
     ) -> Folder:
-        return self.store.rename_folder(folder_id, name, parent_id, keep_parent)
+        return self.store.folders.rename_folder(folder_id, name, parent_id, keep_parent)
 
     def delete_folder(self, folder_id: str) -> None:
-        self.store.delete_folder(folder_id)
+        self.store.folders.delete_folder(folder_id)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -139,8 +146,8 @@ class Pop3Adapter:
         self._maybe_sync()
         return self.store.list_messages(folder_id, filters, limit, cursor)
 
-    def get_message(self, message_id: str, mark_seen: bool = False) -> Message:
-        return self.store.get_message(message_id, mark_seen)
+    def get_message(self, message_id: str) -> Message:
+        return self.store.get_message(message_id)
 
     def stream_raw(self, message_id: str) -> tuple[Download, Iterator[bytes]]:
         raw = self.store.raw(message_id)
@@ -171,10 +178,6 @@ class Pop3Adapter:
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary:
         return self.store.copy(message_id, folder_id)
 
-    def delete_message(self, message_id: str, permanent: bool) -> None:
-        if self.batch([message_id], None, None, delete=True, permanent=permanent)[0].status != 200:
-            raise NotFound("message")
-
     def batch(
         self,
         message_ids: list[str],
@@ -202,7 +205,7 @@ class Pop3Adapter:
 
     def _delete(self, message_ids: list[str], permanent: bool) -> tuple[dict[str, bool], set[str]]:
         """Returns which ids existed, and which of them still exist (moved to the trash)."""
-        trash = self.store.trash_id()
+        trash = self.store.folders.trash_id()
         to_purge: list[str] = []
         to_trash: list[str] = []
         found: dict[str, bool] = {}

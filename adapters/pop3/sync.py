@@ -14,36 +14,29 @@ import poplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from mailgate.adapters._net import network_errors
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.pop3.connect import open_pop3
-from mailgate.adapters.pop3.mailstore import MailStore, describe, summary
+from mailgate.adapters.pop3.mailstore import MailStore
 from mailgate.adapters.pop3.retr import retr_many, supports_pipelining
+from mailgate.adapters.pop3.rows import describe, summary
+from mailgate.domain.accounts import Pop3Policy
+from mailgate.domain.changes import ChangeSink, Event, payload
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import MailboxUnreachable, Unsupported
 from mailgate.domain.ids import new_id
 from mailgate.store import leases
 from mailgate.store.db import session_scope
 from mailgate.store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
-from mailgate.store.outbox import Event, emit, payload
 
 log = logging.getLogger("mailgate.pop3")
 BATCH_MESSAGES = 200
 BATCH_BYTES = 20 * 1024 * 1024
 PIPELINE_WINDOW = 64
-
-
-@dataclass(frozen=True)
-class Pop3Policy:
-    leave_on_server: bool = True
-    delete_after_days: int | None = None
-    purge_on_server: bool = False
-    keep_server_deleted: bool = True
 
 
 @dataclass
@@ -58,16 +51,18 @@ class Pop3Sync:
     def __init__(
         self,
         endpoint: MailboxEndpoint,
-        engine: Engine,
+        store: MailStore,
         policy: Pop3Policy,
+        changes: ChangeSink,
         lease: timedelta = timedelta(minutes=10),
     ) -> None:
         self.endpoint = endpoint
-        self.engine = engine
+        self.store = store
+        self.engine = store.engine
         self.policy = policy
+        self.changes = changes
         self.lease = lease
         self.account_id = endpoint.account_id
-        self.store = MailStore(engine, endpoint.account_id)
 
     # -- the lease ---------------------------------------------------------------------
 
@@ -123,7 +118,7 @@ class Pop3Sync:
         assert client is not None
         try:
             on_server = self._uidls(client)
-            known = self._known()
+            known = self.store.known_by_uidl()
             announce = bool(known) or self.last_sync_at() is not None
             inbox = self._inbox()
             fresh = dict(
@@ -134,7 +129,7 @@ class Pop3Sync:
             batch: list[dict[str, object]] = []
             batch_bytes = 0
             for num, raw in retr_many(client, list(fresh), window):
-                batch.append(self._row(fresh[num], raw, inbox))
+                batch.append(self.store.downloaded_row(fresh[num], raw, inbox))
                 batch_bytes += len(raw)
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
                     dele += self._commit(batch, announce)
@@ -147,7 +142,7 @@ class Pop3Sync:
                 client.dele(on_server[uidl])
             client.quit()  # the server applies the DELEs now (RFC 1939 section 6)
             client = None
-            self._mark_deleted(dele)
+            self.store.mark_off_server(dele)
             result.deleted_on_server = len(set(dele))
         except poplib.error_proto as exc:
             raise MailboxUnreachable(f"the POP3 server answered an error: {exc}") from exc
@@ -171,40 +166,9 @@ class Pop3Sync:
                 found.setdefault(uidl.strip(), int(num))
         return found
 
-    def _known(self) -> dict[str, Pop3Message]:
-        with Session(self.engine) as session:
-            rows = session.exec(
-                select(Pop3Message).where(
-                    Pop3Message.account_id == self.account_id,
-                    col(Pop3Message.uidl).is_not(None),
-                )
-            ).all()
-            for row in rows:  # only bookkeeping columns are used; keep the raw out of memory
-                session.expunge(row)
-            return {row.uidl: row for row in rows if row.uidl}
-
     def _inbox(self) -> str:
         with session_scope(self.engine) as session:
-            return self.store.inbox_id(session)
-
-    def _row(self, uidl: str, raw: bytes, inbox: str) -> dict[str, object]:
-        return {
-            "id": new_id("msg"),
-            "account_id": self.account_id,
-            "folder_id": inbox,
-            "uidl": uidl,
-            "raw": raw,
-            "received_at": utcnow(),
-            "seen": False,
-            "flagged": False,
-            "answered": False,
-            "draft": False,
-            "keywords": "[]",
-            "on_server": True,
-            "purged": False,
-            "size": len(raw),
-            "described": False,  # list/search columns come after, off the download path
-        }
+            return self.store.folders.inbox_id(session)
 
     def _commit(self, batch: list[dict[str, object]], announce: bool) -> list[str]:
         """Store the batch in one multi-row INSERT, with its change log entries and (when
@@ -225,8 +189,8 @@ class Pop3Sync:
                 data = payload(summary(stored))
             events.append(Event("message", str(row["id"]), "created", data))
         with session_scope(self.engine) as session:  # the messages and their events together
-            session.connection().execute(insert(Pop3Message), batch)
-            emit(session, self.account_id, events, webhooks=announce)
+            self.store.add_downloaded(session, batch)
+            self.changes(session, events, webhooks=announce)
         return [] if self.policy.leave_on_server else [str(row["uidl"]) for row in batch]
 
     def _due_on_server(self, known: dict[str, Pop3Message], on_server: dict[str, int]) -> list[str]:
@@ -252,31 +216,11 @@ class Pop3Sync:
         gone = [row.id for uidl, row in known.items() if uidl not in on_server and row.on_server]
         if not gone:
             return 0
-        purged: list[str] = []
         with session_scope(self.engine) as session:
-            for row in session.exec(select(Pop3Message).where(col(Pop3Message.id).in_(gone))):
-                row.on_server = False
-                if not self.policy.keep_server_deleted and not row.purged:
-                    row.purged, row.raw, row.search_text, row.preview = True, b"", "", ""
-                    purged.append(row.id)
-                session.add(row)
+            purged = self.store.mark_gone(session, gone, purge=not self.policy.keep_server_deleted)
             # either way the client learns of it: kept ones changed (no longer on the server)
-            emit(
+            self.changes(
                 session,
-                self.account_id,
                 [Event("message", i, "destroyed" if i in purged else "updated") for i in gone],
             )
         return len(gone)
-
-    def _mark_deleted(self, uidls: list[str]) -> None:
-        if not uidls:
-            return
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(Pop3Message)
-                .where(
-                    col(Pop3Message.account_id) == self.account_id,
-                    col(Pop3Message.uidl).in_(uidls),
-                )
-                .values(on_server=False)
-            )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from mailgate.adapters.registry import default_port
 from mailgate.domain.accounts import AccountCreate
-from mailgate.domain.endpoint import default_port
 
 BASE = {"protocol": "imap", "username": "u", "password": "p"}
 

@@ -1,0 +1,112 @@
+"""A stored POP3 message row and what the API shows of it: the list and search columns
+filled in from the raw bytes, the summary, the tombstone of a purged message."""
+
+from __future__ import annotations
+
+import email
+import json
+from email import policy
+from typing import Any
+
+from sqlalchemy import case
+from sqlmodel import col
+
+from mailgate.adapters.mime import html_to_text, make_preview
+from mailgate.adapters.mime._charset import decode_bytes
+from mailgate.adapters.mime.summary import quick_summary
+from mailgate.domain.mail import EmailAddress, Flags, MessageSummary
+from mailgate.store.models import Pop3Message, as_utc
+
+SEARCH_TEXT_LIMIT = 200_000
+
+
+def describe(raw: bytes) -> dict[str, Any]:
+    """The columns a stored message needs for lists and search, from its raw bytes.
+
+    Runs once per downloaded message, so it uses the cheap compat32 path (the full parser
+    costs ~2 ms a message, which would halve sync throughput); GET still parses fully."""
+    head, sep, _ = raw.partition(b"\r\n\r\n")
+    if not sep:
+        head, _, _ = raw.partition(b"\n\n")
+    message = email.message_from_bytes(raw[: SEARCH_TEXT_LIMIT * 2], policy=policy.compat32)
+    texts: list[str] = []
+    has_attachments = False
+    for index, part in enumerate(message.walk()):
+        if index > 200 or part.is_multipart():
+            continue
+        kind = part.get_content_type()
+        attached = part.get_content_disposition() == "attachment" or bool(part.get_filename())
+        if attached or not kind.startswith("text/"):
+            has_attachments = has_attachments or attached or index > 0
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            text = decode_bytes(payload, part.get_content_charset())
+            texts.append(html_to_text(text) if kind == "text/html" else text)
+    plain = next((t for t in texts), "")
+    quick = quick_summary(head, preview=make_preview(plain, None) if plain else "")
+
+    def line(addresses: list[EmailAddress]) -> str:
+        return " ".join(f"{a.name or ''} <{a.email}>" for a in addresses).lower()
+
+    return {
+        "size": len(raw),
+        "subject": quick.subject,
+        "addresses": json.dumps(
+            {k: [a.model_dump() for a in getattr(quick, k)] for k in ("from_", "to", "cc")}
+        ),
+        "from_text": line(quick.from_),
+        "to_text": line(quick.to),
+        "search_text": " ".join(
+            [quick.subject or "", line(quick.from_), line(quick.to), line(quick.cc), *texts]
+        ).lower()[:SEARCH_TEXT_LIMIT],
+        "date": quick.date,
+        "preview": quick.preview,
+        "has_attachments": has_attachments,
+    }
+
+
+def describe_row(row: Pop3Message) -> None:
+    if not row.described:
+        for name, value in describe(row.raw).items():
+            setattr(row, name, value)
+        row.described = True
+
+
+def _purge(row: Pop3Message) -> None:
+    """A tombstone: the UIDL stays known (never downloaded again), the content goes."""
+    row.purged = True
+    row.raw = b""
+    row.search_text = ""
+    row.preview = ""
+
+
+def purge_row(row: Pop3Message) -> None:
+    """A tombstone: the UIDL stays known (never downloaded again), the content goes."""
+    row.purged = True
+    row.raw = b""
+    row.search_text = ""
+    row.preview = ""
+
+
+def unread_case() -> Any:
+    return case((col(Pop3Message.seen).is_(False), 1), else_=0)
+
+
+def summary(row: Pop3Message) -> MessageSummary:
+    addresses = json.loads(row.addresses or "{}")
+    return MessageSummary(
+        id=row.id,
+        folder_id=row.folder_id,
+        subject=row.subject,
+        from_=addresses.get("from_", []),
+        to=addresses.get("to", []),
+        cc=addresses.get("cc", []),
+        date=as_utc(row.date or row.received_at),
+        received_at=as_utc(row.received_at),
+        size=row.size,
+        flags=Flags(seen=row.seen, flagged=row.flagged, answered=row.answered, draft=row.draft),
+        keywords=json.loads(row.keywords or "[]"),
+        has_attachments=row.has_attachments,
+        preview=row.preview,
+    )
