@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlmodel import Session
 
+from mailgate.gateway.context import Gateway
+from mailgate.store.models import Account
 from tests.harness.dovecot import MailUser
+
+if TYPE_CHECKING:
+    from tests.test_imap_mail import Mailbox
 
 
 def account_body(protocol: str, port: int, user: MailUser, **extra: Any) -> dict[str, Any]:
@@ -31,3 +37,12 @@ def assert_problem(response: httpx.Response, status: int, type_: str) -> dict[st
     assert body["status"] == status
     assert "Traceback" not in response.text
     return body  # type: ignore[no-any-return]
+
+
+def watch_round(gateway: Gateway, box: Mailbox) -> None:
+    """One look at the server for the account, as `mailgate serve` runs them (IMAP: a watch
+    round; POP3: a sync)."""
+    with Session(gateway.engine) as session:
+        account = session.get(Account, box.account_id)
+        assert account is not None
+        gateway.mailboxes.adapter(account).refresh()

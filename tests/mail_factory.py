@@ -46,3 +46,24 @@ def dated(n: int) -> list[bytes]:
     return [
         text_message(f"Message {i}", f"Body {i}", date=start + timedelta(days=i)) for i in range(n)
     ]
+
+
+def message_with_inline_image(subject: str = "Newsletter", pdf: bool = False) -> bytes:
+    """An HTML mail showing an image by ``cid:`` (multipart/related); with ``pdf``, a real
+    attachment besides."""
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = "news@example.com"
+    msg["To"] = "bob@example.com"
+    msg["Date"] = format_datetime(datetime(2024, 5, 3, 7, 0, tzinfo=UTC))
+    msg["Message-ID"] = make_msgid(domain="example.com")
+    msg.set_content("The logo, then the news.")
+    cid = make_msgid(domain="example.com")
+    msg.add_alternative(f'<p><img src="cid:{cid[1:-1]}"> The news.</p>', subtype="html")
+    html = msg.get_payload()[1]  # type: ignore[index]
+    html.add_related(b"GIF89a-logo", maintype="image", subtype="gif", cid=cid)
+    if pdf:
+        msg.add_attachment(
+            b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="a.pdf"
+        )
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))

@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from mailgate.gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, watch_round
 from tests.mail_factory import dated
 from tests.test_contract import box, database_url  # noqa: F401  (fixtures)
 from tests.test_imap_mail import Mailbox
@@ -59,3 +60,28 @@ def test_new_pop3_mail_is_a_change(
     dovecot.deliver(mail_user, dated(2))
     listed = {m["id"] for m in pop3.messages()}  # a POP3 read syncs first
     assert set(changes(pop3, start)["messages"]["created"]) == listed
+
+
+def test_mark_seen_is_a_change_like_any_other(
+    box: Mailbox,  # noqa: F811
+    dovecot: DovecotServer,
+    gateway: Gateway,
+) -> None:
+    """?mark_seen=true marks the message read as a recorded change: once in the feed (and so
+    as a message.updated webhook), never again from a watcher that sees the flag change."""
+    dovecot.deliver(box.user, dated(1))
+    [listed] = box.messages()
+    watch_round(gateway, box)  # the watcher's baseline: from here on it reports changes
+    start = changes(box)["state"]
+    assert box.get(f"/messages/{listed['id']}")["flags"]["seen"] is False  # reading alone
+    assert changes(box, start)["updated"] == []
+
+    read = box.get(f"/messages/{listed['id']}", mark_seen="true")
+    assert read["flags"]["seen"] is True
+    delta = changes(box, start)
+    assert delta["messages"]["updated"] == [listed["id"]]
+    assert box.messages()[0]["flags"]["seen"] is True
+
+    watch_round(gateway, box)  # the watcher finds the flag on the server: the API's own
+    box.get(f"/messages/{listed['id']}", mark_seen="true")  # already read: nothing changes
+    assert changes(box, delta["state"])["updated"] == []

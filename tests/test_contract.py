@@ -9,7 +9,12 @@ from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.helpers import account_body, assert_problem
-from tests.mail_factory import dated, message_with_attachments, text_message
+from tests.mail_factory import (
+    dated,
+    message_with_attachments,
+    message_with_inline_image,
+    text_message,
+)
 from tests.test_imap_mail import Mailbox
 
 
@@ -165,3 +170,22 @@ def test_move_copy_delete_batch(box: Mailbox, dovecot: DovecotServer) -> None:
     assert [m["subject"] for m in box.messages()] == [
         "Message 3"
     ]  # ids[1] stayed; its copy is in Archive
+
+
+def test_has_attachments_agrees_everywhere(box: Mailbox, dovecot: DovecotServer) -> None:
+    """The same rule on IMAP and POP3, in the list and in the whole message: an image the
+    HTML shows by cid: is no attachment, a PDF beside it is."""
+    dovecot.deliver(
+        box.user,
+        [message_with_inline_image("Inline only"), message_with_inline_image("With PDF", pdf=True)],
+    )
+    listed = {m["subject"]: m for m in box.messages()}
+    assert {s: m["has_attachments"] for s, m in listed.items()} == {
+        "Inline only": False,
+        "With PDF": True,
+    }
+    for subject, expected in (("Inline only", False), ("With PDF", True)):
+        whole = box.get(f"/messages/{listed[subject]['id']}")
+        assert whole["has_attachments"] is expected
+        inline = [a for a in whole["attachments"] if a["content_type"] == "image/gif"]
+        assert len(inline) == 1 and inline[0]["inline"] is True

@@ -7,24 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
 from mailgate.gateway.context import Gateway
-from mailgate.store.models import Account
 from tests.harness.dovecot import DovecotServer
 from tests.harness.proxy import FaultProxy
-from tests.helpers import account_body
+from tests.helpers import account_body, watch_round
 from tests.mail_factory import dated, text_message
 from tests.test_changes import changes
 from tests.test_imap_mail import Mailbox, mailbox  # noqa: F401  (fixture)
-
-
-def watch_round(gateway: Gateway, box: Mailbox) -> None:
-    """One watcher round for the account, as `mailgate serve` runs them."""
-    with Session(gateway.engine) as session:
-        account = session.get(Account, box.account_id)
-        assert account is not None
-        gateway.mailboxes.adapter(account).refresh()
 
 
 def delta(box: Mailbox, since: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.utils import collapse_rfc2231_value, decode_rfc2231
 
+from mailgate.adapters.mime.rules import counts_as_attachment
+
 __all__ = ["PartInfo", "find_part", "first_text_part", "has_attachments", "iter_parts"]
 
 
@@ -317,32 +319,24 @@ def find_part(bodystructure: object, part_id: str) -> PartInfo | None:
         return None
 
 
-def _is_attachment(part: PartInfo, in_related: bool) -> bool:
-    if part.disposition == "attachment":
-        return True
-    if in_related and part.content_id:  # an inline image of an HTML body (RFC 2387)
-        return False
-    if part.filename:
-        return True
-    return not part.content_type.startswith(("text/", "multipart/"))
-
-
 def has_attachments(bodystructure: object) -> bool:
-    """Whether a client would show an attachment (disposition, file name or non-text part).
-
-    Parts with a Content-ID inside multipart/related are inline resources, not attachments,
-    unless explicitly ``Content-Disposition: attachment``. message/rfc822 counts.
-    """
+    """Whether any leaf counts as an attachment (adapters.mime.rules)."""
     try:
         root = _root(bodystructure)
         if root is None:
             return False
         return any(
-            _is_attachment(_info(leaf, part_id), related)
+            _counts(_info(leaf, part_id), related)
             for leaf, part_id, related in _leaves(root, "", False, 0)
         )
     except Exception:
         return False
+
+
+def _counts(part: PartInfo, in_related: bool) -> bool:
+    return counts_as_attachment(
+        part.content_type, part.disposition, part.filename, part.content_id, in_related
+    )
 
 
 def first_text_part(bodystructure: object) -> PartInfo | None:

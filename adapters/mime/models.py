@@ -43,8 +43,7 @@ class ParsedMessage(HeaderSummary):
     ``text``/``html`` follow the JMAP textBody/htmlBody selection (RFC 8621 §4.1.4):
     every inline body part is kept in document order and the parts are concatenated, so a
     second text/plain part (say a list footer after an image) is appended, not dropped.
-    ``has_attachments`` is true when at least one attachment is *not* embedded, where
-    embedded means it has a Content-ID that the HTML body references through ``cid:``.
+    ``has_attachments`` follows the one rule of :mod:`mailgate.adapters.mime.rules`.
     """
 
     bcc: list[EmailAddress] = Field(default_factory=list, description="Bcc recipients.")

@@ -37,6 +37,7 @@ from ._headers import (
 from ._html import html_to_text, make_preview
 from ._parts import is_container, part_charset, payload_bytes
 from .models import AttachmentPart, HeaderSummary, ParsedMessage
+from .rules import message_has_attachments
 
 __all__ = [
     "find_part",
@@ -179,9 +180,7 @@ def _build(msg: Message, raw: bytes) -> ParsedMessage:
         text=text,
         html=html,
         attachments=attachments,
-        has_attachments=any(
-            not (a.content_id and a.content_id.lower() in cids) for a in attachments
-        ),
+        has_attachments=message_has_attachments(msg),
         preview=make_preview(text, html),
         size=len(raw),
     )

@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from mailgate.adapters.mime import html_to_text, make_preview
 from mailgate.adapters.mime._charset import decode_bytes
+from mailgate.adapters.mime.rules import message_has_attachments
 from mailgate.adapters.mime.summary import quick_summary
 from mailgate.domain.mail import EmailAddress, Flags, MessageSummary
 from mailgate.store.models import Pop3Message, as_utc
@@ -30,14 +31,12 @@ def describe(raw: bytes) -> dict[str, Any]:
         head, _, _ = raw.partition(b"\n\n")
     message = email.message_from_bytes(raw[: SEARCH_TEXT_LIMIT * 2], policy=policy.compat32)
     texts: list[str] = []
-    has_attachments = False
     for index, part in enumerate(message.walk()):
         if index > 200 or part.is_multipart():
             continue
         kind = part.get_content_type()
         attached = part.get_content_disposition() == "attachment" or bool(part.get_filename())
         if attached or not kind.startswith("text/"):
-            has_attachments = has_attachments or attached or index > 0
             continue
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
@@ -62,7 +61,7 @@ def describe(raw: bytes) -> dict[str, Any]:
         ).lower()[:SEARCH_TEXT_LIMIT],
         "date": quick.date,
         "preview": quick.preview,
-        "has_attachments": has_attachments,
+        "has_attachments": message_has_attachments(message),
     }
 
 

@@ -311,7 +311,10 @@ def test_multipart_related_inline_cid_image() -> None:
     assert served.content_id == "logo.123@example.com"
 
 
-def test_cid_image_not_referenced_counts_as_attachment() -> None:
+def test_cid_image_in_related_is_no_attachment_even_unreferenced() -> None:
+    """has_attachments follows the one rule (adapters.mime.rules) that an IMAP list can
+    apply from BODYSTRUCTURE alone, where the HTML's cid: references are not known; so a
+    message shows the same flag on IMAP and POP3 lists and in the whole message."""
     raw = build(
         'Content-Type: multipart/related; boundary="rel"',
         "",
@@ -328,7 +331,7 @@ def test_cid_image_not_referenced_counts_as_attachment() -> None:
     )
     msg = parse_message(raw)
     assert msg.attachments[0].inline is True  # related + Content-ID, no disposition
-    assert msg.has_attachments is True
+    assert msg.has_attachments is False
 
 
 def test_zero_byte_attachment() -> None:
