@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient
 
+from mailgate.adapters.imap import wire
 from mailgate.adapters.imap.connect import server_words
 from mailgate.adapters.imap.messages import folder_status, unselect
 from mailgate.adapters.imap.roles import assign_roles
@@ -30,7 +31,7 @@ class ListedFolder:
 
 
 def list_raw(client: IMAPClient) -> list[ListedFolder]:
-    client._imap.untagged_responses.pop("LIST", None)  # unasked ones (NOTIFY MailboxName)
+    wire.drop_untagged(client, "LIST")  # unasked ones (NOTIFY MailboxName)
     folders = []
     for flags, delimiter, name in client.list_folders():
         sep = delimiter.decode() if isinstance(delimiter, bytes) else delimiter

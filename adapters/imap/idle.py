@@ -14,6 +14,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from mailgate.adapters.base import WatchRound
+from mailgate.adapters.imap import wire
 from mailgate.adapters.imap.pool import connection_errors
 
 # Responses that mean the selected folder changed (RFC 3501 section 7.4, RFC 7162 VANISHED),
@@ -66,7 +67,7 @@ def notify_everywhere(client: IMAPClient) -> bool:
     if not client.has_capability("NOTIFY") or not client.has_capability("IDLE"):
         return False
     try:
-        typ, _ = client._raw_command(b"NOTIFY", NOTIFY_SET, uid=False)  # imapclient lacks it
+        typ = wire.command(client, b"NOTIFY", NOTIFY_SET)
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error:

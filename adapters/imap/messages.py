@@ -9,7 +9,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from mailgate.adapters.base import AliasStore
-from mailgate.adapters.imap import uidset
+from mailgate.adapters.imap import uidset, wire
 from mailgate.adapters.imap.search import needs_utf8, search_criteria
 from mailgate.adapters.imap.summary import build_summary, summary_items
 from mailgate.domain.errors import CursorExpired, InvalidCursor, NotFound, Unsupported
@@ -44,7 +44,7 @@ def select(client: IMAPClient, path: str) -> dict[bytes, Any]:
 def unselect(client: IMAPClient) -> None:
     """Leave the selected folder: STATUS on it would answer from this session's stale view
     (RFC 3501 section 6.3.10), and Dovecot does."""
-    if client._imap.state != "SELECTED":  # imapclient does not expose the state
+    if not wire.is_selected(client):
         return
     if client.has_capability("UNSELECT"):
         client.unselect_folder()
@@ -56,7 +56,7 @@ def unselect(client: IMAPClient) -> None:
 def folder_status(client: IMAPClient, path: str, items: list[bytes]) -> dict[bytes, Any]:
     """STATUS of ``path``. Under NOTIFY the server also sends STATUS of other folders
     unasked; those are dropped first, so the answer is this folder's."""
-    client._imap.untagged_responses.pop("STATUS", None)
+    wire.drop_untagged(client, "STATUS")
     return dict(client.folder_status(path, items))
 
 
@@ -65,10 +65,8 @@ def all_uids(client: IMAPClient) -> set[int]:
     rather than a number per message (a large folder's UIDs are a few bytes, not megabytes)."""
     if not client.has_capability("ESEARCH"):
         return {int(uid) for uid in client.search(["ALL"])}
-    client._imap.untagged_responses.pop("ESEARCH", None)
-    data = client._raw_command_untagged(
-        b"SEARCH", [b"RETURN", b"(ALL)", b"ALL"], response_name="ESEARCH", uid=True
-    )
+    wire.drop_untagged(client, "ESEARCH")
+    data = wire.command_untagged(client, b"SEARCH", [b"RETURN", b"(ALL)", b"ALL"], "ESEARCH")
     answer = data[-1] if data and isinstance(data[-1], bytes) else b""
     _, found, rest = answer.partition(b" ALL ")
     return uidset.decode(rest.split()[0].decode()) if found and rest.strip() else set()

@@ -7,9 +7,12 @@ MOVE, so these go one level down to read COPYUID.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.util import to_bytes
+
+from mailgate.adapters.imap import wire
 
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
 
@@ -40,18 +43,19 @@ def parse_copyuid(text: bytes | None) -> tuple[int, dict[int, int]] | None:
     return int(match.group(1)), dict(zip(sources, targets, strict=True))
 
 
+def _text(data: list[Any]) -> str:
+    return to_bytes(data[0] if data and data[0] else b"").decode(errors="replace")
+
+
 def _uid_set(uids: list[int]) -> bytes:
     return b",".join(str(uid).encode() for uid in uids)
 
 
 def copy(client: IMAPClient, uids: list[int], folder: str) -> tuple[int, dict[int, int]] | None:
     """UID COPY; returns the COPYUID mapping when the server sends one."""
-    imap = client._imap
-    typ, data = imap._simple_command(
-        "UID", "COPY", _uid_set(uids), client._normalise_folder(folder)
-    )
+    typ, data = wire.uid_command(client, "COPY", _uid_set(uids), folder)
     if typ != "OK":
-        raise imap.error(f"COPY failed: {to_bytes(data[0] or b'').decode(errors='replace')}")
+        raise wire.error(client)(f"COPY failed: {_text(data)}")
     return parse_copyuid(data[0] if data else None)
 
 
@@ -61,14 +65,11 @@ def move(client: IMAPClient, uids: list[int], folder: str) -> tuple[int, dict[in
         copied = copy(client, uids, folder)
         expunge(client, uids)
         return copied
-    imap = client._imap
-    imap.untagged_responses.pop("COPYUID", None)
-    typ, data = imap._simple_command(
-        "UID", "MOVE", _uid_set(uids), client._normalise_folder(folder)
-    )
+    wire.drop_untagged(client, "COPYUID")
+    typ, data = wire.uid_command(client, "MOVE", _uid_set(uids), folder)
     if typ != "OK":
-        raise imap.error(f"MOVE failed: {to_bytes(data[0] or b'').decode(errors='replace')}")
-    codes = imap.untagged_responses.pop("COPYUID", None)
+        raise wire.error(client)(f"MOVE failed: {_text(data)}")
+    codes = wire.take_untagged(client, "COPYUID")
     mapping: tuple[int, dict[int, int]] | None = None
     if codes:  # a large MOVE may report in several untagged OKs
         merged: dict[int, int] = {}
