@@ -79,7 +79,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
-    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -22,7 +22,7 @@ EventType = Literal[
     "folder.deleted",
     "account.error",
 ]
-EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # What a subscription may also name: every event of a kind, or every event.
 EventPattern = Literal[EventType, "message.*", "folder.*", "*"]
 

@@ -122,7 +122,7 @@ class Dispatcher:
             .limit(self.batch)
         )
         if self.gateway.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True, of=WebhookEvent)  # type: ignore[arg-type]
+            due = due.with_for_update(skip_locked=True, of=WebhookEvent)
         claim = (
             update(WebhookEvent)
             .where(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailgate.adapters.registry import default_port, traits
 from mailgate.domain.accounts import (
@@ -58,7 +58,7 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
 def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
     with Session(gw.engine) as session:
         rows = session.exec(
-            select(Account).where(Account.tenant_id == tenant_id).order_by(Account.created_at)  # type: ignore[arg-type]
+            select(Account).where(Account.tenant_id == tenant_id).order_by(col(Account.created_at))
         ).all()
         return [to_out(row) for row in rows]
 
@@ -85,7 +85,7 @@ def update_account(
             value = getattr(changes, name)
             if name in given and (value is not None or name == "name"):
                 setattr(account, name, value)
-        if "pop3" in given and changes.pop3 is not None:
+        if changes.pop3 is not None:
             if not traits(account.protocol).keeps_state:
                 raise InvalidRequest(
                     f"`pop3` settings are not allowed for {account.protocol}", ("body", "pop3")
@@ -173,17 +173,17 @@ def to_out(account: Account) -> AccountOut:
     return AccountOut(
         id=account.id,
         name=account.name,
-        protocol=account.protocol,  # type: ignore[arg-type]
+        protocol=account.protocol,
         host=account.host,
         port=account.port,
-        security=account.security,  # type: ignore[arg-type]
+        security=account.security,
         tls_verify=account.tls_verify,
         username=account.username,
         pop3=account.pop3_policy() if traits(account.protocol).keeps_state else None,
         watched_folders=None
         if account.watched_folders is None
         else json.loads(account.watched_folders),
-        state=account.state,  # type: ignore[arg-type]
+        state=account.state,
         state_detail=account.state_detail,
         created_at=as_utc(account.created_at),
         updated_at=as_utc(account.updated_at),

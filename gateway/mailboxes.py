@@ -32,7 +32,7 @@ class Mailboxes:
             account_id=account.id,
             host=account.host,
             port=account.port,
-            security=account.security,  # type: ignore[arg-type]
+            security=account.security,
             username=account.username,
             password=self.passwords.decrypt(account.password_encrypted)
             if password is None

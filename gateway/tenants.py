@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailgate.domain.ids import new_id
 from mailgate.gateway.crypto import hash_api_key, new_api_key
@@ -41,6 +41,8 @@ def tenant_for_key(engine: Engine, key: str) -> str | None:
     """The tenant id a live key belongs to, or None."""
     with Session(engine) as session:
         row = session.exec(
-            select(ApiKey).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+            select(ApiKey).where(
+                ApiKey.key_hash == hash_api_key(key), col(ApiKey.revoked_at).is_(None)
+            )
         ).first()
         return row.tenant_id if row else None

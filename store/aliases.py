@@ -50,4 +50,4 @@ class SqlAliasStore:
 
     def forget(self, message_id: str) -> None:
         with session_scope(self.engine) as session:
-            session.exec(delete(MessageAlias).where(col(MessageAlias.id) == message_id))  # type: ignore[call-overload]
+            session.exec(delete(MessageAlias).where(col(MessageAlias.id) == message_id))

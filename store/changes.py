@@ -48,9 +48,9 @@ def current_state(engine: Engine, account_id: str) -> int:
 @dataclass
 class Delta:
     state: int
-    created: dict[Kind, list[str]] = field(default_factory=lambda: {"message": [], "folder": []})
-    updated: dict[Kind, list[str]] = field(default_factory=lambda: {"message": [], "folder": []})
-    destroyed: dict[Kind, list[str]] = field(default_factory=lambda: {"message": [], "folder": []})
+    created: dict[str, list[str]] = field(default_factory=lambda: {"message": [], "folder": []})
+    updated: dict[str, list[str]] = field(default_factory=lambda: {"message": [], "folder": []})
+    destroyed: dict[str, list[str]] = field(default_factory=lambda: {"message": [], "folder": []})
 
 
 class StateTooNew(ValueError):
@@ -84,9 +84,9 @@ def changes_since(engine: Engine, account_id: str, since: int, limit: int = 10_0
         born = first[key] == "created"
         if final == "destroyed":
             if not born:  # made and gone inside the window: the client never saw it
-                delta.destroyed[kind].append(object_id)  # type: ignore[index]
+                delta.destroyed[kind].append(object_id)
         elif born:
-            delta.created[kind].append(object_id)  # type: ignore[index]
+            delta.created[kind].append(object_id)
         else:
-            delta.updated[kind].append(object_id)  # type: ignore[index]
+            delta.updated[kind].append(object_id)
     return delta

@@ -26,7 +26,7 @@ def acquire(engine: Engine, name: str, owner: str, ttl: timedelta) -> bool:
             )
             .values(owner=owner, expires_at=now + ttl)
         )
-        if taken.rowcount:  # type: ignore[attr-defined]
+        if taken.rowcount:  # type: ignore[attr-defined]  # a DML Result is a CursorResult
             return True
     try:
         with session_scope(engine) as session:
@@ -38,6 +38,4 @@ def acquire(engine: Engine, name: str, owner: str, ttl: timedelta) -> bool:
 
 def release(engine: Engine, name: str, owner: str) -> None:
     with session_scope(engine) as session:
-        session.exec(
-            delete(Lease).where(col(Lease.name) == name, col(Lease.owner) == owner)  # type: ignore[call-overload]
-        )
+        session.exec(delete(Lease).where(col(Lease.name) == name, col(Lease.owner) == owner))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from mailgate.domain.accounts import Pop3Policy
+from mailgate.domain.endpoint import MailProtocol, Security
 
 
 def utcnow() -> datetime:
@@ -19,10 +21,12 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _timestamp(**kwargs: object) -> object:
+def _timestamp(**kwargs: Any) -> Any:
+    """A timezone-aware timestamp column that defaults to now (typed Any, as sqlmodel's
+    own Field is at a column declaration)."""
     return Field(
         default_factory=utcnow,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=sa.DateTime(timezone=True),
         nullable=False,
         **kwargs,
     )
@@ -33,7 +37,7 @@ class Tenant(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200, unique=True)
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
 
 
 class ApiKey(SQLModel, table=True):
@@ -45,10 +49,10 @@ class ApiKey(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40, ondelete="CASCADE")
     prefix: str = Field(max_length=16, description="The first characters, to recognise a key.")
     key_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
     revoked_at: datetime | None = Field(
         default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=sa.DateTime(timezone=True),
     )
 
 
@@ -60,25 +64,25 @@ class Account(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40, ondelete="CASCADE")
     name: str | None = Field(default=None, max_length=200)
-    protocol: str = Field(max_length=8)
+    protocol: MailProtocol = Field(sa_type=AutoString(length=8))
     host: str = Field(max_length=253)
     port: int
-    security: str = Field(max_length=8)
+    security: Security = Field(sa_type=AutoString(length=8))
     tls_verify: bool = True
     username: str = Field(max_length=320)
-    password_encrypted: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    password_encrypted: str = Field(sa_type=sa.Text)
     pop3_leave_on_server: bool = True
     pop3_delete_after_days: int | None = None
     pop3_purge_on_server: bool = False
     pop3_keep_server_deleted: bool = True
     watched_folders: str | None = Field(  # JSON list of IMAP folder ids; null: every folder
         default=None,
-        sa_type=sa.Text,  # type: ignore[call-overload]
+        sa_type=sa.Text,
     )
     state: str = Field(default="connected", max_length=32)
     state_detail: str | None = Field(default=None, max_length=500)
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
-    updated_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
 
     def pop3_policy(self) -> Pop3Policy:
         """The POP3 policy kept in the ``pop3_<field>`` columns."""
@@ -102,8 +106,8 @@ class MessageAlias(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=2100)
     account_id: str = Field(foreign_key="account.id", max_length=40, ondelete="CASCADE")
     folder_path: str = Field(max_length=1000)
-    uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
-    uid: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    uidvalidity: int = Field(sa_type=sa.BigInteger)
+    uid: int = Field(sa_type=sa.BigInteger)
 
 
 class Pop3Folder(SQLModel, table=True):
@@ -116,7 +120,7 @@ class Pop3Folder(SQLModel, table=True):
     name: str = Field(max_length=200)
     parent_id: str | None = Field(default=None, max_length=40)
     role: str | None = Field(default=None, max_length=16)
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
 
 
 class Pop3Message(SQLModel, table=True):
@@ -135,25 +139,25 @@ class Pop3Message(SQLModel, table=True):
     account_id: str = Field(foreign_key="account.id", max_length=40, ondelete="CASCADE")
     folder_id: str = Field(max_length=40)
     uidl: str | None = Field(default=None, max_length=100)
-    raw: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
+    raw: bytes = Field(sa_type=sa.LargeBinary)
     size: int
-    subject: str | None = Field(default=None, sa_type=sa.Text)  # type: ignore[call-overload]
-    addresses: str = Field(default="{}", sa_type=sa.Text)  # type: ignore[call-overload]
-    from_text: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
-    to_text: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
-    search_text: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
+    subject: str | None = Field(default=None, sa_type=sa.Text)
+    addresses: str = Field(default="{}", sa_type=sa.Text)
+    from_text: str = Field(default="", sa_type=sa.Text)
+    to_text: str = Field(default="", sa_type=sa.Text)
+    search_text: str = Field(default="", sa_type=sa.Text)
     date: datetime | None = Field(
         default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=sa.DateTime(timezone=True),
     )
-    received_at: datetime = _timestamp()  # type: ignore[assignment]
-    preview: str = Field(default="", sa_type=sa.Text)  # type: ignore[call-overload]
+    received_at: datetime = _timestamp()
+    preview: str = Field(default="", sa_type=sa.Text)
     has_attachments: bool = False
     seen: bool = False
     flagged: bool = False
     answered: bool = False
     draft: bool = False
-    keywords: str = Field(default="[]", sa_type=sa.Text)  # type: ignore[call-overload]
+    keywords: str = Field(default="[]", sa_type=sa.Text)
     on_server: bool = True
     purged: bool = False
     described: bool = True  # false until the list/search columns are filled in from raw
@@ -170,7 +174,7 @@ class Pop3SyncState(SQLModel, table=True):
     )
     last_sync_at: datetime | None = Field(
         default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=sa.DateTime(timezone=True),
     )
     last_error: str | None = Field(default=None, max_length=500)
 
@@ -187,7 +191,7 @@ class ChangeLog(SQLModel, table=True):
     kind: str = Field(max_length=16, description="message or folder")
     object_id: str = Field(max_length=2100)
     change: str = Field(max_length=16, description="created, updated or destroyed")
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
 
 
 class WebhookEndpoint(SQLModel, table=True):
@@ -198,15 +202,15 @@ class WebhookEndpoint(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40, ondelete="CASCADE")
     url: str = Field(max_length=2000)
-    events: str = Field(default="[]", sa_type=sa.Text)  # type: ignore[call-overload]
-    account_ids: str | None = Field(default=None, sa_type=sa.Text)  # type: ignore[call-overload]
-    secret_encrypted: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    events: str = Field(default="[]", sa_type=sa.Text)
+    account_ids: str | None = Field(default=None, sa_type=sa.Text)
+    secret_encrypted: str = Field(sa_type=sa.Text)
     description: str | None = Field(default=None, max_length=500)
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=500)
     consecutive_failures: int = 0
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
-    updated_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
 
 
 class WebhookEvent(SQLModel, table=True):
@@ -221,18 +225,18 @@ class WebhookEvent(SQLModel, table=True):
         foreign_key="webhook_endpoint.id", index=True, max_length=40, ondelete="CASCADE"
     )
     type: str = Field(max_length=40)
-    payload: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
+    payload: str = Field(sa_type=sa.Text)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
-    next_attempt_at: datetime = _timestamp()  # type: ignore[assignment]
+    next_attempt_at: datetime = _timestamp()
     claimed_until: datetime | None = Field(
         default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=sa.DateTime(timezone=True),
     )
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    created_at: datetime = _timestamp()
     delivered_at: datetime | None = Field(
         default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=sa.DateTime(timezone=True),
     )
 
 
@@ -252,7 +256,7 @@ class WebhookDelivery(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     response_body: str | None = Field(default=None, max_length=2048)
     duration_ms: float = 0.0
-    attempted_at: datetime = _timestamp()  # type: ignore[assignment]
+    attempted_at: datetime = _timestamp()
 
 
 class ImapFolderState(SQLModel, table=True):
@@ -265,13 +269,13 @@ class ImapFolderState(SQLModel, table=True):
         primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
     )
     folder_path: str = Field(primary_key=True, max_length=1000)
-    uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
-    uidnext: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
-    highestmodseq: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    uidvalidity: int = Field(sa_type=sa.BigInteger)
+    uidnext: int = Field(sa_type=sa.BigInteger)
+    highestmodseq: int | None = Field(default=None, sa_type=sa.BigInteger)
     messages: int | None = Field(default=None, description="How many messages uids holds.")
     uids: str | None = Field(
         default=None,
-        sa_type=sa.Text,  # type: ignore[call-overload]
+        sa_type=sa.Text,
         description="The folder's UIDs as an IMAP sequence set, to tell which were expunged; "
         "null: not watched (yet), the next watched round takes a baseline.",
     )
@@ -286,11 +290,11 @@ class ImapOwnChange(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(foreign_key="account.id", index=True, max_length=40, ondelete="CASCADE")
     folder_path: str = Field(max_length=1000)
-    uidvalidity: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
-    uid: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    uidvalidity: int = Field(sa_type=sa.BigInteger)
+    uid: int = Field(sa_type=sa.BigInteger)
     change: str = Field(max_length=16, description="created, updated or destroyed")
-    modseq: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]
-    created_at: datetime = _timestamp()  # type: ignore[assignment]
+    modseq: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = _timestamp()
 
 
 class Lease(SQLModel, table=True):
@@ -301,4 +305,4 @@ class Lease(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     owner: str = Field(max_length=100)
-    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.base import AliasStore, WatchRound
 from mailgate.adapters.imap import folders, uidplus
-from mailgate.adapters.imap.bodystructure import find_part
+from mailgate.adapters.imap.bodystructure import PartInfo, find_part
 from mailgate.adapters.imap.connect import open_imap
 from mailgate.adapters.imap.idle import ImapWatch
 from mailgate.adapters.imap.messages import (
@@ -187,7 +187,7 @@ class ImapAdapter:
     ) -> tuple[Download, Iterator[bytes]]:
         location = locate(self.aliases, message_id)
 
-        def work(client: IMAPClient) -> object:
+        def work(client: IMAPClient) -> PartInfo | None:
             select_message(client, location)
             fetched = client.fetch([location.uid], [b"BODYSTRUCTURE"])
             data = fetched.get(location.uid)
@@ -196,11 +196,11 @@ class ImapAdapter:
             return find_part(data[b"BODYSTRUCTURE"], attachment_id)
 
         part = self._run("attachment", work)
-        if part is None or part.content_type.startswith("multipart/"):  # type: ignore[attr-defined]
+        if part is None or part.content_type.startswith("multipart/"):
             raise NotFound("attachment")
-        encoding = None if part.content_type == "message/rfc822" else part.encoding  # type: ignore[attr-defined]
-        download = Download(content_type=part.content_type, filename=part.filename)  # type: ignore[attr-defined]
-        return download, self._chunks(location, part.part_id.encode(), part.size, encoding)  # type: ignore[attr-defined]
+        encoding = None if part.content_type == "message/rfc822" else part.encoding
+        download = Download(content_type=part.content_type, filename=part.filename)
+        return download, self._chunks(location, part.part_id.encode(), part.size, encoding)
 
     def _chunks(
         self, location: MessageLocation, section: bytes, size: int, encoding: str | None

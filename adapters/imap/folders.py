@@ -62,7 +62,7 @@ def _folder(entry: ListedFolder, role: object, paths: set[str], total: int, unre
         path=entry.path,
         delimiter=entry.delimiter,
         parent_id=folder_id(parent) if parent and parent in paths else None,
-        role=role,  # type: ignore[arg-type]
+        role=role,
         total=total,
         unread=unread,
     )

@@ -34,7 +34,7 @@ FLAG_NAMES = {
 def select(client: IMAPClient, path: str) -> dict[bytes, Any]:
     """SELECT ``path``; an unknown folder is a 404, never a 500."""
     try:
-        return client.select_folder(path)
+        return dict(client.select_folder(path))
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:

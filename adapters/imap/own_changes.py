@@ -72,9 +72,7 @@ def changing(engine: Engine | None, account_id: str, paths: Iterable[str]) -> It
     finally:
         with session_scope(engine) as session:
             session.exec(
-                delete(ImapOwnChange).where(  # type: ignore[call-overload]
-                    col(ImapOwnChange.id).in_([i.id for i in intents])
-                )
+                delete(ImapOwnChange).where(col(ImapOwnChange.id).in_([i.id for i in intents]))
             )
             session.add_all(
                 ImapOwnChange(
@@ -178,7 +176,7 @@ class OwnRecords:
         intents of processes that died mid-change."""
         now = utcnow()
         session.exec(
-            delete(ImapOwnChange).where(  # type: ignore[call-overload]
+            delete(ImapOwnChange).where(
                 col(ImapOwnChange.account_id) == self.account_id,
                 col(ImapOwnChange.id).in_(list(self.matched))
                 | (col(ImapOwnChange.created_at) < now - KEEP)

@@ -44,7 +44,8 @@ def parse_copyuid(text: bytes | None) -> tuple[int, dict[int, int]] | None:
 
 
 def _text(data: list[Any]) -> str:
-    return to_bytes(data[0] if data and data[0] else b"").decode(errors="replace")
+    first = data[0] if data and data[0] else b""
+    return bytes(to_bytes(first)).decode(errors="replace")
 
 
 def _uid_set(uids: list[int]) -> bytes:

@@ -9,16 +9,17 @@ from collections.abc import Iterable
 def encode(uids: Iterable[int]) -> str:
     ranges: list[str] = []
     ordered = sorted(set(uids))
-    start = previous = None
+    start: int | None = None
+    previous = 0
     for uid in ordered:
         if previous is not None and uid == previous + 1:
             previous = uid
             continue
         if start is not None:
-            ranges.append(_range(start, previous))  # type: ignore[arg-type]
+            ranges.append(_range(start, previous))
         start = previous = uid
     if start is not None:
-        ranges.append(_range(start, previous))  # type: ignore[arg-type]
+        ranges.append(_range(start, previous))
     return ",".join(ranges)
 
 

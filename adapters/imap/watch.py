@@ -314,7 +314,7 @@ class _Poll:
         with session_scope(self.engine) as session:
             if gone:
                 session.exec(
-                    delete(ImapFolderState).where(  # type: ignore[call-overload]
+                    delete(ImapFolderState).where(
                         col(ImapFolderState.account_id) == self.account_id,
                         col(ImapFolderState.folder_path).in_(gone),
                     )

@@ -136,7 +136,7 @@ def _addresses_with_policy(name: str, raw: str) -> list[EmailAddress]:
     # policy.default phrase parser keeps it, so remove it before parsing.
     header = _policy.default.header_factory(name, _WORD_GAP.sub(r"\1", raw))
     out: list[EmailAddress] = []
-    for group in header.groups:  # type: ignore[attr-defined]
+    for group in header.groups:
         if group.display_name is not None and not group.addresses:
             entry = _make_address(group.display_name, "")
             if entry is not None:

@@ -90,7 +90,7 @@ def parse_summary_headers(raw_headers: bytes) -> HeaderSummary:
     list views. A full message is accepted too; its body is ignored."""
     data = bytes(raw_headers)
     try:
-        return HeaderSummary(**_summary_fields(_load(data, headersonly=True)))  # type: ignore[arg-type]
+        return HeaderSummary(**_summary_fields(_load(data, headersonly=True)))
     except Exception:
         logger.warning("header summary failed; returning an empty summary", exc_info=True)
         return HeaderSummary()
@@ -172,7 +172,7 @@ def _build(msg: Message, raw: bytes) -> ParsedMessage:
     for value in raw_values(msg, "references"):
         references.extend(ref for ref in parse_msg_ids(value) if ref not in references)
     return ParsedMessage(
-        **_summary_fields(msg),  # type: ignore[arg-type]
+        **_summary_fields(msg),
         bcc=parse_addresses(msg, "bcc"),
         reply_to=parse_addresses(msg, "reply-to"),
         in_reply_to=parse_msg_ids(first_value(msg, "in-reply-to")),

@@ -11,7 +11,7 @@ from mailgate.domain.errors import MailboxAuthFailed, MailboxTLSError
 
 # poplib refuses lines over 2048 bytes ("line too long"); real mail has longer ones
 # (unwrapped HTML, long headers), and RFC 1939 sets no limit on message lines.
-poplib._MAXLINE = 1024 * 1024  # type: ignore[attr-defined]
+poplib._MAXLINE = 1024 * 1024  # type: ignore[attr-defined]  # poplib's line limit; not in typeshed
 
 
 def server_words(exc: BaseException) -> str:

@@ -89,7 +89,7 @@ class FolderStore:
             path=self._path(row, by_id),
             delimiter="/",
             parent_id=row.parent_id,
-            role=row.role,  # type: ignore[arg-type]
+            role=row.role,
             total=counts[0],
             unread=counts[1],
         )

@@ -200,7 +200,7 @@ class MailStore:
                 session.expunge(row)
             return {row.uidl: row for row in rows if row.uidl}
 
-    def downloaded_row(self, uidl: str, raw: bytes, folder_id: str) -> dict[str, object]:
+    def downloaded_row(self, uidl: str, raw: bytes, folder_id: str) -> dict[str, Any]:
         """The row of a message just downloaded; described later, off the download path."""
         return {
             "id": new_id("msg"),
@@ -221,7 +221,7 @@ class MailStore:
         }
 
     @staticmethod
-    def add_downloaded(session: Session, rows: list[dict[str, object]]) -> None:
+    def add_downloaded(session: Session, rows: list[dict[str, Any]]) -> None:
         """Store a batch of downloaded messages in one multi-row INSERT (sync throughput)."""
         session.connection().execute(insert(Pop3Message), rows)
 

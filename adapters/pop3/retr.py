@@ -38,7 +38,7 @@ class _Stream:
         self.buffer = bytearray()
 
     def _fill(self) -> None:
-        chunk = self.file.read1(READ_SIZE)  # type: ignore[attr-defined]
+        chunk = self.file.read1(READ_SIZE)  # type: ignore[attr-defined]  # typeshed: BinaryIO; poplib's is a BufferedReader
         if not chunk:
             raise poplib.error_proto("-ERR connection closed during RETR")
         self.buffer += chunk

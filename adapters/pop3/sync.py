@@ -13,6 +13,7 @@ import logging
 import poplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -126,7 +127,7 @@ class Pop3Sync:
             )
             window = PIPELINE_WINDOW if fresh and supports_pipelining(client) else 1
             dele: list[str] = []
-            batch: list[dict[str, object]] = []
+            batch: list[dict[str, Any]] = []
             batch_bytes = 0
             for num, raw in retr_many(client, list(fresh), window):
                 batch.append(self.store.downloaded_row(fresh[num], raw, inbox))
@@ -170,7 +171,7 @@ class Pop3Sync:
         with session_scope(self.engine) as session:
             return self.store.folders.inbox_id(session)
 
-    def _commit(self, batch: list[dict[str, object]], announce: bool) -> list[str]:
+    def _commit(self, batch: list[dict[str, Any]], announce: bool) -> list[str]:
         """Store the batch in one multi-row INSERT, with its change log entries and (when
         ``announce``) its message.created webhooks; return the UIDLs that may now be
         deleted on the server.
@@ -184,8 +185,8 @@ class Pop3Sync:
         for row in batch:
             data: dict[str, object] = {}
             if announce:
-                row.update(describe(row["raw"]), described=True)  # type: ignore[arg-type]
-                stored = Pop3Message.model_construct(**row)  # type: ignore[arg-type]
+                row.update(describe(row["raw"]), described=True)
+                stored = Pop3Message.model_construct(**row)
                 data = payload(summary(stored))
             events.append(Event("message", str(row["id"]), "created", data))
         with session_scope(self.engine) as session:  # the messages and their events together

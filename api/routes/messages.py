@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
@@ -101,14 +102,14 @@ def get_message(
     return messages.get_message(gw, tenant_id, account_id, message_id, mark_seen)
 
 
-def _stream(download: Download, chunks: object, attachment: bool) -> StreamingResponse:
+def _stream(download: Download, chunks: Iterator[bytes], attachment: bool) -> StreamingResponse:
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
     if download.size is not None and not attachment:
         headers["Content-Length"] = str(download.size)
     if attachment:
         name = download.filename or "attachment"
         headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
-    return StreamingResponse(chunks, media_type=download.content_type, headers=headers)  # type: ignore[arg-type]
+    return StreamingResponse(chunks, media_type=download.content_type, headers=headers)
 
 
 @router.get(
