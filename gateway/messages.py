@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from sqlmodel import Session
 
 from mailgate.adapters.base import MailAdapter
-from mailgate.domain.changes import Event, payload
+from mailgate.domain.changes import Event, Kind, payload
 from mailgate.domain.errors import NotFound
 from mailgate.domain.mail import (
     BatchResult,
@@ -38,6 +38,23 @@ def _log(gw: Gateway, account_id: str, *events: Event) -> None:
     AccountChanges(gw.engine, account_id).record(*events)
 
 
+def _log_changed(
+    gw: Gateway, account_id: str, kind: Kind, old_id: str, now: Folder | MessageSummary
+) -> None:
+    """A change that kept the id is an update; one that gave a new id (an IMAP folder renamed,
+    a message moved where the server did not tell its new UID) is the old one gone and a new
+    one made."""
+    if now.id == old_id:
+        _log(gw, account_id, Event(kind, old_id, "updated", payload(now)))
+    else:
+        _log(
+            gw,
+            account_id,
+            Event(kind, old_id, "destroyed"),
+            Event(kind, now.id, "created", payload(now)),
+        )
+
+
 def list_folders(gw: Gateway, tenant_id: str, account_id: str) -> list[Folder]:
     return mailbox(gw, tenant_id, account_id).list_folders()
 
@@ -61,16 +78,9 @@ def rename_folder(
 ) -> Folder:
     adapter = mailbox(gw, tenant_id, account_id)
     folder = adapter.rename_folder(folder_id, name, parent_id, keep_parent=not parent_given)
-    if folder.id == folder_id:
-        _log(gw, account_id, Event("folder", folder_id, "updated", payload(folder)))
-    else:  # IMAP folder ids follow the path
+    if folder.id != folder_id:  # IMAP folder ids follow the path
         follow_folder_rename(gw, account_id, folder_id, folder)
-        _log(
-            gw,
-            account_id,
-            Event("folder", folder_id, "destroyed"),
-            Event("folder", folder.id, "created", payload(folder)),
-        )
+    _log_changed(gw, account_id, "folder", folder_id, folder)
     return folder
 
 
@@ -134,15 +144,7 @@ def update_message(
         summary = adapter.move_message(message_id, folder_id)
     if summary is None:
         summary = adapter.update_message(message_id, change)
-    if summary.id == message_id:
-        _log(gw, account_id, Event("message", message_id, "updated", payload(summary)))
-    else:  # moved where the server could not tell the new UID: a new id
-        _log(
-            gw,
-            account_id,
-            Event("message", message_id, "destroyed"),
-            Event("message", summary.id, "created", payload(summary)),
-        )
+    _log_changed(gw, account_id, "message", message_id, summary)
     return summary
 
 

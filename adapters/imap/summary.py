@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailgate.adapters.imap.bodystructure import has_attachments
-from mailgate.adapters.mime import parse_message, to_message
+from mailgate.adapters.mime import HeaderSummary, parse_message, to_message
 from mailgate.adapters.mime.summary import quick_summary
 from mailgate.domain.mail import Flags, Message, MessageSummary
 
@@ -66,44 +66,46 @@ def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Me
         parsed = quick_summary(header, preview=preview.decode("utf-8", "replace"))
     else:
         parsed = quick_summary(header, data.get(_TEXT_KEY) or b"")
-    flags, keywords = split_flags(data.get(b"FLAGS", ()))
-    received = _aware(data.get(b"INTERNALDATE"))
-    # Every field is built typed above; model_construct skips re-validating 50 of these.
-    return MessageSummary.model_construct(
-        id=message_id,
-        folder_id=folder_id,
-        subject=parsed.subject,
-        from_=parsed.from_,
-        to=parsed.to,
-        cc=parsed.cc,
-        date=parsed.date or received,
-        received_at=received,
-        size=int(data.get(b"RFC822.SIZE", 0)),
-        flags=flags,
-        keywords=keywords,
-        has_attachments=has_attachments(data.get(b"BODYSTRUCTURE")),
-        preview=parsed.preview,
-    )
+    attachments = has_attachments(data.get(b"BODYSTRUCTURE"))
+    size = int(data.get(b"RFC822.SIZE", 0))
+    return _summary(message_id, folder_id, data, parsed, size, attachments, parsed.preview)
 
 
 def whole_message(message_id: str, folder_id: str, data: dict[bytes, Any]) -> Message:
     """The full message from one FETCH of BODY[] with FLAGS, RFC822.SIZE and INTERNALDATE."""
     parsed = parse_message(data[b"BODY[]"])
-    flags, keywords = split_flags(data.get(b"FLAGS", ()))
-    received = _aware(data.get(b"INTERNALDATE"))
-    summary = MessageSummary(
-        id=message_id,
-        folder_id=folder_id,
-        subject=parsed.subject,
-        from_=parsed.from_,
-        to=parsed.to,
-        cc=parsed.cc,
-        date=parsed.date or received,
-        received_at=received,
-        size=int(data.get(b"RFC822.SIZE", len(data[b"BODY[]"]))),
-        flags=flags,
-        keywords=keywords,
-        has_attachments=parsed.has_attachments,
-        preview=parsed.preview,
+    size = int(data.get(b"RFC822.SIZE", len(data[b"BODY[]"])))
+    summary = _summary(
+        message_id, folder_id, data, parsed, size, parsed.has_attachments, parsed.preview
     )
     return to_message(summary, parsed)
+
+
+def _summary(
+    message_id: str,
+    folder_id: str,
+    data: dict[bytes, Any],
+    headers: HeaderSummary,
+    size: int,
+    attachments: bool,
+    preview: str,
+) -> MessageSummary:
+    """The summary of a FETCH answer (FLAGS, INTERNALDATE) and what was parsed of it."""
+    flags, keywords = split_flags(data.get(b"FLAGS", ()))
+    received = _aware(data.get(b"INTERNALDATE"))
+    # Every field is built typed; model_construct skips re-validating a page of these.
+    return MessageSummary.model_construct(
+        id=message_id,
+        folder_id=folder_id,
+        subject=headers.subject,
+        from_=headers.from_,
+        to=headers.to,
+        cc=headers.cc,
+        date=headers.date or received,
+        received_at=received,
+        size=size,
+        flags=flags,
+        keywords=keywords,
+        has_attachments=attachments,
+        preview=preview,
+    )

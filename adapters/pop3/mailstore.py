@@ -4,7 +4,7 @@ moves, copies, deletions. Everything here is one account's view; nothing talks P
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import func, insert, update
@@ -58,6 +58,19 @@ class MailStore:
                 return done
 
     # -- messages ----------------------------------------------------------------------
+
+    def _each(
+        self, session: Session, message_ids: Iterable[str], found: dict[str, bool]
+    ) -> Iterator[Pop3Message]:
+        """The rows of these ids; ``found`` records which ids named a message."""
+        for message_id in message_ids:
+            try:
+                row = self._load(session, message_id)
+            except NotFound:
+                found[message_id] = False
+                continue
+            found[message_id] = True
+            yield row
 
     def _load(self, session: Session, message_id: str) -> Pop3Message:
         row = session.exec(select(Pop3Message).where(Pop3Message.id == message_id)).first()
@@ -119,12 +132,7 @@ class MailStore:
     def change(self, message_ids: Iterable[str], change: MessageChange) -> dict[str, bool]:
         found: dict[str, bool] = {}
         with session_scope(self.engine) as session:
-            for message_id in message_ids:
-                try:
-                    row = self._load(session, message_id)
-                except NotFound:
-                    found[message_id] = False
-                    continue
+            for row in self._each(session, message_ids, found):
                 for name in _SYSTEM_FLAGS:
                     value = getattr(change, name)
                     if value is not None:
@@ -133,22 +141,15 @@ class MailStore:
                 keywords -= set(change.keywords_remove)
                 row.keywords = json.dumps(sorted(keywords))
                 session.add(row)
-                found[message_id] = True
         return found
 
     def move(self, message_ids: Iterable[str], folder_id: str) -> dict[str, bool]:
         found: dict[str, bool] = {}
         with session_scope(self.engine) as session:
             self.folders.target(session, folder_id)
-            for message_id in message_ids:
-                try:
-                    row = self._load(session, message_id)
-                except NotFound:
-                    found[message_id] = False
-                    continue
+            for row in self._each(session, message_ids, found):
                 row.folder_id = folder_id
                 session.add(row)
-                found[message_id] = True
         return found
 
     def copy(self, message_id: str, folder_id: str) -> MessageSummary:
@@ -167,17 +168,11 @@ class MailStore:
         found: dict[str, bool] = {}
         uidls: list[str] = []
         with session_scope(self.engine) as session:
-            for message_id in message_ids:
-                try:
-                    row = self._load(session, message_id)
-                except NotFound:
-                    found[message_id] = False
-                    continue
+            for row in self._each(session, message_ids, found):
                 if row.uidl and row.on_server:
                     uidls.append(row.uidl)
                 purge_row(row)
                 session.add(row)
-                found[message_id] = True
         return found, uidls
 
     def folder_of(self, message_id: str) -> str:
