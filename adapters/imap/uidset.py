@@ -12,7 +12,7 @@ def encode(uids: Iterable[int]) -> str:
     start: int | None = None
     previous = 0
     for uid in ordered:
-        if previous is not None and uid == previous + 1:
+        if start is not None and uid == previous + 1:
             previous = uid
             continue
         if start is not None:
