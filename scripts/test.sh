@@ -14,6 +14,7 @@ if [ ! -x /usr/sbin/dovecot ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     dovecot-core dovecot-imapd dovecot-pop3d >/dev/null
 fi
+./scripts/install-test-servers.sh  # Cyrus + Courier for the interop tests, beside Dovecot
 
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "starting PostgreSQL"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .courier import CourierServer, courier_missing
+from .cyrus import CyrusServer, cyrus_missing
 from .dovecot import DOVECOT_BIN, DovecotServer, MailUser
 from .net import SilentListener
 
@@ -33,6 +35,53 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
 def mail_user(dovecot: DovecotServer) -> MailUser:
     """A fresh user with an empty mailbox (only the auto-created special-use folders)."""
     return dovecot.add_user()
+
+
+@pytest.fixture(scope="session")
+def cyrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CyrusServer]:
+    """One real Cyrus IMAP 3.6 (IMAP, IMAPS, POP3, POP3S on 127.0.0.1) for the whole session."""
+    if missing := cyrus_missing():
+        pytest.fail(
+            f"{', '.join(missing)} not found: these tests need a real Cyrus IMAP. Install it"
+            " with scripts/install-test-servers.sh (scripts/test.sh runs it; it keeps Dovecot).",
+            pytrace=False,
+        )
+    server = CyrusServer(tmp_path_factory.mktemp("cyrus"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cyrus_user(cyrus: CyrusServer) -> MailUser:
+    """A fresh Cyrus user: empty INBOX, Drafts, Sent, Trash, Junk, Archive (special-use)."""
+    return cyrus.add_user()
+
+
+@pytest.fixture(scope="session")
+def courier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CourierServer]:
+    """One real Courier-IMAP 5 / Courier-POP3 (IMAP, IMAPS, POP3, POP3S on 127.0.0.1) for the
+    whole session. Only one Courier can run per machine (it uses /etc/courier)."""
+    if missing := courier_missing():
+        pytest.fail(
+            f"{', '.join(missing)} not found: these tests need a real Courier-IMAP. Install it"
+            " with scripts/install-test-servers.sh (scripts/test.sh runs it; it keeps Dovecot).",
+            pytrace=False,
+        )
+    server = CourierServer(tmp_path_factory.mktemp("courier"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def courier_user(courier: CourierServer) -> MailUser:
+    """A fresh Courier user with INBOX only, as a plain Courier install has (no Sent, Trash)."""
+    return courier.add_user()
 
 
 @pytest.fixture
