@@ -113,6 +113,19 @@ class MailboxTLSError(MailboxError):
     type = "mailbox-tls-failed"
 
 
+class MailboxBusy(MailboxError):
+    """The mailbox is there but will not open now: another session holds its lock (POP3
+    ``[IN-USE]``), or the server is in trouble for a moment (``[SYS/TEMP]``, RFC 3206).
+    Nothing is wrong with the account: the next round tries again. ``code`` is the response
+    code the server gave."""
+
+    type = "mailbox-busy"
+
+    def __init__(self, detail: str, code: str = "") -> None:
+        super().__init__(detail)
+        self.code = code
+
+
 class MailboxProtocolError(MailboxError):
     """The server answered something the protocol does not allow here."""
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from mailgate.domain.errors import MailboxError
+from mailgate.domain.errors import MailboxBusy, MailboxError
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.health_state import mark_failed, mark_working
 from mailgate.gateway.mailboxes import accounts_that
@@ -41,6 +41,11 @@ class MailPoller:
     def sync_one(self, account: Account) -> bool:
         try:
             self.gateway.mailboxes.adapter(account).refresh()
+        except MailboxBusy as exc:  # locked by another session: nothing wrong, next round
+            log.info(
+                "mailbox busy; next round", extra={"account_id": account.id, "error": exc.detail}
+            )
+            return False
         except MailboxError as exc:
             log.warning(
                 "background sync failed",

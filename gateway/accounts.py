@@ -150,7 +150,7 @@ def _renamed_id(id_: str, old_path: str, renamed: Folder) -> str:
     if path == old_path:
         return renamed.id
     if path is not None and path.startswith(old_path + delimiter):
-        return folder_id(renamed.path + path[len(old_path) :])
+        return folder_id(str(folder_path(renamed.id)) + path[len(old_path) :])
     return id_
 
 

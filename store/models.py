@@ -279,6 +279,12 @@ class ImapFolderState(SQLModel, table=True):
         description="The folder's UIDs as an IMAP sequence set, to tell which were expunged; "
         "null: not watched (yet), the next watched round takes a baseline.",
     )
+    flag_window: str | None = Field(
+        default=None,
+        sa_type=sa.Text,
+        description="Servers without CONDSTORE: JSON {uid: digest of its flags} of the newest "
+        "messages, to find flag changes by comparing.",
+    )
 
 
 class ImapOwnChange(SQLModel, table=True):
@@ -292,7 +298,10 @@ class ImapOwnChange(SQLModel, table=True):
     folder_path: str = Field(max_length=1000)
     uidvalidity: int = Field(sa_type=sa.BigInteger)
     uid: int = Field(sa_type=sa.BigInteger)
-    change: str = Field(max_length=16, description="created, updated or destroyed")
+    change: str = Field(
+        max_length=16,
+        description="created, updated, destroyed; made (a folder the API created, empty)",
+    )
     modseq: int | None = Field(default=None, sa_type=sa.BigInteger)
     created_at: datetime = _timestamp()
 

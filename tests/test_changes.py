@@ -21,8 +21,8 @@ def changes(box: Mailbox, since: str | None = None) -> dict[str, Any]:  # noqa: 
     return box.get("/changes", **params)  # type: ignore[no-any-return]
 
 
-def test_changes_through_the_api(box: Mailbox, dovecot: DovecotServer) -> None:  # noqa: F811
-    dovecot.deliver(box.user, dated(3))
+def test_changes_through_the_api(box: Mailbox) -> None:  # noqa: F811
+    box.server.deliver(box.user, dated(3))
     ids = [m["id"] for m in box.messages()]
     start = changes(box)["state"]
     assert changes(box, start)["created"] == []
@@ -64,12 +64,11 @@ def test_new_pop3_mail_is_a_change(
 
 def test_mark_seen_is_a_change_like_any_other(
     box: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
     gateway: Gateway,
 ) -> None:
     """?mark_seen=true marks the message read as a recorded change: once in the feed (and so
     as a message.updated webhook), never again from a watcher that sees the flag change."""
-    dovecot.deliver(box.user, dated(1))
+    box.server.deliver(box.user, dated(1))
     [listed] = box.messages()
     watch_round(gateway, box)  # the watcher's baseline: from here on it reports changes
     start = changes(box)["state"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.servers import MailServer
 from tests.helpers import account_body, assert_problem
 from tests.mail_factory import (
     dated,
@@ -28,37 +28,38 @@ def box(
     request: pytest.FixtureRequest,
     client: TestClient,
     auth: dict[str, str],
-    dovecot: DovecotServer,
-    mail_user: MailUser,
+    mail_server: MailServer,
 ) -> Mailbox:
-    port = dovecot.imap_port if request.param == "imap" else dovecot.pop3_port
-    body = account_body(request.param, port, mail_user)
+    user = mail_server.add_user()
+    port = mail_server.imap_port if request.param == "imap" else mail_server.pop3_port
+    body = account_body(request.param, port, user)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
-    return Mailbox(client, auth, response.json()["id"], mail_user)
+    return Mailbox(client, auth, response.json()["id"], user, mail_server)
+
+
+ROLES = {"sent": "Sent", "drafts": "Drafts", "trash": "Trash", "junk": "Junk", "archive": "Archive"}
 
 
 def test_folders(box: Mailbox) -> None:
     folders = box.folders()
     roles = {f["role"]: path for path, f in folders.items() if f["role"]}
-    assert roles == {
-        "inbox": "INBOX",
-        "sent": "Sent",
-        "drafts": "Drafts",
-        "trash": "Trash",
-        "junk": "Junk",
-        "archive": "Archive",
-    }
+    # POP3 folders are Mailgate's own; an IMAP server has the ones it has (Courier: INBOX)
+    have = set(ROLES.values()) if box.protocol() == "pop3" else set(box.server.special_folders)
+    assert roles == {"inbox": "INBOX"} | {r: p for r, p in ROLES.items() if p in have}
+    assert all(f["parent_id"] is None for f in folders.values())  # no INBOX. prefix shown
     parent = box.call("POST", "/folders", json={"name": "Projects"}).json()
-    child = box.call("POST", "/folders", json={"name": "Ünïcode 50%", "parent_id": parent["id"]})
+    assert parent["path"] == "Projects" and parent["parent_id"] is None
+    sep = parent["delimiter"] or "/"
+    child = box.call("POST", "/folders", json={"name": "Ünïcode & co", "parent_id": parent["id"]})
     assert child.status_code == 201, child.text
-    assert child.json()["path"] == "Projects/Ünïcode 50%"
+    assert child.json()["path"] == f"Projects{sep}Ünïcode & co"
+    assert child.json()["name"] == "Ünïcode & co"
     assert child.json()["parent_id"] == parent["id"]
     renamed = box.call("PATCH", f"/folders/{child.json()['id']}", json={"name": "Done"}).json()
-    assert renamed["path"] == "Projects/Done"
+    assert renamed["path"] == f"Projects{sep}Done"
     # the documented difference: IMAP folder ids follow the path, POP3 ones (ours) stay
-    protocol = box.client.get(box.base, headers=box.auth).json()["protocol"]
-    assert (renamed["id"] == child.json()["id"]) == (protocol == "pop3")
+    assert (renamed["id"] == child.json()["id"]) == (box.protocol() == "pop3")
     moved = box.call("PATCH", f"/folders/{renamed['id']}", json={"parent_id": None}).json()
     assert moved["path"] == "Done" and moved["parent_id"] is None
     assert_problem(box.call("POST", "/folders", json={"name": "Done"}), 409, "already-exists")
@@ -70,10 +71,24 @@ def test_folders(box: Mailbox) -> None:
     assert_problem(box.call("DELETE", "/folders/fld_nope"), 404, "not-found")
 
 
-def test_list_get_raw_attachment(box: Mailbox, dovecot: DovecotServer) -> None:
+def test_a_name_the_server_refuses_is_a_clear_problem(box: Mailbox) -> None:
+    """Cyrus refuses '%' (a LIST wildcard) in folder names; where a server refuses a name it
+    is a 422 with the server's words, and nothing else changes."""
+    before = set(box.folders())
+    made = box.call("POST", "/folders", json={"name": "50% off"})
+    if made.status_code == 201:
+        assert made.json()["name"] == "50% off"
+        assert set(box.folders()) == before | {"50% off"}
+    else:
+        problem = assert_problem(made, 422, "validation-error")
+        assert "refused" in str(problem["detail"])
+        assert set(box.folders()) == before
+
+
+def test_list_get_raw_attachment(box: Mailbox) -> None:
     payload = bytes(range(256)) * 100
     raw = message_with_attachments("=?utf-8?q?Gr=C3=BC=C3=9Fe?=", {"data.bin": payload})
-    dovecot.deliver(box.user, [*dated(2), raw])
+    box.server.deliver(box.user, [*dated(2), raw])
     items = box.messages()
     assert [m["subject"] for m in items] == ["Grüße", "Message 1", "Message 0"]
     top = items[0]
@@ -92,9 +107,9 @@ def test_list_get_raw_attachment(box: Mailbox, dovecot: DovecotServer) -> None:
         assert_problem(box.call("GET", f"/messages/{bad}"), 404, "not-found")
 
 
-def test_flags_keywords_and_filters(box: Mailbox, dovecot: DovecotServer) -> None:
-    dovecot.deliver(box.user, dated(4))
-    dovecot.deliver(
+def test_flags_keywords_and_filters(box: Mailbox) -> None:
+    box.server.deliver(box.user, dated(4))
+    box.server.deliver(
         box.user,
         [text_message("Rechnung März", "Betrag fällig", sender="Carol <carol@shop.example>")],
     )
@@ -124,23 +139,23 @@ def test_flags_keywords_and_filters(box: Mailbox, dovecot: DovecotServer) -> Non
     )
 
 
-def test_paging_is_exact_while_mail_arrives(box: Mailbox, dovecot: DovecotServer) -> None:
-    dovecot.deliver(box.user, dated(7))
+def test_paging_is_exact_while_mail_arrives(box: Mailbox) -> None:
+    box.server.deliver(box.user, dated(7))
     inbox = box.folder_id("INBOX")
     page = box.get("/messages", folder_id=inbox, limit=3)
     seen = [m["subject"] for m in page["items"]]
     while page["next_cursor"]:
-        dovecot.append(box.user, text_message("Late arrival"))
+        box.server.append(box.user, text_message("Late arrival"))
         page = box.get("/messages", folder_id=inbox, limit=3, cursor=page["next_cursor"])
         seen += [m["subject"] for m in page["items"]]
     assert seen == [f"Message {i}" for i in range(6, -1, -1)]
     assert box.messages(limit=1)[0]["subject"] == "Late arrival"
 
 
-def test_move_copy_delete_batch(box: Mailbox, dovecot: DovecotServer) -> None:
-    dovecot.deliver(box.user, dated(5))
+def test_move_copy_delete_batch(box: Mailbox) -> None:
+    box.server.deliver(box.user, dated(5))
     ids = [m["id"] for m in box.messages()]
-    archive = box.folder_id("Archive")
+    archive = box.folder("Archive")
     moved = box.call("PATCH", f"/messages/{ids[0]}", json={"folder_id": archive}).json()
     assert moved["id"] == ids[0] and moved["folder_id"] == archive
     assert [m["id"] for m in box.messages("Archive")] == [ids[0]]
@@ -172,10 +187,10 @@ def test_move_copy_delete_batch(box: Mailbox, dovecot: DovecotServer) -> None:
     ]  # ids[1] stayed; its copy is in Archive
 
 
-def test_has_attachments_agrees_everywhere(box: Mailbox, dovecot: DovecotServer) -> None:
+def test_has_attachments_agrees_everywhere(box: Mailbox) -> None:
     """The same rule on IMAP and POP3, in the list and in the whole message: an image the
     HTML shows by cid: is no attachment, a PDF beside it is."""
-    dovecot.deliver(
+    box.server.deliver(
         box.user,
         [message_with_inline_image("Inline only"), message_with_inline_image("With PDF", pdf=True)],
     )

@@ -19,6 +19,7 @@ from mailgate.gateway.tenants import issue_api_key
 from mailgate.store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.servers import MailServer
 from tests.helpers import account_body
 from tests.mail_factory import dated, text_message
 from tests.test_imap_mail import Mailbox
@@ -131,17 +132,24 @@ def test_a_failing_account_raises_account_error_once_and_recovers(
 
 def test_imap_changes_by_other_clients_become_events_once(
     events_gateway: Gateway,
-    dovecot: DovecotServer,
-    mail_user: MailUser,
+    mail_server: MailServer,
     receiver: Receiver,  # noqa: F811
 ) -> None:
+    """On each server of the matrix: new mail in INBOX and in another folder, and a flag
+    set by another client, each one signed webhook; a restarted gateway replays nothing."""
     from mailgate.events.poller import MailPoller
+
+    server, mail_user = mail_server, mail_server.add_user()
+    other = server.imap_client(mail_user)
+    if not other.folder_exists(server.folder_name("Archive")):  # plain Courier: INBOX only
+        other.create_folder(server.folder_name("Archive"))
+    other.logout()
 
     gw = events_gateway
     auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
-    dovecot.deliver(mail_user, dated(2))  # there before the account: not new mail
+    server.deliver(mail_user, dated(2))  # there before the account: not new mail
     with TestClient(create_app(gw)) as client:
-        body = account_body("imap", dovecot.imap_port, mail_user)
+        body = account_body("imap", server.imap_port, mail_user)
         account = client.post("/v1/accounts", json=body, headers=auth).json()
         events = ["message.created", "message.updated"]
         secret = client.post(
@@ -150,11 +158,9 @@ def test_imap_changes_by_other_clients_become_events_once(
         poller = MailPoller(gw, interval=1)
         assert poller.run_once() == 1 and receiver.requests == []  # nothing happened yet
 
-        uid = dovecot.append(
-            mail_user, text_message("Appended elsewhere", "Hello from Thunderbird")
-        )
-        dovecot.append(mail_user, text_message("In the archive", "Filed"), folder="Archive")
-        other = dovecot.imap_client(mail_user)
+        uid = server.append(mail_user, text_message("Appended elsewhere", "Hello from Thunderbird"))
+        server.append(mail_user, text_message("In the archive", "Filed"), folder="Archive")
+        other = server.imap_client(mail_user)
         other.select_folder("INBOX")
         other.add_flags([1], [b"\\Flagged"])
         other.logout()
@@ -166,7 +172,7 @@ def test_imap_changes_by_other_clients_become_events_once(
         poller.close()
         listed = {
             m["subject"]: m["id"]
-            for m in Mailbox(client, auth, account["id"], mail_user).messages()
+            for m in Mailbox(client, auth, account["id"], mail_user, server).messages()
         }
 
     bodies = verified(receiver, secret)

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.servers import MailServer
 from tests.helpers import account_body, assert_problem
 from tests.mail_factory import dated, message_with_attachments, text_message
 
@@ -26,9 +27,15 @@ class Mailbox:
     """The API as one client sees one account, plus the user behind it."""
 
     def __init__(
-        self, client: TestClient, auth: dict[str, str], account_id: str, user: MailUser
+        self,
+        client: TestClient,
+        auth: dict[str, str],
+        account_id: str,
+        user: MailUser,
+        server: MailServer,
     ) -> None:
         self.client, self.auth, self.account_id, self.user = client, auth, account_id, user
+        self.server = server
         self.base = f"/v1/accounts/{account_id}"
 
     def get(self, path: str, **params: Any) -> Any:
@@ -45,6 +52,17 @@ class Mailbox:
     def folder_id(self, path: str) -> str:
         return str(self.folders()[path]["id"])
 
+    def protocol(self) -> str:
+        return str(self.client.get(self.base, headers=self.auth).json()["protocol"])
+
+    def folder(self, path: str) -> str:
+        """The id of the folder at ``path``, created through the API first where the
+        mailbox has none (a plain Courier account has INBOX only)."""
+        if path not in self.folders():
+            made = self.call("POST", "/folders", json={"name": path})
+            assert made.status_code == 201, made.text
+        return self.folder_id(path)
+
     def messages(self, path: str = "INBOX", **params: Any) -> list[dict[str, Any]]:
         return list(self.get("/messages", folder_id=self.folder_id(path), **params)["items"])
 
@@ -56,7 +74,7 @@ def mailbox(
     body = account_body("imap", dovecot.imap_port, mail_user)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
-    return Mailbox(client, auth, response.json()["id"], mail_user)
+    return Mailbox(client, auth, response.json()["id"], mail_user, dovecot)
 
 
 def server_flags(

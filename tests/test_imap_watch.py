@@ -1,4 +1,4 @@
-"""What the IMAP watcher reports of changes made on a real Dovecot by other clients (new,
+"""What the IMAP watcher reports of changes made on each real server by other clients (new,
 expunged, re-flagged mail; folders made and removed), and that changes made through the API
 are reported once, by the API, never again by the watcher."""
 
@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mailgate.gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer
 from tests.harness.proxy import FaultProxy
+from tests.harness.servers import MailServer
 from tests.helpers import account_body, watch_round
 from tests.mail_factory import dated, text_message
 from tests.test_changes import changes
-from tests.test_imap_mail import Mailbox, mailbox  # noqa: F401  (fixture)
+from tests.test_imap_mail import Mailbox
 
 
 def delta(box: Mailbox, since: str) -> dict[str, Any]:
@@ -25,22 +27,31 @@ def delta(box: Mailbox, since: str) -> dict[str, Any]:
 NOTHING = {"created": [], "updated": [], "destroyed": []}
 
 
+@pytest.fixture
+def mailbox(client: TestClient, auth: dict[str, str], mail_server: MailServer) -> Mailbox:
+    """An IMAP account on each server of the matrix (Dovecot, Cyrus, Courier)."""
+    user = mail_server.add_user()
+    body = account_body("imap", mail_server.imap_port, user)
+    response = client.post("/v1/accounts", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    return Mailbox(client, auth, response.json()["id"], user, mail_server)
+
+
 def test_expunged_elsewhere_is_destroyed(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
-    dovecot.deliver(mailbox.user, dated(3))
+    mailbox.server.deliver(mailbox.user, dated(3))
     watch_round(gateway, mailbox)
     listed = {m["subject"]: m["id"] for m in mailbox.messages()}
     start = changes(mailbox)["state"]
 
-    other = dovecot.imap_client(mailbox.user)
+    other = mailbox.server.imap_client(mailbox.user)
     other.select_folder("INBOX")
     doomed = [uid for uid in other.search(["SUBJECT", "Message 1"])]
     other.delete_messages(doomed)
     other.expunge()
-    uid = dovecot.append(mailbox.user, text_message("Arrived meanwhile", "hi"))
+    uid = mailbox.server.append(mailbox.user, text_message("Arrived meanwhile", "hi"))
     other.logout()
     watch_round(gateway, mailbox)
 
@@ -53,17 +64,24 @@ def test_expunged_elsewhere_is_destroyed(
 
 def test_moved_elsewhere_is_destroyed_here_and_created_there(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
-    dovecot.deliver(mailbox.user, dated(2))
+    mailbox.server.deliver(mailbox.user, dated(2))
     watch_round(gateway, mailbox)
+    mailbox.folder("Archive")  # (a plain Courier account has none yet)
     first = mailbox.messages()[-1]
     start = changes(mailbox)["state"]
 
-    other = dovecot.imap_client(mailbox.user)
+    other = mailbox.server.imap_client(mailbox.user)
     other.select_folder("INBOX")
-    other.move([other.search(["SUBJECT", first["subject"]])[0]], "Archive")
+    found = other.search(["SUBJECT", first["subject"]])[0]
+    archive = mailbox.server.folder_name("Archive")
+    if other.has_capability("MOVE"):
+        other.move([found], archive)
+    else:  # as a client does where the server has no MOVE (Courier)
+        other.copy([found], archive)
+        other.delete_messages([found])
+        other.expunge()
     other.logout()
     watch_round(gateway, mailbox)
 
@@ -75,17 +93,17 @@ def test_moved_elsewhere_is_destroyed_here_and_created_there(
 
 def test_folders_made_and_removed_elsewhere(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
-    other = dovecot.imap_client(mailbox.user)
-    other.create_folder("Old")
+    other = mailbox.server.imap_client(mailbox.user)
+    other.create_folder(mailbox.server.folder_name("Old"))
     watch_round(gateway, mailbox)
     old = mailbox.folder_id("Old")
     start = changes(mailbox)["state"]
-    other.create_folder("Projects")
-    other.append("Projects", text_message("Filed at once", "plan"))
-    other.delete_folder("Old")
+    projects = mailbox.server.folder_name("Projects")
+    other.create_folder(projects)
+    other.append(projects, text_message("Filed at once", "plan"))
+    other.delete_folder(mailbox.server.folder_name("Old"))
     other.logout()
     watch_round(gateway, mailbox)
 
@@ -101,10 +119,9 @@ def test_folders_made_and_removed_elsewhere(
 
 def test_api_changes_are_not_reported_again_by_the_watcher(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
-    dovecot.deliver(mailbox.user, dated(4))
+    mailbox.server.deliver(mailbox.user, dated(4))
     watch_round(gateway, mailbox)
     ids = [m["id"] for m in mailbox.messages()]
     start = changes(mailbox)["state"]
@@ -126,7 +143,7 @@ def test_api_changes_are_not_reported_again_by_the_watcher(
     assert delta(mailbox, start) == by_api  # the watcher added nothing
 
     after_api = changes(mailbox, start)["state"]
-    other = dovecot.imap_client(mailbox.user)  # ... but still sees what others do next
+    other = mailbox.server.imap_client(mailbox.user)  # ... but still sees what others do next
     other.select_folder("INBOX")
     other.add_flags([other.search(["FLAGGED"])[0]], [b"\\Seen"])
     other.logout()
@@ -136,9 +153,9 @@ def test_api_changes_are_not_reported_again_by_the_watcher(
 
 def test_only_watched_folders_are_reported(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
+    mailbox.folder("Archive")
     inbox = mailbox.folder_id("INBOX")
     narrowed = mailbox.client.patch(
         mailbox.base, json={"watched_folders": [inbox]}, headers=mailbox.auth
@@ -146,8 +163,8 @@ def test_only_watched_folders_are_reported(
     assert narrowed.status_code == 200, narrowed.text
     watch_round(gateway, mailbox)
     start = changes(mailbox)["state"]
-    dovecot.append(mailbox.user, text_message("Filed unseen", "x"), folder="Archive")
-    dovecot.append(mailbox.user, text_message("To the inbox", "y"))
+    mailbox.server.append(mailbox.user, text_message("Filed unseen", "x"), folder="Archive")
+    mailbox.server.append(mailbox.user, text_message("To the inbox", "y"))
     watch_round(gateway, mailbox)
     assert delta(mailbox, start)["messages"]["created"] == [mailbox.messages()[0]["id"]]
 
@@ -157,7 +174,7 @@ def test_only_watched_folders_are_reported(
     assert widened.status_code == 200 and widened.json()["watched_folders"] is None
     watch_round(gateway, mailbox)  # Archive is watched again from here: old mail is not new
     middle = changes(mailbox)["state"]
-    dovecot.append(mailbox.user, text_message("Filed later", "z"), folder="Archive")
+    mailbox.server.append(mailbox.user, text_message("Filed later", "z"), folder="Archive")
     watch_round(gateway, mailbox)
     later = {m["subject"]: m["id"] for m in mailbox.messages("Archive")}["Filed later"]
     assert delta(mailbox, middle)["messages"] == {**NOTHING, "created": [later]}
@@ -165,18 +182,17 @@ def test_only_watched_folders_are_reported(
 
 def test_a_change_in_flight_elsewhere_waits_for_its_record(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
     """Another gateway process changing the mailbox through the API: the watcher here sees the
     change on the server before that process has recorded it as its own. It must neither
     report it nor move past it until the record is there, then skip it."""
     from mailgate.adapters.imap.own_changes import changing, flag_changes
 
-    dovecot.deliver(mailbox.user, dated(2))
+    mailbox.server.deliver(mailbox.user, dated(2))
     watch_round(gateway, mailbox)
     start = changes(mailbox)["state"]
-    other = dovecot.imap_client(mailbox.user)  # plays the other process's pooled connection
+    other = mailbox.server.imap_client(mailbox.user)  # plays the other process's pooled connection
     info = other.select_folder("INBOX")
     uid = other.search(["ALL"])[0]
     with changing(gateway.engine, mailbox.account_id, ["INBOX"]) as own:
@@ -195,8 +211,7 @@ def test_a_change_in_flight_elsewhere_waits_for_its_record(
 
 def test_watched_folders_follow_a_rename_through_the_api(
     gateway: Gateway,
-    mailbox: Mailbox,  # noqa: F811
-    dovecot: DovecotServer,
+    mailbox: Mailbox,
 ) -> None:
     later = mailbox.call("POST", "/folders", json={"name": "Later"}).json()
     soon = mailbox.call("POST", "/folders", json={"name": "Soon", "parent_id": later["id"]})
@@ -216,7 +231,7 @@ def test_watched_folders_follow_a_rename_through_the_api(
 
     watch_round(gateway, mailbox)
     start = changes(mailbox)["state"]
-    dovecot.append(mailbox.user, text_message("Still watched", "x"), folder=child)
+    mailbox.server.append(mailbox.user, text_message("Still watched", "x"), folder=child)
     watch_round(gateway, mailbox)
     assert delta(mailbox, start)["messages"]["created"] == [mailbox.messages(child)[0]["id"]]
 
@@ -234,7 +249,7 @@ def test_a_folder_the_server_refuses_does_not_stop_the_others(
             "/v1/accounts", json=account_body("imap", proxy.port, user), headers=auth
         )
         assert created.status_code == 201, created.text
-        box = Mailbox(client, auth, created.json()["id"], user)
+        box = Mailbox(client, auth, created.json()["id"], user, dovecot)
         start = changes(box)["state"]
 
         def refuse_locked(data: bytes) -> bytes | None:
@@ -255,3 +270,35 @@ def test_a_folder_the_server_refuses_does_not_stop_the_others(
         locked = box.messages("Locked")[0]["id"]
         assert delta(box, start)["messages"]["created"][-1] == locked
     other.logout()
+
+
+def test_a_view_of_all_mail_is_not_watched_by_default(
+    client: TestClient, auth: dict[str, str], gateway: Gateway, dovecot: DovecotServer
+) -> None:
+    """Gmail lists "[Gmail]/All Mail" with \\All (RFC 6154): every message of every label is
+    there too, so watching it would report each new message twice. The proxy answers LIST
+    for Dovecot as Gmail would, marking Archive \\All; named in watched_folders it is watched."""
+    user = dovecot.add_user()
+    with FaultProxy((dovecot.host, dovecot.imap_port)) as proxy:
+        proxy.rewrite(lambda line: line.replace(b"\\Archive)", b"\\All)"))
+        created = client.post(
+            "/v1/accounts", json=account_body("imap", proxy.port, user), headers=auth
+        )
+        assert created.status_code == 201, created.text
+        box = Mailbox(client, auth, created.json()["id"], user, dovecot)
+        assert box.folders()["Archive"]["role"] is None  # \All is no role of ours
+        watch_round(gateway, box)
+        start = changes(box)["state"]
+        dovecot.append(user, text_message("New", "x"))
+        dovecot.append(user, text_message("Its copy in All Mail", "x"), folder="Archive")
+        watch_round(gateway, box)
+        assert delta(box, start)["messages"]["created"] == [box.messages()[0]["id"]]
+
+        everything = [box.folder_id("INBOX"), box.folder_id("Archive")]
+        named = box.client.patch(box.base, json={"watched_folders": everything}, headers=box.auth)
+        assert named.status_code == 200, named.text
+        watch_round(gateway, box)  # a baseline for Archive: what was there is not new
+        middle = changes(box)["state"]
+        dovecot.append(user, text_message("Filed later", "y"), folder="Archive")
+        watch_round(gateway, box)
+        assert delta(box, middle)["messages"]["created"] == [box.messages("Archive")[0]["id"]]

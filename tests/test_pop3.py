@@ -1,5 +1,12 @@
 """What only POP3 needs: the store is the server-side state, the server policy is obeyed,
-and a sync loses and duplicates nothing."""
+and a sync loses and duplicates nothing.
+
+The tests about what a server does (sync, UIDL, policy, deletes on the server, raw bytes)
+run on Dovecot, Cyrus and Courier POP3 (``mail_server``; their UIDLs are
+``000000016b0d9ecc``, ``1796053438.1`` and ``UID1-1796053196``); those that need a
+Dovecot-only trick (the fault proxy's Dovecot answers, PostgreSQL) stay on ``dovecot``.
+Locks, temporary errors and stripped capabilities are in tests/test_pop3_servers.py.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from mailgate.gateway.context import Gateway
 from mailgate.gateway.tenants import issue_api_key
 from mailgate.store.models import Account
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.servers import MailServer
 from tests.helpers import account_body, assert_problem
 from tests.mail_factory import dated, text_message
 from tests.test_imap_mail import Mailbox
@@ -27,24 +35,31 @@ def database_url(sqlite_url: str) -> str:
     return sqlite_url
 
 
+@pytest.fixture
+def pop3_user(mail_server: MailServer) -> MailUser:
+    """A fresh user with an empty maildrop on the server under test."""
+    return mail_server.add_user()
+
+
 def add_pop3(
     client: TestClient,
     auth: dict[str, str],
-    dovecot: DovecotServer,
+    server: MailServer,
     user: MailUser,
     port: int | None = None,
     **extra: Any,
 ) -> Mailbox:
     """Add a POP3 account of ``user`` (through ``port``, e.g. a proxy's, when given)."""
-    body = account_body("pop3", port or dovecot.pop3_port, user, **extra)
+    body = account_body("pop3", port or server.pop3_port, user, **extra)
     response = client.post("/v1/accounts", json=body, headers=auth)
     assert response.status_code == 201, response.text
-    return Mailbox(client, auth, response.json()["id"], user)
+    return Mailbox(client, auth, response.json()["id"], user, server)
 
 
-def on_server(dovecot: DovecotServer, user: MailUser) -> list[bytes]:
-    """What a plain POP3 client downloads now, as the server sends it."""
-    pop = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=10)
+def on_server(server: MailServer, user: MailUser) -> list[bytes]:
+    """What a plain POP3 client downloads now, as the server sends it (poplib's RETR, lines
+    joined with CRLF: the message as it went over the wire, dot-stuffing undone)."""
+    pop = poplib.POP3(server.host, server.pop3_port, timeout=10)
     try:
         pop.user(user.username)
         pop.pass_(user.password)
@@ -54,21 +69,27 @@ def on_server(dovecot: DovecotServer, user: MailUser) -> list[bytes]:
         pop.quit()
 
 
+def subjects_on_server(server: MailServer, user: MailUser) -> list[str]:
+    return sorted(
+        m.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in on_server(server, user)
+    )
+
+
 def stored_rows(gateway: Gateway) -> int:
     with gateway.engine.connect() as connection:
         return int(connection.execute(sa.text("SELECT count(*) FROM pop3_message")).scalar_one())
 
 
 def test_phone_and_desktop_share_the_state(
-    client: TestClient, gateway: Gateway, dovecot: DovecotServer, mail_user: MailUser
+    client: TestClient, gateway: Gateway, mail_server: MailServer, pop3_user: MailUser
 ) -> None:
     """The seed's scenario: read and filed on the phone, read and filed on the desktop."""
     tenant = "household"
     phone = {"Authorization": f"Bearer {issue_api_key(gateway.engine, tenant).key}"}
     desktop = {"Authorization": f"Bearer {issue_api_key(gateway.engine, tenant).key}"}
-    dovecot.deliver(mail_user, [text_message("Your receipt", "Thanks for shopping")])
-    on_phone = add_pop3(client, phone, dovecot, mail_user)
-    on_desktop = Mailbox(client, desktop, on_phone.account_id, mail_user)
+    mail_server.deliver(pop3_user, [text_message("Your receipt", "Thanks for shopping")])
+    on_phone = add_pop3(client, phone, mail_server, pop3_user)
+    on_desktop = Mailbox(client, desktop, on_phone.account_id, pop3_user, mail_server)
 
     receipt = on_phone.messages()[0]
     assert on_phone.get(f"/messages/{receipt['id']}", mark_seen="true")["flags"]["seen"]
@@ -79,53 +100,59 @@ def test_phone_and_desktop_share_the_state(
     filed = on_desktop.messages("Receipts")
     assert [m["id"] for m in filed] == [receipt["id"]] and filed[0]["flags"]["seen"] is True
 
-    dovecot.append(mail_user, text_message("New offer"))
+    mail_server.append(pop3_user, text_message("New offer"))
     assert [m["subject"] for m in on_phone.messages()] == ["New offer"]
     assert [m["subject"] for m in on_desktop.messages()] == ["New offer"]
-    assert len(on_server(dovecot, mail_user)) == 2  # left on the server (the default)
+    assert len(on_server(mail_server, pop3_user)) == 2  # left on the server (the default)
 
 
 def test_never_downloads_twice_and_raw_is_what_the_server_sent(
     client: TestClient,
     auth: dict[str, str],
     gateway: Gateway,
-    dovecot: DovecotServer,
-    mail_user: MailUser,
+    mail_server: MailServer,
+    pop3_user: MailUser,
 ) -> None:
+    """The raw source is what the server sends on RETR, byte for byte, compared with what a
+    plain poplib RETR gets, not with the seeded bytes: servers rewrite line ends (Courier's
+    deliver stores LF and Courier serves CRLF; Cyrus and Dovecot serve a bare LF as CRLF)
+    and Cyrus serves a NUL-bearing line cut at the NUL."""
     odd = [
         b"Subject: bare LF\nFrom: a@example.com\n\nline one\nline two\n",
         b"Subject: NUL\r\n\r\nbefore\x00after\r\n",
         b"Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n",
     ]
-    dovecot.deliver(mail_user, odd)
-    box = add_pop3(client, auth, dovecot, mail_user)
+    mail_server.deliver(pop3_user, odd)
+    box = add_pop3(client, auth, mail_server, pop3_user)
     for _ in range(3):
         assert len(box.messages()) == 3
     assert stored_rows(gateway) == 3
-    served = on_server(dovecot, mail_user)
+    served = on_server(mail_server, pop3_user)
+    assert served[2] == odd[2]  # CRLF and dot-stuffing survive every server
     for message, expected in zip(reversed(box.messages()), served, strict=True):
         assert box.call("GET", f"/messages/{message['id']}/raw").content == expected
 
 
 def test_a_30_mb_message(
-    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+    client: TestClient, auth: dict[str, str], mail_server: MailServer, pop3_user: MailUser
 ) -> None:
     big = text_message("Huge", "x" * 70 + "\n").replace(b"x" * 70, b"y" * 70)
     body = (b"z" * 998 + b"\r\n") * 30_000  # 30 MB of long lines
     big = big.rstrip(b"\r\n") + b"\r\n" + body
-    dovecot.deliver(mail_user, [big])
-    box = add_pop3(client, auth, dovecot, mail_user)
+    mail_server.deliver(pop3_user, [big])
+    box = add_pop3(client, auth, mail_server, pop3_user)
     summary = box.messages()[0]
     assert summary["subject"] == "Huge" and summary["size"] == len(big)
+    # CRLF only: what every server serves is the seeded bytes (Courier stores LF, serves CRLF)
     assert box.call("GET", f"/messages/{summary['id']}/raw").content == big
 
 
 def test_leave_on_server_off_deletes_only_after_storing(
-    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+    client: TestClient, auth: dict[str, str], mail_server: MailServer, pop3_user: MailUser
 ) -> None:
-    dovecot.deliver(mail_user, dated(3))
-    box = add_pop3(client, auth, dovecot, mail_user, pop3={"leave_on_server": False})
-    assert on_server(dovecot, mail_user) == []
+    mail_server.deliver(pop3_user, dated(3))
+    box = add_pop3(client, auth, mail_server, pop3_user, pop3={"leave_on_server": False})
+    assert on_server(mail_server, pop3_user) == []
     assert [m["subject"] for m in box.messages()] == ["Message 2", "Message 1", "Message 0"]
 
 
@@ -133,12 +160,12 @@ def test_delete_after_days(
     client: TestClient,
     auth: dict[str, str],
     gateway: Gateway,
-    dovecot: DovecotServer,
-    mail_user: MailUser,
+    mail_server: MailServer,
+    pop3_user: MailUser,
 ) -> None:
-    dovecot.deliver(mail_user, dated(2))
-    box = add_pop3(client, auth, dovecot, mail_user, pop3={"delete_after_days": 7})
-    assert len(on_server(dovecot, mail_user)) == 2  # too young to go
+    mail_server.deliver(pop3_user, dated(2))
+    box = add_pop3(client, auth, mail_server, pop3_user, pop3={"delete_after_days": 7})
+    assert len(on_server(mail_server, pop3_user)) == 2  # too young to go
     old = datetime.now(UTC) - timedelta(days=8)
     with gateway.engine.begin() as connection:  # as if downloaded 8 days ago
         connection.execute(
@@ -146,44 +173,44 @@ def test_delete_after_days(
             {"old": old},
         )
     box.messages()
-    assert [m.split(b"Subject: ")[1][:9] for m in on_server(dovecot, mail_user)] == [b"Message 1"]
+    assert subjects_on_server(mail_server, pop3_user) == ["Message 1"]
     assert len(box.messages()) == 2  # still here, only gone from the server
 
 
 def test_permanent_delete_reaches_the_server_only_when_asked(
-    client: TestClient, auth: dict[str, str], dovecot: DovecotServer, mail_user: MailUser
+    client: TestClient, auth: dict[str, str], mail_server: MailServer, pop3_user: MailUser
 ) -> None:
-    dovecot.deliver(mail_user, dated(2))
-    box = add_pop3(client, auth, dovecot, mail_user)
+    mail_server.deliver(pop3_user, dated(2))
+    box = add_pop3(client, auth, mail_server, pop3_user)
     first = box.messages()[0]["id"]
     assert box.call("DELETE", f"/messages/{first}", params={"permanent": "true"}).status_code == 204
-    assert len(on_server(dovecot, mail_user)) == 2  # policy: leave it on the server
+    assert len(on_server(mail_server, pop3_user)) == 2  # policy: leave it on the server
     assert [m["subject"] for m in box.messages()] == ["Message 0"]  # and never fetched again
     patch = client.patch(box.base, json={"pop3": {"purge_on_server": True}}, headers=auth)
     assert patch.status_code == 200, patch.text
     box.messages()
-    assert len(on_server(dovecot, mail_user)) == 1
+    assert subjects_on_server(mail_server, pop3_user) == ["Message 0"]
     last = box.messages()[0]["id"]
     assert box.call("DELETE", f"/messages/{last}", params={"permanent": "true"}).status_code == 204
-    assert on_server(dovecot, mail_user) == []
+    assert on_server(mail_server, pop3_user) == []
 
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_messages_popped_by_another_client(
     client: TestClient,
     auth: dict[str, str],
-    dovecot: DovecotServer,
-    mail_user: MailUser,
+    mail_server: MailServer,
+    pop3_user: MailUser,
     keep: bool,
 ) -> None:
-    dovecot.deliver(mail_user, dated(2))
-    box = add_pop3(client, auth, dovecot, mail_user, pop3={"keep_server_deleted": keep})
+    mail_server.deliver(pop3_user, dated(2))
+    box = add_pop3(client, auth, mail_server, pop3_user, pop3={"keep_server_deleted": keep})
     flagged = box.messages()[0]["id"]
     state = box.get("/changes")["state"]
     box.call("PATCH", f"/messages/{flagged}", json={"flagged": True})
-    pop = poplib.POP3(dovecot.host, dovecot.pop3_port)
-    pop.user(mail_user.username)
-    pop.pass_(mail_user.password)
+    pop = poplib.POP3(mail_server.host, mail_server.pop3_port, timeout=10)
+    pop.user(pop3_user.username)
+    pop.pass_(pop3_user.password)
     pop.dele(1)
     pop.dele(2)
     pop.quit()
@@ -201,11 +228,11 @@ def test_two_syncs_at_once_never_duplicate(
     client: TestClient,
     auth: dict[str, str],
     gateway: Gateway,
-    dovecot: DovecotServer,
-    mail_user: MailUser,
+    mail_server: MailServer,
+    pop3_user: MailUser,
 ) -> None:
-    box = add_pop3(client, auth, dovecot, mail_user)
-    dovecot.deliver(mail_user, dated(300))
+    box = add_pop3(client, auth, mail_server, pop3_user)
+    mail_server.deliver(pop3_user, dated(300))
     with gateway.engine.connect() as connection:
         account = Account(
             **connection.execute(
@@ -229,18 +256,41 @@ def test_two_syncs_at_once_never_duplicate(
     assert len(box.messages(limit=200)) == 200
 
 
+def test_uidls_are_opaque_and_stable_across_syncs(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    mail_server: MailServer,
+    pop3_user: MailUser,
+) -> None:
+    """Whatever shape the server's UIDLs have, they are stored as the server says them, and
+    mail that arrives between syncs is told apart from mail already stored."""
+    mail_server.deliver(pop3_user, dated(2))
+    box = add_pop3(client, auth, mail_server, pop3_user)
+    assert len(box.messages()) == 2
+    mail_server.deliver(pop3_user, [text_message("Later")])
+    assert [m["subject"] for m in box.messages()] == ["Later", "Message 1", "Message 0"]
+    pop = poplib.POP3(mail_server.host, mail_server.pop3_port, timeout=10)
+    try:
+        pop.user(pop3_user.username)
+        pop.pass_(pop3_user.password)
+        served = {line.split(b" ", 1)[1].decode() for line in pop.uidl()[1]}
+    finally:
+        pop.quit()
+    with gateway.engine.connect() as connection:
+        stored = {
+            row[0] for row in connection.execute(sa.text("SELECT uidl FROM pop3_message")).all()
+        }
+    assert stored == served and len(served) == 3
+    assert stored_rows(gateway) == 3
+
+
 @pytest.fixture
 def pop3_proxy(dovecot: DovecotServer) -> Any:
     from tests.harness.proxy import FaultProxy
 
     with FaultProxy((dovecot.host, dovecot.pop3_port)) as proxy:
         yield proxy
-
-
-def subjects_on_server(dovecot: DovecotServer, user: MailUser) -> list[str]:
-    return sorted(
-        m.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in on_server(dovecot, user)
-    )
 
 
 def test_sync_cut_mid_retr_loses_and_duplicates_nothing(
@@ -285,7 +335,7 @@ def test_sync_cut_before_quit_keeps_the_mail_on_the_server_until_the_next_sync(
 
 
 def test_background_poller_fetches_new_mail_without_a_read(
-    tmp_path: Any, sqlite_url: str, dovecot: DovecotServer, mail_user: MailUser
+    tmp_path: Any, sqlite_url: str, mail_server: MailServer, pop3_user: MailUser
 ) -> None:
     import time
 
@@ -297,8 +347,8 @@ def test_background_poller_fetches_new_mail_without_a_read(
     upgrade(gw.engine)
     auth = {"Authorization": f"Bearer {issue_api_key(gw.engine, 't').key}"}
     with TestClient(create_app(gw, background=True)) as client:
-        add_pop3(client, auth, dovecot, mail_user)
-        dovecot.deliver(mail_user, dated(2))
+        add_pop3(client, auth, mail_server, pop3_user)
+        mail_server.deliver(pop3_user, dated(2))
         deadline = time.monotonic() + 15
         while stored_rows(gw) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -357,20 +407,40 @@ def test_pop3_store_on_postgresql(
     gw.close()
 
 
+@pytest.fixture
+def server_proxy(mail_server: MailServer) -> Any:
+    """A fault proxy in front of the POP3 port of the server under test."""
+    from tests.harness.proxy import FaultProxy
+
+    with FaultProxy((mail_server.host, mail_server.pop3_port)) as proxy:
+        yield proxy
+
+
 def test_sync_without_pipelining_fetches_one_by_one(
     client: TestClient,
     auth: dict[str, str],
-    gateway: Gateway,
-    dovecot: DovecotServer,
-    mail_user: MailUser,
-    pop3_proxy: Any,
+    mail_server: MailServer,
+    pop3_user: MailUser,
+    server_proxy: Any,
 ) -> None:
-    pop3_proxy.answer_instead(b"CAPA", b"+OK\r\nUIDL\r\nUSER\r\nTOP\r\n.\r\n")  # no PIPELINING
-    dovecot.deliver(mail_user, [*dated(3), b"Subject: dots\r\n\r\n..x\r\n.\r\n"])
-    box = add_pop3(client, auth, dovecot, mail_user, pop3_proxy.port)
+    """A server that announces neither PIPELINING nor TOP (the proxy answers CAPA for it):
+    one RETR in flight at a time, and TOP is never needed."""
+    sent: list[bytes] = []
+
+    def answer(data: bytes) -> bytes | None:
+        sent.append(data)
+        return b"+OK\r\nUIDL\r\nUSER\r\n.\r\n" if data.upper().startswith(b"CAPA") else None
+
+    server_proxy.answer_instead(answer)  # no PIPELINING, no TOP
+    mail_server.deliver(pop3_user, [*dated(3), b"Subject: dots\r\n\r\n..x\r\n.\r\n"])
+    box = add_pop3(client, auth, mail_server, pop3_user, server_proxy.port)
     assert [m["subject"] for m in box.messages()] == ["dots", "Message 2", "Message 1", "Message 0"]
     dots = box.messages()[0]["id"]
     assert box.call("GET", f"/messages/{dots}/raw").content == b"Subject: dots\r\n\r\n..x\r\n.\r\n"
+    commands = b"".join(sent).upper().split(b"\r\n")
+    assert sum(c.startswith(b"RETR ") for c in commands) == 4
+    assert all(chunk.upper().count(b"RETR ") <= 1 for chunk in sent)  # never two in flight
+    assert not any(c.startswith(b"TOP ") for c in commands)
 
 
 def test_a_sync_waits_while_another_holds_the_accounts_lease(
@@ -399,3 +469,39 @@ def test_a_sync_waits_while_another_holds_the_accounts_lease(
     leases.release(gateway.engine, name, "another-process")
     assert adapter.sync().downloaded == 2  # type: ignore[attr-defined]
     assert leases.acquire(gateway.engine, name, "another-process", timedelta(minutes=1))
+
+
+def test_a_sync_skipped_by_the_same_adapter_leaves_the_lease_to_the_first(
+    client: TestClient,
+    auth: dict[str, str],
+    gateway: Gateway,
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+) -> None:
+    """A read and the poller sync one account's shared adapter at once: the second skips,
+    and the first still releases the lease when done (it once released with the second's
+    id, which left the account unsynced until the lease lapsed)."""
+    import time
+
+    box = add_pop3(client, auth, dovecot, mail_user)
+    dovecot.deliver(mail_user, dated(300))
+    with Session(gateway.engine) as session:
+        account = session.get(Account, box.account_id)
+        assert account is not None
+    adapter: Any = gateway.mailboxes.adapter(account)
+    held = sa.text("SELECT count(*) FROM lease WHERE name = :name")
+    name = {"name": f"pop3-sync:{box.account_id}"}
+    first: list[Any] = []
+    thread = threading.Thread(target=lambda: first.append(adapter.sync()))
+    thread.start()
+    deadline = time.monotonic() + 10
+    with gateway.engine.connect() as connection:
+        while not connection.execute(held, name).scalar_one():
+            assert time.monotonic() < deadline
+            connection.rollback()
+            time.sleep(0.001)
+    assert adapter.sync().skipped
+    thread.join(60)
+    assert first[0].downloaded == 300
+    dovecot.deliver(mail_user, dated(1))
+    assert adapter.sync().downloaded == 1  # not skipped: the lease was released

@@ -23,6 +23,7 @@ from mailgate.store.migrate import upgrade
 from mailgate.store.models import Account, WebhookEvent
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.servers import MailServer
 from tests.helpers import account_body
 from tests.mail_factory import text_message
 from tests.test_events_e2e import verified
@@ -54,7 +55,7 @@ class Setup:
         self,
         tmp_path: Path,
         url: str,
-        server: DovecotServer,
+        server: MailServer,
         receiver: Receiver,  # noqa: F811
     ) -> None:
         self.settings = make_settings(tmp_path, url, allow_private_webhooks=True)
@@ -112,6 +113,39 @@ def setup(
     made.gw.close()
 
 
+@pytest.fixture
+def matrix(
+    tmp_path: Path,
+    sqlite_url: str,
+    mail_server: MailServer,
+    receiver: Receiver,  # noqa: F811
+) -> Iterator[Setup]:
+    """A watched account on each server of the matrix (Dovecot, Cyrus, Courier)."""
+    made = Setup(tmp_path, sqlite_url, mail_server, receiver)
+    yield made
+    made.gw.close()
+
+
+def test_each_server_reports_inbox_at_once_and_other_folders_by_rounds(matrix: Setup) -> None:
+    """INBOX by IDLE on every server; another folder by NOTIFY (Dovecot) or, where the server
+    has none (Cyrus, Courier), by the clock rounds."""
+    archive = matrix.server.folder_name("Archive")
+    other = matrix.server.imap_client(matrix.user)
+    if not other.folder_exists(archive):  # a plain Courier account has INBOX only
+        other.create_folder(archive)
+    other.logout()
+    watchers = matrix.watchers(interval=0.5)
+    try:
+        eventually(lambda: idling(watchers), "the watcher to idle")
+        matrix.server.append(matrix.user, text_message("To the inbox", "one"))
+        assert eventually(matrix.subjects, "the INBOX webhook") == ["To the inbox"]
+        matrix.server.append(matrix.user, text_message("Filed", "two"), folder="Archive")
+        expected = ["To the inbox", "Filed"]
+        eventually(lambda: matrix.subjects() == expected, "the Archive webhook")
+    finally:
+        watchers.close()
+
+
 def test_new_mail_is_reported_while_idling_and_after_a_dovecot_restart(setup: Setup) -> None:
     watchers = setup.watchers()
     try:
@@ -150,7 +184,8 @@ def test_notify_reports_other_folders_while_idling(setup: Setup) -> None:
         watchers.close()
 
 
-def test_two_gateway_processes_report_each_change_once(setup: Setup) -> None:
+def test_two_gateway_processes_report_each_change_once(matrix: Setup) -> None:
+    setup = matrix
     first = setup.watchers()
     second_gateway = setup.open_gateway()  # another `mailgate serve` on the same database
     second = setup.watchers(second_gateway)

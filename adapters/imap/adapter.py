@@ -19,11 +19,12 @@ from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.base import AliasStore, WatchRound
 from mailgate.adapters.imap import folders, uidplus
 from mailgate.adapters.imap.bodystructure import PartInfo, find_part
-from mailgate.adapters.imap.connect import open_imap
+from mailgate.adapters.imap.connect import logout_quietly, open_imap
 from mailgate.adapters.imap.idle import ImapWatch
 from mailgate.adapters.imap.messages import (
     apply_change,
     exists,
+    fetch_by_uid,
     list_page,
     locate,
     select,
@@ -45,7 +46,7 @@ from mailgate.adapters.transfer import make_decoder
 from mailgate.domain import ids
 from mailgate.domain.changes import ChangeSink
 from mailgate.domain.endpoint import MailboxEndpoint
-from mailgate.domain.errors import InvalidRequest, NotFound, NoTrashFolder
+from mailgate.domain.errors import InvalidRequest, NotFound
 from mailgate.domain.ids import MessageLocation, folder_id, folder_path
 from mailgate.domain.mail import (
     BatchResult,
@@ -93,9 +94,7 @@ class ImapAdapter:
 
     def verify(self) -> None:
         with logged_operation(log, self.endpoint.account_id, "imap.verify"):
-            client = open_imap(self.endpoint)
-            with contextlib.suppress(Exception):  # login succeeded, which is what was asked
-                client.logout()
+            logout_quietly(open_imap(self.endpoint))  # the login is what was asked
 
     def close(self) -> None:
         self.pool.close()
@@ -124,7 +123,8 @@ class ImapAdapter:
         def work(client: IMAPClient) -> Folder:
             with self._changing([ANY_FOLDER]) as own:
                 folder = folders.create(client, name, parent_id)
-                own.add(_folders_changed(set(), {folder.path}))
+                # "made", not "created": it was empty, so mail the watcher finds in it came later
+                own.add([OwnChange(folder_path(folder.id) or "", 0, 0, "made")])
             return folder
 
         return self._run("create_folder", work)
@@ -168,7 +168,7 @@ class ImapAdapter:
         def work(client: IMAPClient) -> Message:
             select_message(client, location)
             items = [b"BODY.PEEK[]", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE"]
-            data = client.fetch([location.uid], items).get(location.uid) or {}
+            data = fetch_by_uid(client, [location.uid], items).get(location.uid) or {}
             raw = data.get(b"BODY[]")
             if raw is None:
                 raise NotFound("message")
@@ -189,7 +189,7 @@ class ImapAdapter:
 
         def work(client: IMAPClient) -> PartInfo | None:
             select_message(client, location)
-            fetched = client.fetch([location.uid], [b"BODYSTRUCTURE"])
+            fetched = fetch_by_uid(client, [location.uid], [b"BODYSTRUCTURE"])
             data = fetched.get(location.uid)
             if data is None:
                 raise NotFound("message")
@@ -216,7 +216,7 @@ class ImapAdapter:
             def work(client: IMAPClient, start: int = start) -> bytes:
                 select_message(client, location)
                 item = b"BODY.PEEK[" + section + b"]<%d.%d>" % (start, CHUNK)
-                fetched = client.fetch([location.uid], [item])
+                fetched = fetch_by_uid(client, [location.uid], [item])
                 data = fetched.get(location.uid)
                 if data is None:
                     raise NotFound("message")
@@ -309,7 +309,7 @@ class ImapAdapter:
             groups.setdefault((location.path, location.uidvalidity), {})[location.uid] = id_
 
         def work(client: IMAPClient) -> None:
-            trash = _trash_path(client) if delete and not permanent else None
+            trash = folders.ensure_role(client, "trash") if delete and not permanent else None
             if target is not None:
                 _ensure_folder(client, target)
             for (path, validity), by_uid in groups.items():
@@ -427,13 +427,6 @@ def _target_path(folder_id: str) -> str:
 def _ensure_folder(client: IMAPClient, path: str) -> None:
     if not any(f.path == path and f.selectable for f in folders.list_raw(client)):
         raise InvalidRequest("the target folder does not exist")
-
-
-def _trash_path(client: IMAPClient) -> str:
-    path = folders.path_with_role(client, "trash")
-    if path is None:
-        raise NoTrashFolder("this mailbox has no trash folder; delete with permanent=true")
-    return path
 
 
 def _new_location(

@@ -1,17 +1,53 @@
-"""Open a logged-in IMAP connection with the endpoint's security, or raise an adapter error."""
+"""Open a logged-in IMAP connection with the endpoint's security, or raise an adapter error;
+close one whatever the server does; and the error for an answer Mailgate cannot read."""
 
 from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
+import re
+import ssl
 
 from imapclient import IMAPClient
-from imapclient.exceptions import LoginError
+from imapclient.exceptions import LoginError, ProtocolError
 from imapclient.util import to_unicode
 
 from mailgate.adapters._net import network_errors, set_nodelay
+from mailgate.adapters.imap import wire
 from mailgate.domain.endpoint import MailboxEndpoint
-from mailgate.domain.errors import MailboxAuthFailed, MailboxProtocolError, MailboxTLSError
+from mailgate.domain.errors import (
+    MailboxAuthFailed,
+    MailboxProtocolError,
+    MailboxTLSError,
+    MailboxUnreachable,
+)
+
+log = logging.getLogger("mailgate.imap")
+
+# What an answer Mailgate cannot read raises: imapclient's parse failures (ProtocolError) and
+# imaplib's own (imaplib.IMAP4.error both), and what a malformed answer makes the code reading
+# it raise. imaplib.IMAP4.abort (a dropped connection, a BYE) is an IMAP4.error too: callers
+# catch adapters.imap.pool.BROKEN first, and ask garbled() which aborts are of this kind.
+MALFORMED: tuple[type[Exception], ...] = (
+    imaplib.IMAP4.error,
+    KeyError,
+    ValueError,
+    IndexError,
+    TypeError,
+)
+# What code that handles a server's refusal of a command (a tagged NO or BAD: an
+# imaplib.IMAP4.error) must let through: a dropped connection, and an answer imapclient could
+# not parse (its ProtocolError is an IMAP4.error too). Catch these first and re-raise.
+NOT_A_REFUSAL: tuple[type[Exception], ...] = (imaplib.IMAP4.abort, ProtocolError)
+_GARBLED = re.compile(r"unexpected (tagged )?response")
+
+
+def garbled(exc: BaseException) -> bool:
+    """Whether imaplib (or imapclient) gave up on the connection because a line was not IMAP
+    at all (neither ``*``, ``+`` nor a tag we sent, RFC 3501 section 2.2.2): the server
+    answered wrongly, the connection did not drop."""
+    return isinstance(exc, imaplib.IMAP4.abort) and _GARBLED.search(str(exc)) is not None
 
 
 def server_words(exc: BaseException) -> str:
@@ -22,15 +58,56 @@ def server_words(exc: BaseException) -> str:
     return text.strip() or type(exc).__name__
 
 
+def protocol_error(
+    client: IMAPClient | None, where: str, exc: BaseException, account_id: str = ""
+) -> MailboxProtocolError:
+    """The error for an answer Mailgate cannot read or use (502 ``mailbox-protocol-error``):
+    its detail names the command and the server, the log line has the last lines of the
+    connection and the exception, LOGIN and AUTHENTICATE arguments redacted."""
+    command = (wire.last_command(client) if client is not None else "") or "the greeting"
+    reason = wire.redact(f"{type(exc).__name__}: {server_words(exc)}")
+    log.warning(
+        "imap answer not understood",
+        extra={
+            "account_id": account_id,
+            "server": where,
+            "command": command,
+            "error": reason[:1000],
+            "wire": wire.last_lines(client) if client is not None else [],
+        },
+        # a Python error from reading an answer may be our bug as well: keep its traceback
+        exc_info=None if isinstance(exc, imaplib.IMAP4.error) else exc,
+    )
+    short = reason if len(reason) <= 200 else reason[:199] + "…"
+    return MailboxProtocolError(
+        f"The mail server {where} answered {command} with something Mailgate cannot use ({short})."
+    )
+
+
 def open_imap(endpoint: MailboxEndpoint) -> IMAPClient:
+    where = f"{endpoint.host}:{endpoint.port}"
     with network_errors(endpoint.host, endpoint.port):
-        client = IMAPClient(
-            endpoint.host,
-            port=endpoint.port,
-            ssl=endpoint.security == "tls",
-            ssl_context=endpoint.ssl_context(),
-            timeout=endpoint.connect_timeout,
-        )
+        try:
+            client = IMAPClient(
+                endpoint.host,
+                port=endpoint.port,
+                ssl=endpoint.security == "tls",
+                ssl_context=endpoint.ssl_context(),
+                timeout=endpoint.connect_timeout,
+            )
+        except imaplib.IMAP4.abort as exc:
+            raise MailboxUnreachable(f"{where} closed the connection: {exc}") from exc
+        except ssl.SSLError:  # (a certificate error is a ValueError too): network_errors
+            raise
+        except MALFORMED as exc:
+            words = server_words(exc)
+            if words.upper().startswith("* BYE"):  # RFC 3501 section 7.1.5: it will not serve us
+                raise MailboxUnreachable(f"{where} refused the connection: {words}") from exc
+            raise protocol_error(None, where, exc, endpoint.account_id) from exc
+        wire.record(client)
+        # connect_timeout covers reaching the server and its greeting; commands from here on,
+        # the login included, may take read_timeout (Courier answers a wrong password after 5 s)
+        client.socket().settimeout(endpoint.read_timeout)
         # imapclient would turn dates into naive *local* time; keep their zone instead
         client.normalise_times = False
         try:
@@ -41,13 +118,18 @@ def open_imap(endpoint: MailboxEndpoint) -> IMAPClient:
         except LoginError as exc:
             _close_quietly(client)
             raise MailboxAuthFailed(server_words(exc)) from exc
-        except imaplib.IMAP4.error as exc:
+        except imaplib.IMAP4.abort as exc:
             _close_quietly(client)
-            raise MailboxProtocolError(server_words(exc)) from exc
+            raise MailboxUnreachable(f"{where} closed the connection: {exc}") from exc
+        except ssl.SSLError:  # STARTTLS: network_errors says what failed
+            _close_quietly(client)
+            raise
+        except MALFORMED as exc:
+            _close_quietly(client)
+            raise protocol_error(client, where, exc, endpoint.account_id) from exc
         except BaseException:
             _close_quietly(client)
             raise
-        client.socket().settimeout(endpoint.read_timeout)
     return client
 
 
@@ -55,6 +137,15 @@ def _starttls(client: IMAPClient, endpoint: MailboxEndpoint) -> None:
     if not client.has_capability("STARTTLS"):
         raise MailboxTLSError(f"{endpoint.host}:{endpoint.port} does not offer STARTTLS")
     client.starttls(endpoint.ssl_context())
+
+
+def logout_quietly(client: IMAPClient) -> None:
+    """LOGOUT and close, never raising: a server may close the connection after LOGOUT
+    without the tagged OK (RFC 3501 section 6.1.3 has it send BYE, then OK), or be gone."""
+    try:
+        client.logout()
+    except Exception:  # the connection is being abandoned anyway
+        _close_quietly(client)
 
 
 def _close_quietly(client: IMAPClient) -> None:

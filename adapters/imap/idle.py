@@ -15,6 +15,7 @@ from imapclient import IMAPClient
 
 from mailgate.adapters.base import WatchRound
 from mailgate.adapters.imap import wire
+from mailgate.adapters.imap.connect import NOT_A_REFUSAL
 from mailgate.adapters.imap.pool import connection_errors
 
 # Responses that mean the selected folder changed (RFC 3501 section 7.4, RFC 7162 VANISHED),
@@ -68,7 +69,7 @@ def notify_everywhere(client: IMAPClient) -> bool:
         return False
     try:
         typ = wire.command(client, b"NOTIFY", NOTIFY_SET)
-    except imaplib.IMAP4.abort:
+    except NOT_A_REFUSAL:
         raise
     except imaplib.IMAP4.error:
         return False
@@ -92,15 +93,15 @@ class ImapWatch:
     def __init__(self, client: IMAPClient, look: Callable[[IMAPClient], WatchRound]) -> None:
         self.client = client
         self._look = look
-        with connection_errors():
+        with connection_errors(client):
             self.everywhere = notify_everywhere(client)
 
     def round(self) -> WatchRound:
-        with connection_errors():
+        with connection_errors(self.client):
             return self._look(self.client)
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
-        with connection_errors():
+        with connection_errors(self.client):
             self.client.select_folder("INBOX", readonly=True)
             wait_for_change(self.client, seconds, stop)
 

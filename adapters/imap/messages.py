@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import ProtocolError
 
 from mailgate.adapters.base import AliasStore
 from mailgate.adapters.imap import uidset, wire
+from mailgate.adapters.imap.connect import NOT_A_REFUSAL
 from mailgate.adapters.imap.search import needs_utf8, search_criteria
-from mailgate.adapters.imap.summary import build_summary, summary_items
+from mailgate.adapters.imap.summary import TEXT_ITEM, TEXT_KEY, build_summary, summary_items
 from mailgate.domain.errors import CursorExpired, InvalidCursor, NotFound, Unsupported
 from mailgate.domain.ids import (
     Cursor,
@@ -22,6 +25,8 @@ from mailgate.domain.ids import (
     message_location,
 )
 from mailgate.domain.mail import MessageChange, MessageFilter, MessagePage, MessageSummary
+
+log = logging.getLogger("mailgate.imap")
 
 FLAG_NAMES = {
     "seen": b"\\Seen",
@@ -35,7 +40,9 @@ def select(client: IMAPClient, path: str) -> dict[bytes, Any]:
     """SELECT ``path``; an unknown folder is a 404, never a 500."""
     try:
         return dict(client.select_folder(path))
-    except imaplib.IMAP4.abort:
+    except (imaplib.IMAP4.abort, ProtocolError):
+        raise  # a dropped connection, or an answer that is not IMAP: not a missing folder
+    except NOT_A_REFUSAL:
         raise
     except imaplib.IMAP4.error as exc:
         raise NotFound("folder") from exc
@@ -103,14 +110,76 @@ def ids_for(aliases: AliasStore, path: str, validity: int, uids: list[int]) -> d
     }
 
 
+# -- summaries: one FETCH path ----------------------------------------------------------------
+
+# Items of a FETCH answer that an unsolicited one (a flag change, RFC 3501 section 7.4.1) also
+# carries; an answer with nothing else is no answer to the summary items.
+_UNSOLICITED_ITEMS = {b"SEQ", b"UID", b"FLAGS", b"MODSEQ"}
+
+
+def fetch_by_uid(
+    client: IMAPClient, ids: list[int], items: list[bytes], *, by_sequence: bool = False
+) -> dict[int, dict[bytes, Any]]:
+    """FETCH ``items`` of ``ids`` (UIDs; sequence numbers with ``by_sequence``) on the
+    selected folder: the answers about those messages, keyed by their UID item.
+
+    * A FETCH answer without UID is skipped, never guessed: RFC 3501 section 6.4.8 makes UID
+      part of every answer to a UID command, yet some servers and proxies leave it out
+      (nextcloud/mail#13507; chatmail/core skips them too). The message number of an answer
+      is never taken for its UID.
+    * Unsolicited FETCH answers during the command (RFC 3501 sections 5.2, 7.4.1; ProtonMail
+      Bridge sends FLAGS of other messages, getmail6/getmail6#93) count only when they are
+      about a message asked for; their items are merged into its answer, later ones win.
+      EXISTS and EXPUNGE on the way are left to imaplib: UIDs do not shift.
+    """
+    wanted = set(ids)
+    by_uid: dict[int, dict[bytes, Any]] = {}
+    for answer in wire.fetch(client, ids, items, uid=not by_sequence):
+        uid = answer.get(b"UID")
+        if uid is None:
+            log.info("skipping a FETCH answer without UID", extra={"seq": answer[b"SEQ"]})
+        elif (answer[b"SEQ"] if by_sequence else uid) in wanted:
+            by_uid.setdefault(uid, {}).update(answer)
+    return by_uid
+
+
+def fetch_summary_data(
+    client: IMAPClient, ids: list[int], *, by_sequence: bool = False
+) -> dict[int, dict[bytes, Any]]:
+    """The summary items of ``ids`` (:func:`fetch_by_uid`), keyed by UID: the one FETCH path
+    of lists and single summaries (each case in tests/test_imap_quirks.py).
+
+    * A message whose answer has nothing but FLAGS/MODSEQ (an unsolicited flag change, not
+      an answer to the summary items) is no summary.
+    * PREVIEW (RFC 8970) answered NIL, as Cyrus 3.6 does for messages it has not indexed
+      (delivered as files): the start of the body is fetched for those, and the preview
+      made from it as for servers without PREVIEW.
+    """
+    if not ids:
+        return {}
+    server_preview = client.has_capability("PREVIEW")
+    items = summary_items(server_preview)
+    by_uid = fetch_by_uid(client, ids, items, by_sequence=by_sequence)
+    by_uid = {uid: data for uid, data in by_uid.items() if set(data) - _UNSOLICITED_ITEMS}
+    if server_preview:
+        _body_starts(client, by_uid)
+    return by_uid
+
+
+def _body_starts(client: IMAPClient, by_uid: dict[int, dict[bytes, Any]]) -> None:
+    """``BODY.PEEK[TEXT]<0.2048>`` for the messages whose PREVIEW the server left NIL."""
+    missing = [uid for uid, data in by_uid.items() if not isinstance(data.get(b"PREVIEW"), bytes)]
+    if not missing:
+        return
+    for uid, answer in fetch_by_uid(client, missing, [b"UID", TEXT_ITEM]).items():
+        if uid in by_uid and TEXT_KEY in answer:
+            by_uid[uid][TEXT_KEY] = answer[TEXT_KEY]
+
+
 def fetch_summaries(
     client: IMAPClient, aliases: AliasStore, path: str, validity: int, uids: list[int]
 ) -> dict[int, MessageSummary]:
-    if not uids:
-        return {}
-    fetched = client.fetch(uids, summary_items(client.has_capability("PREVIEW")))
-    by_uid = {int(uid): data for uid, data in fetched.items()}  # imapclient keys by UID
-    return _summaries(aliases, path, validity, by_uid)
+    return _summaries(aliases, path, validity, fetch_summary_data(client, uids))
 
 
 def _summaries(
@@ -130,13 +199,7 @@ def newest_by_sequence(
     if exists <= 0:
         return MessagePage(items=[], next_cursor=None)
     first = max(1, exists - limit + 1)
-    client.use_uid = False
-    try:
-        items = summary_items(client.has_capability("PREVIEW"))
-        fetched = client.fetch(list(range(first, exists + 1)), items)
-    finally:
-        client.use_uid = True
-    by_uid = {int(data[b"UID"]): data for data in fetched.values() if b"UID" in data}
+    by_uid = fetch_summary_data(client, list(range(first, exists + 1)), by_sequence=True)
     summaries = _summaries(aliases, path, validity, by_uid)
     ordered = sorted(summaries, reverse=True)
     next_cursor = None
@@ -189,8 +252,7 @@ def list_page(
 def summary_of(
     client: IMAPClient, aliases: AliasStore, location: MessageLocation, id_: str | None = None
 ) -> MessageSummary:
-    fetched = client.fetch([location.uid], summary_items(client.has_capability("PREVIEW")))
-    data = fetched.get(location.uid)
+    data = fetch_summary_data(client, [location.uid]).get(location.uid)
     if data is None:
         raise NotFound("message")
     shown = (

@@ -20,7 +20,8 @@ from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from mailgate.adapters.imap.messages import folder_status
+from mailgate.adapters.imap import flagwindow, uidnext
+from mailgate.adapters.imap.messages import fetch_by_uid, folder_status
 from mailgate.store.db import session_scope
 from mailgate.store.models import ImapOwnChange, as_utc, utcnow
 
@@ -38,7 +39,7 @@ class OwnChange:
     path: str
     uidvalidity: int
     uid: int
-    change: str  # created, updated or destroyed
+    change: str  # created, updated or destroyed; made: a folder the API created (empty)
     modseq: int | None = None
 
 
@@ -90,16 +91,21 @@ def changing(engine: Engine | None, account_id: str, paths: Iterable[str]) -> It
 def flag_changes(
     client: IMAPClient, path: str, uidvalidity: int, uids: list[int]
 ) -> list[OwnChange]:
-    """The records for a flag change just made: with CONDSTORE, each message's new MODSEQ, so
-    only exactly this change is skipped (the server reports later ones with higher values).
-    Without CONDSTORE the watcher cannot see flag changes at all, so there is nothing to skip."""
-    if not uids or not client.has_capability("CONDSTORE"):
+    """The records for a flag change just made, with the version of each message's flags the
+    watcher will compare: the new MODSEQ with CONDSTORE, else a digest of the flags
+    (adapters.imap.flagwindow), so only exactly this change is skipped, never a later one."""
+    if not uids:
         return []
-    fetched = client.fetch(uids, [b"MODSEQ"])
+    if client.has_capability("CONDSTORE"):
+        fetched = fetch_by_uid(client, uids, [b"MODSEQ"])
+        return [
+            OwnChange(path, uidvalidity, int(uid), "updated", int(data[b"MODSEQ"][0]))
+            for uid, data in fetched.items()
+            if b"MODSEQ" in data
+        ]
     return [
-        OwnChange(path, uidvalidity, int(uid), "updated", int(data[b"MODSEQ"][0]))
-        for uid, data in fetched.items()
-        if b"MODSEQ" in data
+        OwnChange(path, uidvalidity, uid, "updated", digest)
+        for uid, digest in flagwindow.digests(client, uids).items()
     ]
 
 
@@ -117,17 +123,22 @@ class Arrivals:
         """The records of ``count`` messages just put there (none with UIDPLUS: COPYUID said)."""
         if self.before is None:
             return []
-        validity, uidnext = _next_uid(self.client, self.path)
-        if validity != self.before[0] or uidnext - self.before[1] != count:
+        after = _next_uid(self.client, self.path)
+        if after is None or after[0] != self.before[0] or after[1] - self.before[1] != count:
             return []
+        validity, next_uid = after
         return [
-            OwnChange(self.path, validity, uid, "created") for uid in range(self.before[1], uidnext)
+            OwnChange(self.path, validity, uid, "created")
+            for uid in range(self.before[1], next_uid)
         ]
 
 
-def _next_uid(client: IMAPClient, path: str) -> tuple[int, int]:
+def _next_uid(client: IMAPClient, path: str) -> tuple[int, int] | None:
+    """(UIDVALIDITY, UIDNEXT) by STATUS; None where the server leaves UIDNEXT out (then
+    nothing is recorded, and the watcher may report the gateway's own copy once more)."""
     status = folder_status(client, path, [b"UIDVALIDITY", b"UIDNEXT"])
-    return int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
+    next_uid = uidnext.of_status(status)
+    return None if next_uid is None else (int(status[b"UIDVALIDITY"]), next_uid)
 
 
 class OwnRecords:

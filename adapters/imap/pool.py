@@ -2,7 +2,15 @@
 
 A request borrows a connection for one operation and gives it back, so a long download
 (which borrows per chunk) never makes a list wait. A connection that broke while idle
-(server timeout, restart) is replaced and the operation retried once, transparently.
+(server timeout, restart, an untagged BYE) is replaced and the operation retried once,
+transparently.
+
+Every operation passes :meth:`ImapPool.run`, so this is where an answer the adapter cannot
+read becomes ``mailbox-protocol-error`` (HTTP 502) instead of a 500: whatever such an answer
+makes escape the operation (:data:`adapters.imap.connect.MALFORMED`) names the command and
+the server, is logged with the connection's last lines, and the connection is discarded,
+since its stream may be out of step. The next request gets a fresh one. Errors of our own
+(``mailgate.domain.errors``) and the refusals callers handle never reach this point.
 """
 
 from __future__ import annotations
@@ -19,14 +27,21 @@ from typing import TypeVar
 
 from imapclient import IMAPClient
 
-from mailgate.adapters.imap.connect import open_imap
+from mailgate.adapters.imap.connect import (
+    MALFORMED,
+    garbled,
+    logout_quietly,
+    open_imap,
+    protocol_error,
+)
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import MailboxTimeout, MailboxUnreachable
 
 T = TypeVar("T")
 log = logging.getLogger("mailgate.imap")
 
-# What a dropped or dead connection raises mid-command.
+# What a dropped or dead connection raises mid-command; imaplib raises abort for an untagged
+# BYE too (RFC 3501 section 7.1.5), before or after the command's tagged answer.
 BROKEN = (imaplib.IMAP4.abort, ConnectionError, EOFError, ssl.SSLError, socket.timeout, OSError)
 
 
@@ -46,31 +61,40 @@ class ImapPool:
         try:
             client, reused = self._checkout()
             try:
-                result = operation(client)
+                return self._attempt(client, operation)
             except BROKEN as exc:
-                self._discard(client)
                 if not reused:
                     raise _as_mailbox_error(exc) from exc
                 log.info(
                     "reconnecting after a dropped connection",
                     extra={"account_id": self.endpoint.account_id, "error": type(exc).__name__},
                 )
-                client = open_imap(self.endpoint)
-                try:
-                    result = operation(client)
-                except BROKEN as again:
-                    self._discard(client)
-                    raise _as_mailbox_error(again) from again
-                except BaseException:
-                    self._checkin(client)
-                    raise
-            except BaseException:
-                self._checkin(client)
-                raise
-            self._checkin(client)
-            return result
+            try:
+                return self._attempt(open_imap(self.endpoint), operation)
+            except BROKEN as again:
+                raise _as_mailbox_error(again) from again
         finally:
             self._slots.release()
+
+    def _attempt(self, client: IMAPClient, operation: Callable[[IMAPClient], T]) -> T:
+        """``operation`` on ``client``; the connection goes back to the pool unless it broke
+        (re-raised) or answered something unreadable (``MailboxProtocolError``)."""
+        where = f"{self.endpoint.host}:{self.endpoint.port}"
+        try:
+            result = operation(client)
+        except BROKEN as exc:
+            self._discard(client)
+            if garbled(exc):
+                raise protocol_error(client, where, exc, self.endpoint.account_id) from exc
+            raise
+        except MALFORMED as exc:
+            self._discard(client)
+            raise protocol_error(client, where, exc, self.endpoint.account_id) from exc
+        except BaseException:
+            self._checkin(client)
+            raise
+        self._checkin(client)
+        return result
 
     def _checkout(self) -> tuple[IMAPClient, bool]:
         now = time.monotonic()
@@ -99,17 +123,22 @@ class ImapPool:
             self._closed = True
             idle, self._idle = self._idle, []
         for _, client in idle:
-            with contextlib.suppress(Exception):
-                client.logout()
+            logout_quietly(client)
 
 
 @contextlib.contextmanager
-def connection_errors() -> Iterator[None]:
-    """A dropped or dead connection, as the mailbox error a caller handles."""
+def connection_errors(client: IMAPClient) -> Iterator[None]:
+    """Errors on a connection of its own (the watcher's), as the mailbox error a caller
+    handles: a dropped or dead connection, or an answer it cannot read (then the caller
+    closes the connection: the stream may be out of step)."""
     try:
         yield
     except BROKEN as exc:
+        if garbled(exc):
+            raise protocol_error(client, f"{client.host}:{client.port}", exc) from exc
         raise _as_mailbox_error(exc) from exc
+    except MALFORMED as exc:
+        raise protocol_error(client, f"{client.host}:{client.port}", exc) from exc
 
 
 def _as_mailbox_error(exc: BaseException) -> Exception:

@@ -132,6 +132,13 @@ def _classify(
     return match[0], False, match[1]
 
 
+def is_view(flags: Iterable[bytes | str]) -> bool:
+    """A special-use folder that shows mail kept in other folders too (RFC 6154 \\All, RFC
+    8457 \\Important, \\Flagged): Gmail's "[Gmail]/All Mail" holds every message of every
+    label, so watching it as well would report each new message twice."""
+    return any(flag in _FLAGS_WITHOUT_ROLE for flag in _lowered_flags(flags))
+
+
 def detect_role(
     path: str, flags: Iterable[bytes | str], delimiter: str | bytes | None
 ) -> Role | None:

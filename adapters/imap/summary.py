@@ -1,4 +1,8 @@
-"""FETCH items for a message list and the summary built from them."""
+"""FETCH items for a message list and the summary built from them.
+
+A summary is built from whatever the server answered: an item it left out or answered NIL
+(RFC 3501 nstring) leaves its field empty, never an error.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ def summary_items(server_has_preview: bool) -> list[bytes]:
 
 
 _HEADER_KEY = b"BODY[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
-_TEXT_KEY = b"BODY[TEXT]<0>"
+_HEADER_PREFIX = b"BODY[HEADER.FIELDS"
+TEXT_KEY = b"BODY[TEXT]<0>"
 
 SYSTEM_FLAGS = {
     b"\\seen": "seen",
@@ -37,12 +42,14 @@ SYSTEM_FLAGS = {
 }
 
 
-def split_flags(raw: tuple[bytes | str, ...] | list[Any]) -> tuple[Flags, list[str]]:
+def split_flags(raw: object) -> tuple[Flags, list[str]]:
     """System flags to booleans; keywords (RFC 3501 flag-keyword) as strings. \\Recent and
     \\Deleted are server bookkeeping, not shown."""
     flags = Flags()
     keywords: list[str] = []
-    for flag in raw:
+    for flag in raw if isinstance(raw, tuple | list) else ():
+        if not isinstance(flag, bytes | str | int):  # a keyword of digits lexes as a number
+            continue
         value = flag if isinstance(flag, bytes) else str(flag).encode()
         name = SYSTEM_FLAGS.get(value.lower())
         if name:
@@ -58,16 +65,33 @@ def _aware(value: object) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def header_block(data: dict[bytes, Any]) -> bytes:
+    """The header fields of a FETCH answer to :data:`HEADER_ITEM`.
+
+    Courier-IMAP 5 names the item in its answer with the field names quoted,
+    ``BODY[HEADER.FIELDS ("SUBJECT" "FROM" ...)]``, so the key is not the one asked for
+    (RFC 3501 section 7.4.2 has the server echo the section, and a quoted astring is the
+    same name): the one header item asked for is found by its start.
+    """
+    value = data.get(_HEADER_KEY)
+    if value is None:
+        value = next((v for k, v in data.items() if k.startswith(_HEADER_PREFIX)), None)
+    return value if isinstance(value, bytes) else b""
+
+
 def build_summary(message_id: str, folder_id: str, data: dict[bytes, Any]) -> MessageSummary:
-    """A summary from one FETCH response of :data:`SUMMARY_ITEMS`."""
-    header = data.get(_HEADER_KEY) or b""
+    """A summary from one FETCH response of :func:`summary_items` (with ``TEXT_KEY`` where
+    the server's PREVIEW was NIL)."""
+    header = header_block(data)
     preview = data.get(b"PREVIEW")
     if isinstance(preview, bytes):
         parsed = quick_summary(header, preview=preview.decode("utf-8", "replace"))
     else:
-        parsed = quick_summary(header, data.get(_TEXT_KEY) or b"")
+        text = data.get(TEXT_KEY)
+        parsed = quick_summary(header, text if isinstance(text, bytes) else b"")
     attachments = has_attachments(data.get(b"BODYSTRUCTURE"))
-    size = int(data.get(b"RFC822.SIZE", 0))
+    size = data.get(b"RFC822.SIZE")
+    size = size if isinstance(size, int) and size >= 0 else 0
     return _summary(message_id, folder_id, data, parsed, size, attachments, parsed.preview)
 
 

@@ -1,7 +1,7 @@
 """Changes made on the IMAP server by anyone else: new, expunged and re-flagged messages, and
 created or deleted folders, found by comparing STATUS (RFC 3501 section 6.3.10: MESSAGES,
 UIDNEXT, UIDVALIDITY, and HIGHESTMODSEQ where the server has CONDSTORE, RFC 7162) with the
-progress kept in the store. Only folders whose numbers moved are opened (read-only, EXAMINE).
+progress kept in the store. Only folders whose numbers moved are opened (SELECT: see _open).
 
 Progress per folder survives restarts, so nothing that came while the gateway was down is
 missed and nothing old is replayed. The first round of an account takes a baseline without
@@ -27,16 +27,18 @@ from sqlmodel import Session, col, delete
 from sqlmodel import select as sql_select
 
 from mailgate.adapters.base import AliasStore, WatchRound
-from mailgate.adapters.imap import folders, uidset
-from mailgate.adapters.imap.connect import server_words
+from mailgate.adapters.imap import flagwindow, folders, uidnext, uidset
+from mailgate.adapters.imap.connect import NOT_A_REFUSAL, server_words
 from mailgate.adapters.imap.messages import (
     all_uids,
+    fetch_by_uid,
     fetch_summaries,
     folder_status,
     ids_for,
     unselect,
 )
 from mailgate.adapters.imap.own_changes import OwnRecords
+from mailgate.adapters.imap.roles import is_view
 from mailgate.domain.changes import ChangeSink, Event, payload
 from mailgate.domain.ids import folder_id
 from mailgate.store.db import session_scope
@@ -128,9 +130,7 @@ class _Poll:
         seen: list[_Seen] = []
         for entry in listed:
             before = self.known.get(entry.path)
-            if not entry.selectable or (
-                self.watched is not None and entry.path not in self.watched
-            ):
+            if not entry.selectable or not self._watches(entry):
                 if before is None or before.uids is not None:
                     state = _unwatched(self.account_id, entry.path)
                     seen.append(_Seen(entry.path, state, new_folder=entry.path in made))
@@ -139,7 +139,7 @@ class _Poll:
                 before = _empty(self.account_id, entry.path)
             try:
                 found = self._folder(entry.path, before)
-            except imaplib.IMAP4.abort:
+            except NOT_A_REFUSAL:
                 raise
             except imaplib.IMAP4.error as exc:
                 self._refused(entry.path, exc)  # and the other folders go on
@@ -165,8 +165,10 @@ class _Poll:
                 continue
             validity = found.state.uidvalidity
             if found.new_folder and own.take(found.path, 0, 0, "created"):
-                found.new_folder = False  # the API made (or renamed) it: its mail is not new
+                found.new_folder = False  # the API renamed it here: its mail is not new
                 found.created = []
+            elif found.new_folder and own.take(found.path, 0, 0, "made"):
+                found.new_folder = False  # the API made it empty: mail in it came since
             found.created = [  # (mail the API put there itself)
                 u for u in found.created if not own.take(found.path, validity, u, "created")
             ]
@@ -187,7 +189,7 @@ class _Poll:
                 if found.new_folder:
                     mine.insert(0, self._folder_event(listed, by_path[found.path]))
                 events += mine  # all of the folder's events, or (on an error) none
-            except imaplib.IMAP4.abort:
+            except NOT_A_REFUSAL:
                 raise
             except imaplib.IMAP4.error as exc:  # e.g. deleted since: its progress stays as it was
                 self._refused(found.path, exc)
@@ -197,6 +199,13 @@ class _Poll:
         if kept or gone or events or own.matched:
             self._save(kept, gone, events, own)
         return result
+
+    def _watches(self, entry: folders.ListedFolder) -> bool:
+        """Whether the folder's messages are watched: the ones named in ``watched``, else
+        every folder but views of mail kept elsewhere (Gmail's All Mail: roles.is_view)."""
+        if self.watched is not None:
+            return entry.path in self.watched
+        return not is_view(entry.flags)
 
     def _refused(self, path: str, exc: imaplib.IMAP4.error) -> None:
         """A folder the server would not open or report on (no right to, deleted meanwhile):
@@ -221,26 +230,45 @@ class _Poll:
                 )
             return self._baseline(path)
         now = (
-            int(status[b"UIDNEXT"]),
+            uidnext.of_status(status),
             int(status[b"MESSAGES"]),
             int(status[b"HIGHESTMODSEQ"]) if self.condstore else None,
         )
-        if (before.uidnext, before.messages, before.highestmodseq) == now and before.uidvalidity:
-            return None
-        return self._changes(path, before)
+        # Without UIDNEXT in STATUS (mail.163.com, modern-email/defects #15), one message
+        # gone and one come leave the counts alike: such a folder is opened every round.
+        unchanged = (before.uidnext, before.messages, before.highestmodseq) == now
+        if unchanged and before.uidvalidity and now[0] is not None and self.condstore:
+            return None  # without CONDSTORE only the flags themselves tell (flagwindow)
+        found = self._changes(path, before)
+        if found.created or found.vanished or found.changed or _moved_on(before, found.state):
+            return found
+        return None  # opened for nothing (no CONDSTORE): no progress to write either
 
     def _baseline(self, path: str) -> _Seen:
-        selected = self.client.select_folder(path, readonly=True)
+        selected = self._open(path)
         uids = all_uids(self.client) if int(selected[b"EXISTS"]) else set()
-        return _Seen(path, self._state(path, selected, uids, None))
+        return _Seen(path, self._state(path, selected, uids, None, self._flags(uids)))
+
+    def _open(self, path: str) -> dict[bytes, Any]:
+        """SELECT, not EXAMINE: Courier-IMAP gives new mail its UIDs for good only in a
+        read-write session; what a read-only one sees may be renumbered by the next (seen on
+        the test matrix: a message appended meanwhile took the UID of one delivered before).
+        Nothing here changes a message (summaries are fetched with BODY.PEEK)."""
+        return dict(self.client.select_folder(path))
+
+    def _flags(self, uids: set[int]) -> dict[int, int] | None:
+        """Without CONDSTORE: the flag digests of the folder's newest messages."""
+        if self.condstore:
+            return None
+        return flagwindow.digests(self.client, flagwindow.window(uids))
 
     def _changes(self, path: str, before: ImapFolderState) -> _Seen:
-        selected = self.client.select_folder(path, readonly=True)
+        selected = self._open(path)
         if before.uidvalidity not in (int(selected[b"UIDVALIDITY"]), 0):
             return self._baseline(path)
         known = uidset.decode(before.uids or "")
         current = set(known)
-        if int(selected[b"UIDNEXT"]) > before.uidnext:
+        if uidnext.of_selected(self.client, selected) > before.uidnext:
             found = self.client.search(["UID", f"{before.uidnext}:*"])
             current |= {u for u in found if u >= before.uidnext}
         if len(current) != int(selected[b"EXISTS"]):
@@ -250,34 +278,45 @@ class _Poll:
         if self.condstore and before.highestmodseq is not None:
             # SEARCH MODSEQ (RFC 7162 section 3.1.5): changed since the last round, and the
             # highest mod-sequence among them, up to which this round has seen
-            found = self.client.search(["MODSEQ", str(before.highestmodseq + 1)])
-            seen_modseq = getattr(found, "modseq", None)
-            uids = sorted(int(u) for u in found if int(u) in known & current)
+            found, seen_modseq = _changed_since(self.client, before.highestmodseq)
+            uids = sorted(u for u in found if u in known & current)
             if uids:
-                fetched = self.client.fetch(uids, [b"MODSEQ"])
-                changed = {int(u): _modseq(d) for u, d in fetched.items()}
+                fetched = fetch_by_uid(self.client, uids, [b"MODSEQ"])
+                changed = {u: _modseq(d) for u, d in fetched.items()}
+        flags = self._flags(current)
+        if flags is not None:  # no CONDSTORE: what differs from last round's window
+            last = flagwindow.decode(before.flag_window)
+            changed = {
+                u: v for u, v in flagwindow.changed(last, flags).items() if u in known & current
+            }
         return _Seen(
             path,
-            self._state(path, selected, current, seen_modseq),
+            self._state(path, selected, current, seen_modseq, flags),
             created=sorted(current - known),
             vanished=sorted(known - current),
             changed=changed,
         )
 
     def _state(
-        self, path: str, selected: dict[bytes, Any], uids: set[int], seen_modseq: int | None
+        self,
+        path: str,
+        selected: dict[bytes, Any],
+        uids: set[int],
+        seen_modseq: int | None,
+        flags: dict[int, int] | None,
     ) -> ImapFolderState:
-        uidnext = max(int(selected[b"UIDNEXT"]), max(uids, default=0) + 1)
+        next_uid = max(uidnext.of_selected(self.client, selected), max(uids, default=0) + 1)
         highest = selected.get(b"HIGHESTMODSEQ") if self.condstore else None
         modseq = None if highest is None else max(int(highest), seen_modseq or 0)
         return ImapFolderState(
             account_id=self.account_id,
             folder_path=path,
             uidvalidity=int(selected[b"UIDVALIDITY"]),
-            uidnext=uidnext,
+            uidnext=next_uid,
             highestmodseq=modseq,
             messages=len(uids),
             uids=uidset.encode(uids),
+            flag_window=None if flags is None else flagwindow.encode(flags),
         )
 
     def _message_events(self, found: _Seen) -> list[Event]:
@@ -286,7 +325,7 @@ class _Poll:
         validity = found.state.uidvalidity
         events: list[Event] = []
         if found.created or found.changed:
-            self.client.select_folder(found.path, readonly=True)
+            self._open(found.path)
         created = fetch_summaries(self.client, self.aliases, found.path, validity, found.created)
         for uid in sorted(created):
             events.append(Event("message", created[uid].id, "created", payload(created[uid])))
@@ -305,7 +344,7 @@ class _Poll:
     def _folder_event(
         self, listed: list[folders.ListedFolder], entry: folders.ListedFolder
     ) -> Event:
-        folder = folders.describe(listed, entry, *folders.counts(self.client, entry))
+        folder = folders.describe(self.client, listed, entry, *folders.counts(self.client, entry))
         return Event("folder", folder.id, "created", payload(folder))
 
     def _save(
@@ -323,6 +362,23 @@ class _Poll:
                 session.merge(found.state)
             own.save(session)
             self.changes(session, events)
+
+
+def _changed_since(client: IMAPClient, modseq: int) -> tuple[list[int], int | None]:
+    """UID SEARCH MODSEQ (RFC 7162 section 3.1.5): the UIDs changed after ``modseq`` and the
+    highest mod-sequence among them. Cyrus 3.6 answers no match as ``* SEARCH (MODSEQ n)``,
+    without UIDs, which section 3.1.5 forbids and imapclient cannot parse: that is none."""
+    try:
+        found = client.search(["MODSEQ", str(modseq + 1)])
+    except ValueError:  # imapclient's "unexpected message list format"
+        return [], None
+    return [int(u) for u in found], getattr(found, "modseq", None)
+
+
+def _moved_on(before: ImapFolderState, now: ImapFolderState) -> bool:
+    """Whether the progress kept for a folder changed (so it must be written)."""
+    fields = ("uidvalidity", "uidnext", "highestmodseq", "messages", "uids", "flag_window")
+    return any(getattr(before, name) != getattr(now, name) for name in fields)
 
 
 def _modseq(data: dict[bytes, Any]) -> int | None:

@@ -1,17 +1,29 @@
 """What imapclient does not offer, done through its internals, in this one module.
 
 imapclient has no public way to read the session state, drop stale untagged responses, send
-a command it does not know (NOTIFY, RFC 5465; ESEARCH's SEARCH RETURN, RFC 4731) or read the
-untagged codes of UID COPY/MOVE (COPYUID, RFC 4315). Everything here leans on
-``IMAPClient._imap`` (its imaplib.IMAP4), ``_raw_command*`` and ``_normalise_folder``; the
-imapclient range in pyproject.toml is the one tests/unit/test_imap_wire.py checks them on.
+a command it does not know (NOTIFY, RFC 5465; ESEARCH's SEARCH RETURN, RFC 4731), read the
+untagged codes of UID COPY/MOVE (COPYUID, RFC 4315), read each FETCH answer on its own (its
+``fetch`` merges them) or see the lines a connection sent and read. Everything here leans on
+``IMAPClient._imap`` (its imaplib.IMAP4: ``_command``, ``_command_complete``,
+``_untagged_response``, the ``_mesg`` debug hook), ``_raw_command*``, ``_checkok``,
+``_normalise_folder`` and imapclient's response parser; the imapclient range in
+pyproject.toml is the one tests/unit/test_imap_wire.py checks them on.
 """
 
 from __future__ import annotations
 
+import re
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from imapclient import IMAPClient
+from imapclient.datetime_util import parse_to_datetime
+from imapclient.exceptions import ProtocolError
+from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
+from imapclient.response_parser import gen_parsed_response
+from imapclient.response_types import BodyData
 
 
 def is_selected(client: IMAPClient) -> bool:
@@ -53,3 +65,158 @@ def error(client: IMAPClient) -> type[Exception]:
     """The exception a refused command raises (imaplib.IMAP4.error)."""
     error_type: type[Exception] = client._imap.error
     return error_type
+
+
+# -- FETCH, one answer at a time (RFC 3501 sections 6.4.5, 7.4.2) -------------------------------
+
+
+def fetch(
+    client: IMAPClient, ids: Sequence[int], items: Sequence[bytes], *, uid: bool = True
+) -> list[dict[bytes, Any]]:
+    """``[UID] FETCH ids (items)`` and every untagged FETCH the server sent while it ran, each
+    answer on its own, as :func:`fetch_answers` reads them.
+
+    imapclient's ``fetch`` merges answers by key and keys them by sequence number when an
+    answer carries no UID, so an unsolicited FETCH of another message (RFC 3501 section
+    7.4.1 lets a server send one during any command) could be merged into the message of
+    the same number. Here nothing is merged: the caller picks the answers it asked for.
+    """
+    if not ids:
+        return []
+    imap = client._imap
+    drop_untagged(client, "FETCH")  # answers to earlier commands are not this one's
+    args: list[str | bytes] = ["FETCH", join_message_ids(ids), seq_to_parenstr_upper(items)]
+    if uid:
+        args.insert(0, "UID")
+    tag = imap._command(*args)
+    typ, data = imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    _, data = imap._untagged_response(typ, data, "FETCH")
+    return fetch_answers(data, normalise_times=bool(client.normalise_times))
+
+
+def fetch_answers(data: list[Any], normalise_times: bool = False) -> list[dict[bytes, Any]]:
+    """imaplib's untagged FETCH data, one dict per answer: item names upper-cased as the
+    server wrote them (``BODY[HEADER.FIELDS ("SUBJECT")]`` stays quoted), ``b"SEQ"`` the
+    message number, ``b"UID"`` an int where the answer has a UID, else absent.
+
+    The frame must be IMAP (else imapclient's ProtocolError); inside it an item that cannot
+    be converted stays as parsed: an INTERNALDATE that is not a date is None, a
+    BODYSTRUCTURE imapclient cannot shape (NIL where a string belongs) the raw tuple, which
+    adapters.imap.bodystructure reads too.
+    """
+    if not data or data == [None]:
+        return []
+    tokens = gen_parsed_response(data)
+    answers: list[dict[bytes, Any]] = []
+    for seq in tokens:
+        items = next(tokens, None)
+        if not isinstance(seq, int) or not isinstance(items, tuple) or len(items) % 2:
+            raise ProtocolError(f"not a FETCH answer: {seq!r} {items!r}"[:300])
+        answer: dict[bytes, Any] = {b"SEQ": seq}
+        for name, value in zip(items[::2], items[1::2], strict=True):
+            if not isinstance(name, bytes):
+                raise ProtocolError(f"not a FETCH item name: {name!r}"[:300])
+            key = name.upper()
+            converted = _convert(key, value, normalise_times)
+            if converted is not _DROP:
+                answer[key] = converted
+        answers.append(answer)
+    return answers
+
+
+_DROP = object()
+
+
+def _convert(key: bytes, value: Any, normalise_times: bool) -> Any:
+    if key == b"UID":  # a UID that is not a number is no UID
+        return value if isinstance(value, int) and value > 0 else _DROP
+    if key == b"INTERNALDATE":
+        try:
+            return parse_to_datetime(value, normalise=normalise_times)
+        except (TypeError, ValueError, IndexError, AttributeError):
+            return None
+    if key in (b"BODY", b"BODYSTRUCTURE") and isinstance(value, tuple) and value:
+        try:
+            return BodyData.create(value)
+        except (TypeError, ValueError, IndexError):
+            return value
+    return value
+
+
+# -- what went over the wire, for the log --------------------------------------------------------
+
+_WIRE_LINES = 16
+# the command word and what follows it; not LOGINDISABLED or LOGIN-REFERRALS (capabilities)
+_SECRET = re.compile(r"\b(LOGIN|AUTHENTICATE)\s.*", re.IGNORECASE | re.DOTALL)
+
+
+_SENT = re.compile(r"> b?['\"]\S+ (\S+)(?: (\S+))?")
+
+
+class _WireLog:
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=_WIRE_LINES)
+        self.command = ""  # the name imaplib completes the command under ("UID", "FETCH")
+        self.sent: list[str] = []  # the first two words of the last command line logged
+
+    def add(self, line: str) -> None:
+        self.lines.append(redact(line[:500]))
+        sent = _SENT.match(line)
+        if sent is not None:
+            self.sent = [word.upper() for word in sent.groups() if word]
+
+
+_logs: WeakKeyDictionary[Any, _WireLog] = WeakKeyDictionary()
+
+
+def record(client: IMAPClient) -> None:
+    """Keep the last lines this connection sent and read, and the command in progress, for
+    the log line of an answer that cannot be read (:func:`last_lines`, :func:`last_command`).
+
+    imapclient turns imaplib's debug output on and routes it to its logger (``_mesg``);
+    this hook sees the same lines: commands as sent, responses as read, literals by size
+    only. Every command passes imaplib's ``_command_complete`` with its name.
+    """
+    imap = client._imap
+    wire_log = _logs[client] = _WireLog()
+    forward = imap._mesg
+    complete = imap._command_complete
+
+    def mesg(text: Any, secs: Any = None) -> None:
+        line = text.decode("ascii", "replace") if isinstance(text, bytes) else str(text)
+        if line.startswith(("> ", "< ")):
+            wire_log.add(line)
+        if secs is None:
+            forward(text)
+        else:
+            forward(text, secs)
+
+    def command_complete(name: str, tag: Any) -> Any:
+        wire_log.command = str(name).upper()
+        return complete(name, tag)
+
+    imap._mesg = mesg
+    imap._command_complete = command_complete
+
+
+def last_lines(client: IMAPClient) -> list[str]:
+    """The last lines sent (``> ``) and read (``< ``), passwords redacted."""
+    wire_log = _logs.get(client)
+    return list(wire_log.lines) if wire_log is not None else []
+
+
+def last_command(client: IMAPClient) -> str:
+    """The last command sent, as ``UID FETCH`` or ``SELECT``, or ""."""
+    wire_log = _logs.get(client)
+    if wire_log is None:
+        return ""
+    name, sent = wire_log.command, wire_log.sent
+    if name and name in sent[:2]:  # the logged line is this command's: it has the UID prefix
+        return " ".join(sent[:2]) if sent[0] == "UID" else sent[0]
+    return name  # sent without imaplib's logging (imapclient's _raw_command)
+
+
+def redact(text: str) -> str:
+    """``LOGIN`` and ``AUTHENTICATE`` arguments (user, password, SASL data) as ``***``."""
+    return _SECRET.sub(lambda match: f"{match.group(1)} ***", text)

@@ -21,6 +21,7 @@ from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.mime import find_part
 from mailgate.adapters.pop3.connect import open_pop3
 from mailgate.adapters.pop3.mailstore import MailStore
+from mailgate.adapters.pop3.respcodes import busy_error, retrying_when_busy
 from mailgate.adapters.pop3.sync import Pop3Sync, SyncResult
 from mailgate.domain.accounts import Pop3Policy
 from mailgate.domain.changes import ChangeSink
@@ -60,35 +61,44 @@ class Pop3Adapter:
         self._describing_lock = threading.Lock()
 
     def verify(self) -> None:
-        """Log in, and make sure the server has UIDL: without it nothing can be tracked."""
+        """Log in, and make sure the server has UIDL: without it nothing can be tracked.
+        A locked maildrop (``-ERR [IN-USE]``) is waited for a few seconds, as a sync does."""
         with logged_operation(log, self.endpoint.account_id, "pop3.verify"):
-            client = open_pop3(self.endpoint)
-            try:
-                client.uidl()
-            except poplib.error_proto as exc:
-                raise Unsupported(
-                    "this POP3 server does not support UIDL (RFC 1939), so Mailgate cannot "
-                    "tell its messages apart"
-                ) from exc
-            finally:
-                with contextlib.suppress(Exception):
-                    client.quit()
+            retrying_when_busy(self._verify_once, self.endpoint.account_id)
+
+    def _verify_once(self) -> None:
+        client = open_pop3(self.endpoint)
+        try:
+            client.uidl()
+        except poplib.error_proto as exc:
+            if (busy := busy_error(exc)) is not None:
+                raise busy from exc
+            raise Unsupported(
+                "this POP3 server does not support UIDL (RFC 1939), so Mailgate cannot "
+                "tell its messages apart"
+            ) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                client.quit()
 
     def close(self) -> None:
         return None
 
     def refresh(self) -> None:
+        """The background round: sync, waiting a few seconds for a locked maildrop (a lock
+        held longer is MailboxBusy: the round ends, the next one tries again)."""
         self.sync()
 
     def open_watch(self) -> None:
         """POP3 cannot tell of changes: the service syncs on a timer (refresh)."""
         return None
 
-    def sync(self) -> SyncResult:
+    def sync(self, wait_if_busy: bool = True) -> SyncResult:
         """Download new mail now (or skip if another sync of this account is running), then
-        describe it for lists and search in a background thread."""
+        describe it for lists and search in a background thread. ``wait_if_busy``: retry a
+        locked maildrop for a few seconds (else raise MailboxBusy at once)."""
         self._last_attempt = time.monotonic()
-        result = self.syncer.run()
+        result = self.syncer.run(wait_if_busy)
         if result.downloaded:
             self._describe_in_background()
         return result
@@ -113,8 +123,8 @@ class Pop3Adapter:
     def _maybe_sync(self) -> None:
         if time.monotonic() - self._last_attempt < self.sync_interval:
             return
-        try:
-            self.sync()
+        try:  # a reader does not wait out a locked maildrop: the store answers now
+            self.sync(wait_if_busy=False)
         except MailboxError as exc:  # the store still answers; the error is kept on the account
             log.warning(
                 "pop3 sync failed; serving the store",
@@ -223,5 +233,5 @@ class Pop3Adapter:
             found.update(purged)
             if on_server and self.policy.purge_on_server:
                 with contextlib.suppress(MailboxError):  # the next sync sends the DELE
-                    self.sync()
+                    self.sync(wait_if_busy=False)
         return found, set(to_trash)

@@ -6,21 +6,19 @@ import contextlib
 import poplib
 
 from mailgate.adapters._net import network_errors, set_nodelay
+from mailgate.adapters.pop3.respcodes import busy_error, response_code, server_words
 from mailgate.domain.endpoint import MailboxEndpoint
-from mailgate.domain.errors import MailboxAuthFailed, MailboxTLSError
+from mailgate.domain.errors import MailboxAuthFailed, MailboxError, MailboxTLSError
 
 # poplib refuses lines over 2048 bytes ("line too long"); real mail has longer ones
 # (unwrapped HTML, long headers), and RFC 1939 sets no limit on message lines.
 poplib._MAXLINE = 1024 * 1024  # type: ignore[attr-defined]  # poplib's line limit; not in typeshed
 
 
-def server_words(exc: BaseException) -> str:
-    raw = exc.args[0] if exc.args else b""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return text.removeprefix("-ERR").strip() or type(exc).__name__
-
-
 def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
+    """Connect (``connect_timeout`` covers reaching the server and its greeting), then log in
+    with ``read_timeout``: a server may rightly take its time to answer PASS (Courier delays
+    a wrong password 5 s; Dovecot with ``pop3_lock_session`` waits up to 10 s for the lock)."""
     with network_errors(endpoint.host, endpoint.port):
         client: poplib.POP3
         if endpoint.security == "tls":
@@ -33,6 +31,7 @@ def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
         else:
             client = poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.connect_timeout)
         try:
+            client.sock.settimeout(endpoint.read_timeout)
             set_nodelay(client.sock)
             if endpoint.security == "starttls":
                 _stls(client, endpoint)
@@ -40,16 +39,21 @@ def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
         except BaseException:
             _close_quietly(client)
             raise
-        client.sock.settimeout(endpoint.read_timeout)
     return client
 
 
 def _login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:
-    """USER/PASS (RFC 1939 section 7): an -ERR to either is the server refusing the login."""
+    """USER/PASS (RFC 1939 section 7). An -ERR to either is the server refusing the login,
+    unless its response code says otherwise (RFC 2449, RFC 3206; see respcodes)."""
     try:
         client.user(endpoint.username)
         client.pass_(endpoint.password)
     except poplib.error_proto as exc:
+        if (busy := busy_error(exc)) is not None:
+            raise busy from exc
+        if response_code(exc) == "SYS/PERM":
+            words = server_words(exc)
+            raise MailboxError(f"the POP3 server has a lasting problem: {words}") from exc
         raise MailboxAuthFailed(server_words(exc)) from exc
 
 

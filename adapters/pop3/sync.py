@@ -4,6 +4,17 @@ Safe to interrupt anywhere: a message is committed to the store before any DELE 
 sent, DELEs only take effect at QUIT (section 6), and the unique (account, UIDL) key means
 a message is never stored twice. One sync per account runs at a time (a lease row); a
 second caller skips.
+
+A server that answers "not now" (``-ERR [IN-USE]``: another session holds the maildrop;
+``-ERR [SYS/TEMP]``) at login or at any later command ends the session without QUIT (so no
+DELE applies) and the whole session is tried again after a short wait, a few times
+(respcodes.retrying_when_busy); what was committed before stays, and is not fetched again.
+
+Commands: USER/PASS, UIDL (an account needs it), RETR, DELE, QUIT (RFC 1939), and CAPA
+(RFC 2449) to see whether RETRs may be pipelined (only when it announces PIPELINING);
+never TOP, which is optional.
+UIDLs are opaque strings (Dovecot ``%08Xu%08Xv``, Cyrus ``1796053438.1``, Courier
+``UID1-1796053196``), compared as they are.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import poplib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +34,7 @@ from mailgate.adapters._net import network_errors
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.pop3.connect import open_pop3
 from mailgate.adapters.pop3.mailstore import MailStore
+from mailgate.adapters.pop3.respcodes import busy_error, retrying_when_busy
 from mailgate.adapters.pop3.retr import retr_many, supports_pipelining
 from mailgate.adapters.pop3.rows import describe, summary
 from mailgate.domain.accounts import Pop3Policy
@@ -48,6 +60,15 @@ class SyncResult:
     skipped: bool = False
 
 
+@dataclass
+class _Run:
+    """What the sessions of one run share: the counts, and whether new mail is announced
+    (message.created webhooks; not on an account's first sync)."""
+
+    result: SyncResult = field(default_factory=SyncResult)
+    announce: bool | None = None
+
+
 class Pop3Sync:
     def __init__(
         self,
@@ -67,15 +88,18 @@ class Pop3Sync:
 
     # -- the lease ---------------------------------------------------------------------
 
-    def _acquire(self) -> bool:
-        self.owner = new_id("sync")  # this run's: a second run of this process must wait too
-        return leases.acquire(self.engine, self._lease_name, self.owner, self.lease)
+    def _acquire(self) -> str | None:
+        """This run's lease (its owner id), or None while another run holds it. The id is
+        the run's own, not the syncer's: a second run of this adapter must wait too, and
+        must not take over the first one's id (its release would then miss the lease)."""
+        owner = new_id("sync")
+        return owner if leases.acquire(self.engine, self._lease_name, owner, self.lease) else None
 
     @property
     def _lease_name(self) -> str:
         return f"pop3-sync:{self.account_id}"
 
-    def _release(self, error: str | None) -> None:
+    def _release(self, owner: str, error: str | None) -> None:
         with contextlib.suppress(IntegrityError), session_scope(self.engine) as session:
             if session.get(Pop3SyncState, self.account_id) is None:
                 session.add(Pop3SyncState(account_id=self.account_id))
@@ -88,7 +112,7 @@ class Pop3Sync:
                 .where(col(Pop3SyncState.account_id) == self.account_id)
                 .values(**values)
             )
-        leases.release(self.engine, self._lease_name, self.owner)
+        leases.release(self.engine, self._lease_name, owner)
 
     def last_sync_at(self) -> datetime | None:
         with Session(self.engine) as session:
@@ -97,30 +121,39 @@ class Pop3Sync:
 
     # -- the run -----------------------------------------------------------------------
 
-    def run(self) -> SyncResult:
-        if not self._acquire():
+    def run(self, wait_if_busy: bool = True) -> SyncResult:
+        """One sync. ``wait_if_busy``: a locked maildrop is tried again a few times within
+        seconds (else once: a read serves the store rather than wait)."""
+        owner = self._acquire()
+        if owner is None:
             return SyncResult(skipped=True)
         error: str | None = None
+        run = _Run()
         try:
             with (
                 logged_operation(log, self.account_id, "pop3.sync"),
                 network_errors(self.endpoint.host, self.endpoint.port),
             ):
-                return self._run()
+                return retrying_when_busy(
+                    lambda: self._session(run), self.account_id, wait=wait_if_busy
+                )
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             raise
         finally:
-            self._release(error)
+            self._release(owner, error)
 
-    def _run(self) -> SyncResult:
-        result = SyncResult()
+    def _session(self, run: _Run) -> SyncResult:
+        """One POP3 session of a run (a run may take several, see retrying_when_busy)."""
+        result = run.result
         client: poplib.POP3 | None = open_pop3(self.endpoint)
         assert client is not None
         try:
             on_server = self._uidls(client)
             known = self.store.known_by_uidl()
-            announce = bool(known) or self.last_sync_at() is not None
+            if run.announce is None:  # the first session decides, before it stores anything
+                run.announce = bool(known) or self.last_sync_at() is not None
+            announce = run.announce
             inbox = self._inbox()
             fresh = dict(
                 sorted((num, uidl) for uidl, num in on_server.items() if uidl not in known)
@@ -134,18 +167,21 @@ class Pop3Sync:
                 batch_bytes += len(raw)
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
                     dele += self._commit(batch, announce)
+                    result.downloaded += len(batch)
                     batch, batch_bytes = [], 0
             dele += self._commit(batch, announce)
-            result.downloaded = len(fresh)
+            result.downloaded += len(batch)
             dele += self._due_on_server(known, on_server)
-            result.gone_from_server = self._mark_gone(known, on_server)
+            result.gone_from_server += self._mark_gone(known, on_server)
             for uidl in dict.fromkeys(dele):
                 client.dele(on_server[uidl])
             client.quit()  # the server applies the DELEs now (RFC 1939 section 6)
             client = None
             self.store.mark_off_server(dele)
-            result.deleted_on_server = len(set(dele))
+            result.deleted_on_server += len(set(dele))
         except poplib.error_proto as exc:
+            if (busy := busy_error(exc)) is not None:
+                raise busy from exc
             raise MailboxUnreachable(f"the POP3 server answered an error: {exc}") from exc
         finally:
             if client is not None:
@@ -157,6 +193,8 @@ class Pop3Sync:
         try:
             _, lines, _ = client.uidl()
         except poplib.error_proto as exc:
+            if (busy := busy_error(exc)) is not None:
+                raise busy from exc
             raise Unsupported(
                 "this POP3 server does not support UIDL, so messages cannot be tracked"
             ) from exc

@@ -144,6 +144,8 @@ class CourierServer:
     machine at a time. Not thread-safe for start/stop; add_user/deliver/append are."""
 
     host = LOOPBACK
+    # the special-use folders a new user has (a plain Courier user: INBOX only)
+    special_folders: tuple[str, ...] = ()
     separator = "."
     prefix = "INBOX."
 

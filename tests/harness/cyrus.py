@@ -310,6 +310,8 @@ class CyrusServer:
     add_user/deliver/append are."""
 
     host = LOOPBACK
+    # the special-use folders a new user has (a plain Courier user: INBOX only)
+    special_folders: tuple[str, ...] = ("Sent", "Drafts", "Trash", "Junk", "Archive")
     separator = "/"
 
     def __init__(self, base_dir: Path) -> None:
@@ -548,6 +550,10 @@ class CyrusServer:
             with self.imap_client(account) as client:
                 client.select_folder(folder)
                 client.add_flags(f"{first}:{last}", imap_flags, silent=True)
+
+    def folder_name(self, folder: str) -> str:
+        """The folder's name on the wire: as a client sees it (no namespace prefix here)."""
+        return folder
 
     def imap_client(self, user: MailUser, *, tls: bool = False) -> imapclient.IMAPClient:
         """A logged-in IMAPClient (plain port, or implicit TLS) with TCP_NODELAY; log out."""

@@ -106,6 +106,8 @@ class DovecotServer:
     """One Dovecot instance. Not thread-safe for start/stop; add_user/deliver are."""
 
     host = LOOPBACK
+    # the special-use folders a new user has (a plain Courier user: INBOX only)
+    special_folders: tuple[str, ...] = ("Sent", "Drafts", "Trash", "Junk", "Archive")
 
     def __init__(self, base_dir: Path, imap_capability: str | None = None) -> None:
         """``imap_capability`` replaces what IMAP advertises after login, to play a
@@ -332,6 +334,10 @@ class DovecotServer:
             finally:
                 os.close(fd)
             os.rename(tmp + name, dest + name + info)
+
+    def folder_name(self, folder: str) -> str:
+        """The folder's name on the wire: as a client sees it (no namespace prefix here)."""
+        return folder
 
     def imap_client(self, user: MailUser, *, tls: bool = False) -> imapclient.IMAPClient:
         """A logged-in IMAPClient (plain port, or implicit TLS) with TCP_NODELAY; log out."""

@@ -11,6 +11,7 @@ from .courier import CourierServer, courier_missing
 from .cyrus import CyrusServer, cyrus_missing
 from .dovecot import DOVECOT_BIN, DovecotServer, MailUser
 from .net import SilentListener
+from .servers import MailServer
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +83,33 @@ def courier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CourierServer]
 def courier_user(courier: CourierServer) -> MailUser:
     """A fresh Courier user with INBOX only, as a plain Courier install has (no Sent, Trash)."""
     return courier.add_user()
+
+
+@pytest.fixture(scope="session")
+def bare_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """A Dovecot that advertises "IMAP4rev1" and nothing else (RFC 3501 alone: no NAMESPACE,
+    IDLE, LITERAL+, ENABLE, ...), for the paths that must work without any extension."""
+    server = DovecotServer(tmp_path_factory.mktemp("bare-dovecot"), "IMAP4rev1")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# The servers of the interoperability matrix; `-m "not interop"` keeps to Dovecot.
+SERVERS = [
+    "dovecot",
+    pytest.param("cyrus", marks=pytest.mark.interop),
+    pytest.param("courier", marks=pytest.mark.interop),
+]
+
+
+@pytest.fixture(params=SERVERS)
+def mail_server(request: pytest.FixtureRequest) -> MailServer:
+    """Each real server of the matrix in turn (session-scoped servers, started once)."""
+    server: MailServer = request.getfixturevalue(request.param)
+    return server
 
 
 @pytest.fixture

@@ -10,6 +10,16 @@ connection to the target, both directions, with two threads per connection. Faul
 * ``stall()`` / ``resume()`` stop and restart forwarding on every connection, open or new.
 * ``drop_all()`` closes every open connection now.
 
+It can also speak for the server:
+
+* ``answer_instead(command, reply, close=...)`` answers client commands itself (the server
+  never sees them), and with ``close=True`` ends the connection (FIN) after the reply.
+* ``rewrite(function)`` passes every line of the server's answers (CRLF-terminated, as it
+  arrived; literal contents too) through ``function``, which returns what the client gets
+  instead: the same line, a changed one, or more lines.
+* ``inject(data, close=...)`` sends ``data`` to every open connection's client as if the
+  server had said it (an unsolicited ``* BYE``, say), and optionally ends them (FIN).
+
 A cut or drop is an RST on both sides by default (``rst=True``: what a crashed peer or a
 middlebox timeout looks like; the client's next read or write fails with ECONNRESET). With
 ``rst=False`` both sides get an orderly FIN instead (the client reads EOF).
@@ -18,6 +28,7 @@ middlebox timeout looks like; the client's next read or write fails with ECONNRE
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import socket
 import struct
@@ -34,6 +45,7 @@ POLL_INTERVAL = 0.05  # longest a pump waits before it looks at the proxy's stat
 CHUNK = 65536
 DRAIN_TIMEOUT = 2.0  # how long an RST cut waits for the client to receive what came before
 JOIN_TIMEOUT = 5.0
+_LINE_END = re.compile(rb"(?<=\r\n)")
 
 try:  # Linux: bytes in a socket's send queue the peer has not acknowledged yet
     import fcntl
@@ -95,7 +107,9 @@ class _Connection:
         self._limit = rule.after  # absolute cut offset in the server->client stream
         self._tail = b""  # the last len(pattern) - 1 bytes, for matches across chunks
         self._search_from = 0  # absolute offset where the next match may start
+        self._unfinished = b""  # the server's last line without its CRLF yet (rewrite)
         self._lock = threading.Lock()
+        self._to_client = threading.Lock()  # one writer to the client at a time
         self._wake_r, self._wake_w = socket.socketpair()
         self.thread = threading.Thread(
             target=self._run, name=f"fault-proxy-{proxy.port}-down", daemon=True
@@ -117,6 +131,13 @@ class _Connection:
         with self._lock:
             self.rule = _Rule()
             self._limit = None
+
+    def inject(self, data: bytes, close: bool) -> None:
+        """Send ``data`` to the client as if from the server; then end (FIN) if ``close``."""
+        with self._to_client:
+            sent = self.dead or self._send(self.client, data, True)
+        if close and sent:
+            self.abort(rst=False)
 
     # -- threads ------------------------------------------------------------------------------
 
@@ -167,19 +188,29 @@ class _Connection:
                 if not self._flowing():
                     return
                 if not data:  # orderly close: pass the FIN on, keep the other direction
+                    if down and self._unfinished:
+                        with self._to_client:
+                            self._send(dst, self._unfinished, down)
                     dst.shutdown(socket.SHUT_WR)
                     return
                 cut = False
                 if down:
-                    data, cut = self._filter(data)
+                    data, cut = self._filter(self._rewritten(data))
+                    if not data and not cut:
+                        continue
                 else:
-                    reply = self.proxy._answer_for(data)
+                    reply, close = self.proxy._answer_for(data)
                     if reply is not None:  # the server never sees this command
-                        if not self._send(src, reply, True):
+                        with self._to_client:
+                            if not self._send(src, reply, True):
+                                return
+                        if close:
+                            self.abort(rst=False)
                             return
                         continue
-                if not self._send(dst, data, down):
-                    return
+                with self._to_client if down else contextlib.nullcontext():
+                    if not self._send(dst, data, down):
+                        return
                 if cut:
                     self._cut()
                     return
@@ -210,6 +241,17 @@ class _Connection:
             view = view[sent:]
             self.proxy._count(sent, down)
         return True
+
+    def _rewritten(self, data: bytes) -> bytes:
+        """The server's bytes through the proxy's rewrite function, whole lines at a time (the
+        end of a line still without its CRLF waits for the next chunk)."""
+        rewrite = self.proxy._rewriter()
+        data, self._unfinished = self._unfinished + data, b""
+        if rewrite is None:
+            return data
+        end = data.rfind(b"\r\n") + 2
+        data, self._unfinished = data[:end], data[end:]
+        return b"".join(rewrite(line) for line in _LINE_END.split(data) if line)
 
     def _filter(self, data: bytes) -> tuple[bytes, bool]:
         """Trim *data* at the cut point; True when the cut point is reached."""
@@ -271,6 +313,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._rule = _Rule()
         self._answer: Callable[[bytes], bytes | None] | None = None
+        self._answer_close = False
+        self._rewrite: Callable[[bytes], bytes] | None = None
         self._conns: set[_Connection] = set()
         self._accepted = 0
         self._bytes_down = 0
@@ -319,12 +363,17 @@ class FaultProxy:
             self._rule = _Rule(self._rule.after, pattern, extra, nth, rst)
 
     def answer_instead(
-        self, command: bytes | Callable[[bytes], bytes | None] | None, reply: bytes = b""
+        self,
+        command: bytes | Callable[[bytes], bytes | None] | None,
+        reply: bytes = b"",
+        *,
+        close: bool = False,
     ) -> None:
         """Client commands starting with *command* (case-insensitive) are not forwarded;
         the client gets *reply* instead, as if the server had said it (None: disarm). A
         function instead of *command* gets what the client sent and gives the reply, or None
-        to forward it (IMAP commands start with a tag that the reply must repeat)."""
+        to forward it (IMAP commands start with a tag that the reply must repeat). With
+        *close*, the connection ends (FIN both ways) right after a reply."""
         if isinstance(command, bytes):
             prefix = command.upper()
 
@@ -334,11 +383,34 @@ class FaultProxy:
             command = answer
         with self._lock:
             self._answer = command
+            self._answer_close = close
 
-    def _answer_for(self, data: bytes) -> bytes | None:
+    def _answer_for(self, data: bytes) -> tuple[bytes | None, bool]:
         with self._lock:
-            answer = self._answer
-        return None if answer is None else answer(data)
+            answer, close = self._answer, self._answer_close
+        return (None if answer is None else answer(data)), close
+
+    def rewrite(self, function: Callable[[bytes], bytes] | None) -> None:
+        """Every line the server sends (with its CRLF; literal contents are lines too) goes
+        to the client as ``function(line)`` instead, on open and new connections (None:
+        disarm). Keep a literal's length when changing a line inside one."""
+        with self._lock:
+            self._rewrite = function
+
+    def _rewriter(self) -> Callable[[bytes], bytes] | None:
+        with self._lock:
+            return self._rewrite
+
+    def inject(self, data: bytes, *, close: bool = False) -> None:
+        """Send *data* to the client of every open connection, as if the server had sent it
+        unasked (an untagged ``* BYE``, a ``* 3 EXISTS``); with *close*, end them (FIN)."""
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.inject(data, close)
+        if close:
+            for conn in conns:
+                conn.thread.join(JOIN_TIMEOUT)
 
     def stall(self) -> None:
         """Stop forwarding in both directions, on open and new connections (they stay open;
@@ -358,10 +430,13 @@ class FaultProxy:
             conn.thread.join(JOIN_TIMEOUT)
 
     def reset(self) -> None:
-        """Plain forwarding again: no cut rules (open connections are disarmed too), no stall."""
+        """Plain forwarding again: no cut rules (open connections are disarmed too), no stall,
+        no answers or rewrites of the proxy's own."""
         with self._lock:
             self._rule = _Rule()
             self._answer = None
+            self._answer_close = False
+            self._rewrite = None
             conns = list(self._conns)
         for conn in conns:
             conn.disarm()
