@@ -47,7 +47,7 @@ def load_password_box(secret_key: str | None, data_dir: Path) -> PasswordBox:
 
 
 def _read_or_create_key_file(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -52,7 +52,8 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mailgate.db'}"
 
 
-def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+def make_settings(tmp_path: Path, database_url: str | None, **overrides: object) -> Settings:
+    """Test settings; ``database_url`` None: the embedded default, SQLite in the data dir."""
     values: dict[str, object] = {
         "data_dir": tmp_path / "data",
         "database_url": database_url,
