@@ -109,9 +109,15 @@ def _validation_errors(exc: RequestValidationError) -> JSONResponse:
     )
 
 
+# FastAPI's words for a body it could not decode at all (not UTF-8, nested too deep).
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
 def _http_error(exc: StarletteHTTPException) -> JSONResponse:
     type_ = _HTTP_TYPES.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 400 and detail == _UNPARSEABLE_BODY:
+        type_, detail = "invalid-json", "The request body is not valid JSON (UTF-8, not too deep)."
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
     headers = dict(exc.headers) if exc.headers else None

@@ -33,6 +33,7 @@ def is_valid_id(value: str, prefix: str) -> bool:
     return sep == "_" and head == prefix and bool(_RANDOM_BODY.fullmatch(body))
 
 
+MAX_NUMBER = 2**63 - 1  # the largest number a cursor or a change state may carry (BIGINT)
 FOLDER_PREFIX = "fld_"
 MESSAGE_PREFIX = "msg_"
 _UID_PAIR = struct.Struct(">II")
@@ -142,13 +143,15 @@ class Cursor:
             return None
         try:
             folder, epoch, before, filters = json.loads(raw)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # (a forged "[[[[..." nests deep)
             return None
         if not (
             isinstance(folder, str)
             and isinstance(epoch, int)
             and isinstance(before, int)
             and isinstance(filters, str)
+            and 0 <= epoch <= MAX_NUMBER
+            and 0 <= before <= MAX_NUMBER
         ):
             return None
         return cls(folder, epoch, before, filters)

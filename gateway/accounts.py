@@ -17,7 +17,7 @@ from mailgate.domain.errors import InvalidFolderId, InvalidRequest, MailboxError
 from mailgate.domain.ids import folder_id, folder_path, is_valid_id, new_id
 from mailgate.domain.mail import Folder
 from mailgate.gateway.context import Gateway
-from mailgate.store.db import session_scope
+from mailgate.store.db import scrub, session_scope
 from mailgate.store.models import Account, as_utc, utcnow
 
 log = logging.getLogger("mailgate.accounts")
@@ -158,6 +158,7 @@ def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
     with session_scope(gw.engine) as session:
         session.delete(load_account(session, tenant_id, account_id))
     gw.mailboxes.forget(account_id)
+    scrub(gw.engine)  # no readable trace of its mail left in the file
 
 
 def load_account(session: Session, tenant_id: str, account_id: str) -> Account:

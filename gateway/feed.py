@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from mailgate.domain.changes import Changes, KindChanges
 from mailgate.domain.errors import CannotCalculateChanges
+from mailgate.domain.ids import MAX_NUMBER
 from mailgate.gateway.accounts import load_account
 from mailgate.gateway.context import Gateway
 from mailgate.store.changes import StateTooNew, changes_since, current_state
@@ -28,7 +29,7 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
             folders=KindChanges(),
             has_more_changes=False,
         )
-    if not since.isdigit():
+    if not (since.isascii() and since.isdigit()) or int(since) > MAX_NUMBER:
         raise CannotCalculateChanges("Unknown state; resync.")
     try:
         delta = changes_since(gw.engine, account_id, int(since), MAX_CHANGES)

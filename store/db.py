@@ -43,6 +43,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+def scrub(engine: Engine) -> None:
+    """After deleting data that must not stay readable (an account's mail): on SQLite, fold
+    the WAL into the database and truncate it, so its old page images go too (secure_delete
+    has already zeroed the freed pages). Best effort: a reader holding the WAL keeps it until
+    the next checkpoint. Nothing to do on PostgreSQL (see README, Security)."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""

@@ -63,6 +63,7 @@ def test_folders(box: Mailbox) -> None:
     moved = box.call("PATCH", f"/folders/{renamed['id']}", json={"parent_id": None}).json()
     assert moved["path"] == "Done" and moved["parent_id"] is None
     assert_problem(box.call("POST", "/folders", json={"name": "Done"}), 409, "already-exists")
+    assert_problem(box.call("POST", "/folders", json={"name": "inbox"}), 409, "already-exists")
     assert box.call("DELETE", f"/folders/{moved['id']}").status_code == 204
     assert "Done" not in box.folders()
     assert_problem(

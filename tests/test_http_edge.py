@@ -76,9 +76,13 @@ def test_unexpected_exception_is_a_problem_without_traceback(gateway: Gateway) -
 
 def test_invalid_json_and_non_json_bodies(client: TestClient, auth: dict[str, str]) -> None:
     headers = {**auth, "Content-Type": "application/json"}
-    assert_problem(
-        client.post("/v1/accounts", content=b"{not json", headers=headers), 400, "invalid-json"
-    )
+    for body in (
+        b"{not json",
+        b'{"host": "\xff\xfe"}',  # not UTF-8
+        b"[" * 100_000 + b"]" * 100_000,  # nested beyond any parser's depth
+    ):
+        answer = client.post("/v1/accounts", content=body, headers=headers)
+        assert_problem(answer, 400, "invalid-json")
     text = client.post(
         "/v1/accounts", content=b"hello", headers={**auth, "Content-Type": "text/plain"}
     )

@@ -96,6 +96,8 @@ def open_imap(endpoint: MailboxEndpoint) -> IMAPClient:
                 timeout=endpoint.connect_timeout,
             )
         except imaplib.IMAP4.abort as exc:
+            if garbled(exc):  # a greeting that is not IMAP: another protocol on that port
+                raise protocol_error(None, where, exc, endpoint.account_id) from exc
             raise MailboxUnreachable(f"{where} closed the connection: {exc}") from exc
         except ssl.SSLError:  # (a certificate error is a ValueError too): network_errors
             raise
@@ -114,7 +116,10 @@ def open_imap(endpoint: MailboxEndpoint) -> IMAPClient:
             set_nodelay(client.socket())
             if endpoint.security == "starttls":
                 _starttls(client, endpoint)
-            client.login(endpoint.username, endpoint.password)
+            if f"{endpoint.username}{endpoint.password}".isascii():
+                client.login(endpoint.username, endpoint.password)
+            else:  # LOGIN's strings are ASCII; SASL PLAIN carries UTF-8 (RFC 4616)
+                client.plain_login(endpoint.username, endpoint.password)
         except LoginError as exc:
             _close_quietly(client)
             raise MailboxAuthFailed(server_words(exc)) from exc

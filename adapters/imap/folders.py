@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 
 from mailgate.adapters.imap import wire
 from mailgate.adapters.imap.connect import NOT_A_REFUSAL, server_words
+from mailgate.adapters.imap.listing import parse_list
 from mailgate.adapters.imap.messages import folder_status, unselect
 from mailgate.adapters.imap.roles import Role, assign_roles
 from mailgate.domain.errors import AlreadyExists, InvalidRequest, NotFound, NoTrashFolder
@@ -87,9 +88,8 @@ class ListedFolder:
 def list_raw(client: IMAPClient) -> list[ListedFolder]:
     wire.drop_untagged(client, "LIST")  # unasked ones (NOTIFY MailboxName)
     folders = []
-    for flags, delimiter, name in client.list_folders():
-        sep = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-        folders.append(ListedFolder(str(name), sep, tuple(flags)))
+    for flags, delimiter, name in parse_list(wire.list_folders(client)):
+        folders.append(ListedFolder(name, delimiter, flags))
     return folders
 
 
@@ -232,6 +232,8 @@ def _child_path(client: IMAPClient, name: str, parent_id: str | None) -> str:
 
 
 def create(client: IMAPClient, name: str, parent_id: str | None) -> Folder:
+    if parent_id is None and name.strip().upper() == "INBOX":  # as on POP3: it is there
+        raise AlreadyExists("INBOX exists already")
     path = _child_path(client, name, parent_id)
     if any(f.path == path for f in list_raw(client)):
         raise AlreadyExists(f"a folder {path!r} exists already")

@@ -12,10 +12,17 @@ from imapclient.exceptions import ProtocolError
 
 from mailgate.adapters.base import AliasStore
 from mailgate.adapters.imap import uidset, wire
-from mailgate.adapters.imap.connect import NOT_A_REFUSAL
+from mailgate.adapters.imap.connect import NOT_A_REFUSAL, server_words
+from mailgate.adapters.imap.listing import parse_status
 from mailgate.adapters.imap.search import needs_utf8, search_criteria
 from mailgate.adapters.imap.summary import TEXT_ITEM, TEXT_KEY, build_summary, summary_items
-from mailgate.domain.errors import CursorExpired, InvalidCursor, NotFound, Unsupported
+from mailgate.domain.errors import (
+    CursorExpired,
+    InvalidCursor,
+    InvalidRequest,
+    NotFound,
+    Unsupported,
+)
 from mailgate.domain.ids import (
     Cursor,
     MessageLocation,
@@ -64,7 +71,7 @@ def folder_status(client: IMAPClient, path: str, items: list[bytes]) -> dict[byt
     """STATUS of ``path``. Under NOTIFY the server also sends STATUS of other folders
     unasked; those are dropped first, so the answer is this folder's."""
     wire.drop_untagged(client, "STATUS")
-    return dict(client.folder_status(path, items))
+    return dict(parse_status(wire.status(client, path, items)))
 
 
 def all_uids(client: IMAPClient) -> set[int]:
@@ -236,7 +243,7 @@ def list_page(
             client, aliases, path, validity, int(selected.get(b"EXISTS", 0)), limit
         )
     criteria = search_criteria(filters, below)
-    uids = client.search(criteria, charset="UTF-8" if needs_utf8(filters) else None)
+    uids = wire.search(client, criteria, "UTF-8" if needs_utf8(filters) else None)
     if below is not None:
         uids = [uid for uid in uids if uid < below]
     ordered = sorted(uids, reverse=True)
@@ -275,7 +282,12 @@ def apply_change(
         raise Unsupported("this mailbox does not keep keywords")
     add += [k.encode("utf-8") for k in change.keywords_add]
     remove += [k.encode("utf-8") for k in change.keywords_remove]
-    if add:
-        client.add_flags(uids, add, silent=True)
-    if remove:
-        client.remove_flags(uids, remove, silent=True)
+    try:
+        if add:
+            client.add_flags(uids, add, silent=True)
+        if remove:
+            client.remove_flags(uids, remove, silent=True)
+    except NOT_A_REFUSAL:
+        raise
+    except imaplib.IMAP4.error as exc:  # e.g. a keyword longer than the server takes
+        raise InvalidRequest(f"the server refused the change: {server_words(exc)}") from exc

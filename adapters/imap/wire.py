@@ -21,9 +21,11 @@ from weakref import WeakKeyDictionary
 from imapclient import IMAPClient
 from imapclient.datetime_util import parse_to_datetime
 from imapclient.exceptions import ProtocolError
-from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
-from imapclient.response_parser import gen_parsed_response
+from imapclient.imapclient import _literal, join_message_ids, seq_to_parenstr_upper
+from imapclient.response_parser import gen_parsed_response, parse_message_list
 from imapclient.response_types import BodyData
+
+from mailgate.adapters.imap.search import Text
 
 
 def is_selected(client: IMAPClient) -> bool:
@@ -220,3 +222,38 @@ def last_command(client: IMAPClient) -> str:
 def redact(text: str) -> str:
     """``LOGIN`` and ``AUTHENTICATE`` arguments (user, password, SASL data) as ``***``."""
     return _SECRET.sub(lambda match: f"{match.group(1)} ***", text)
+
+
+def search(client: IMAPClient, criteria: Sequence[str], charset: str | None) -> list[int]:
+    """``UID SEARCH [CHARSET c] criteria``, each :class:`~mailgate.adapters.imap.search.Text`
+    sent as a literal: imapclient would send a string as an atom or a quoted string, and
+    neither escapes CR or LF (the command-injection hole this closes). The literal is
+    synchronizing where the server lacks LITERAL+, as RFC 3501 section 7.5 asks."""
+    args: list[bytes] = []
+    if charset:
+        args += [b"CHARSET", charset.encode("ascii")]
+    encoding = charset or "ascii"
+    for item in criteria:
+        if isinstance(item, Text):
+            args.append(_literal(item.encode(encoding, "replace")))
+        else:
+            args.append(item.encode("ascii"))
+    data = client._raw_command_untagged(b"SEARCH", args, response_name="SEARCH", uid=True)
+    return [int(uid) for uid in parse_message_list(data)]
+
+
+def list_folders(client: IMAPClient) -> list[Any]:
+    """``LIST "" "*"``, read by adapters.imap.listing (imapclient's parser fails on names
+    such as ``x[y``)."""
+    imap = client._imap
+    typ, data = imap._simple_command("LIST", '""', '"*"')
+    client._checkok("list", typ, data)
+    _, data = imap._untagged_response(typ, data, "LIST")
+    return list(data)
+
+
+def status(client: IMAPClient, folder: str, items: Sequence[bytes]) -> list[Any]:
+    """``STATUS folder (items)``: the raw untagged answers, for adapters.imap.listing."""
+    what = b"(" + b" ".join(items) + b")"
+    data = client._command_and_check("status", client._normalise_folder(folder), what)
+    return list(data)

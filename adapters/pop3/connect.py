@@ -8,7 +8,12 @@ import poplib
 from mailgate.adapters._net import network_errors, set_nodelay
 from mailgate.adapters.pop3.respcodes import busy_error, response_code, server_words
 from mailgate.domain.endpoint import MailboxEndpoint
-from mailgate.domain.errors import MailboxAuthFailed, MailboxError, MailboxTLSError
+from mailgate.domain.errors import (
+    MailboxAuthFailed,
+    MailboxError,
+    MailboxProtocolError,
+    MailboxTLSError,
+)
 
 # poplib refuses lines over 2048 bytes ("line too long"); real mail has longer ones
 # (unwrapped HTML, long headers), and RFC 1939 sets no limit on message lines.
@@ -20,16 +25,7 @@ def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
     with ``read_timeout``: a server may rightly take its time to answer PASS (Courier delays
     a wrong password 5 s; Dovecot with ``pop3_lock_session`` waits up to 10 s for the lock)."""
     with network_errors(endpoint.host, endpoint.port):
-        client: poplib.POP3
-        if endpoint.security == "tls":
-            client = poplib.POP3_SSL(
-                endpoint.host,
-                endpoint.port,
-                timeout=endpoint.connect_timeout,
-                context=endpoint.ssl_context(),
-            )
-        else:
-            client = poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.connect_timeout)
+        client = _connect(endpoint)
         try:
             client.sock.settimeout(endpoint.read_timeout)
             set_nodelay(client.sock)
@@ -40,6 +36,25 @@ def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
             _close_quietly(client)
             raise
     return client
+
+
+def _connect(endpoint: MailboxEndpoint) -> poplib.POP3:
+    """Connect and read the greeting; one that is not ``+OK`` is no POP3 server (RFC 1939
+    section 4): a port that speaks something else is a protocol error, never a crash."""
+    try:
+        if endpoint.security == "tls":
+            return poplib.POP3_SSL(
+                endpoint.host,
+                endpoint.port,
+                timeout=endpoint.connect_timeout,
+                context=endpoint.ssl_context(),
+            )
+        return poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.connect_timeout)
+    except poplib.error_proto as exc:
+        raise MailboxProtocolError(
+            f"{endpoint.host}:{endpoint.port} does not greet as a POP3 server: "
+            f"{server_words(exc)[:200]}"
+        ) from exc
 
 
 def _login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:

@@ -24,7 +24,11 @@ router = APIRouter(
 MessageId = Annotated[str, Path(description="Opaque message id.")]
 AttachmentId = Annotated[str, Path(description="Attachment id from the message's `attachments`.")]
 _BINARY = {"type": "string", "format": "binary"}
-SearchText = Annotated[str | None, Query(max_length=500)]
+# Search strings reach the mail server as literals, which cannot carry NUL (RFC 3501 CHAR8).
+SearchText = Annotated[
+    str | None,
+    Query(max_length=500, pattern=r"^[^\x00]*$", description="Contains this (no NUL)."),
+]
 
 
 @router.get(
@@ -47,7 +51,10 @@ def list_messages(
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
     unread: bool | None = None,
     flagged: bool | None = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=500)] = None,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", max_length=500, pattern=r"^[^\x00]*$", description="No NUL."),
+    ] = None,
     to: SearchText = None,
     subject: SearchText = None,
     text: SearchText = None,

@@ -29,6 +29,11 @@ def test_the_internals_wire_uses_are_there() -> None:
     untagged = inspect.signature(IMAPClient._raw_command_untagged)
     assert {"command", "args", "response_name", "uid"} <= set(untagged.parameters)
     assert callable(IMAPClient._normalise_folder)
+    assert callable(IMAPClient._command_and_check) and callable(IMAPClient._checkok)
+    assert callable(imaplib.IMAP4._untagged_response)
+    from imapclient.imapclient import _literal
+
+    assert issubclass(_literal, bytes)  # what wire.search sends as a literal
     assert callable(imaplib.IMAP4._simple_command)
     assert issubclass(imaplib.IMAP4.abort, imaplib.IMAP4.error)
     source = inspect.getsource(IMAPClient.__init__)
