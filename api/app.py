@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
+from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from mailgate.api.problems import install_problem_handlers
 from mailgate.api.routes import accounts, changes, folders, health, messages, webhooks
@@ -60,6 +61,9 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         responses=problem_responses(500),
     )
     app.state.gateway = gateway
+    app.state.limits = Limits(
+        gateway.settings.max_requests_per_tenant, gateway.settings.max_requests_per_account
+    )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(accounts.router)

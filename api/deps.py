@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mailgate.api.limits import Limits
 from mailgate.api.problems import ProblemException
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import hash_api_key
@@ -44,6 +46,16 @@ async def require_tenant(
     return tenant_id
 
 
+async def tenant_with_slot(
+    request: Request, tenant_id: Annotated[str, Depends(require_tenant)]
+) -> AsyncIterator[str]:
+    """The caller's tenant, once it holds a slot of its tenant (and of the account the path
+    names) for the rest of the request (api.limits)."""
+    limits: Limits = request.app.state.limits
+    async for _ in limits.hold(tenant_id, request.path_params.get("account_id")):
+        yield tenant_id
+
+
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-TenantId = Annotated[str, Depends(require_tenant)]
+TenantId = Annotated[str, Depends(tenant_with_slot)]
 AccountId = Annotated[str, Path(description="Opaque account id, as returned on creation.")]

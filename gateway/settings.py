@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         10.0, ge=0, description="How long a checked API key is trusted without the database."
     )
     allow_private_webhooks: bool = Field(False, description="Allow webhook URLs on private nets.")
+    max_requests_per_tenant: int = Field(
+        16, gt=0, description="Requests of one tenant served at once; more wait their turn."
+    )
+    max_requests_per_account: int = Field(
+        8, gt=0, description="Requests for one mailbox served at once; more wait their turn."
+    )
     log_level: str = Field("INFO", description="Python logging level name.")
     log_format: str = Field("json", description="'json' (one object a line) or 'text'.")
 
