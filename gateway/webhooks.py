@@ -90,8 +90,17 @@ def check_webhook_url(url: str, allow_private: bool) -> None:
 
 
 def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10, deprecated but still routed by some stacks
+            return "a site-local address"
+        # an IPv4 address inside the IPv6 one (mapped, 6to4 2002::/16, Teredo's client) is
+        # where the packets end up: judge that one
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address.teredo is not None:
+            embedded = address.teredo[1]
+        if embedded is not None:
+            reason = _not_public(embedded)
+            return f"{reason} (inside {address})" if reason else None
     for attribute, reason in _NOT_PUBLIC:
         if getattr(address, attribute):
             return reason

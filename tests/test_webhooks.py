@@ -385,6 +385,10 @@ def test_account_ids_must_be_the_tenants(
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://0.0.0.0/hook", "unspecified"),
         ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+        ("http://[2002:7f00:1::1]/hook", "loopback"),  # 6to4 for 127.0.0.1
+        ("http://[2002:a01:203::1]/hook", "private"),  # 6to4 for 10.1.2.3
+        ("http://[fec0::1]/hook", "site-local"),
+        ("http://[2001:0:4136:e378:8000:63bf:f5fe:fcfe]/hook", "private"),  # Teredo, 10.1.3.1
         ("http://100.64.0.1/hook", "not a public address"),
         ("https://no-such-host.invalid/hook", "does not resolve"),
     ],
