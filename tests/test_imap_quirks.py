@@ -388,3 +388,20 @@ def test_a_server_closing_after_logout_without_the_tagged_ok(
     dovecot.deliver(mail_user, dated(1))
     assert len(inbox(box)) == 1
     adapter_of(gateway, box).close()  # LOGOUT of every pooled connection
+
+
+def test_a_bye_greeting_is_unreachable(
+    client: TestClient, auth: dict[str, str], dovecot: DovecotServer
+) -> None:
+    """A server too busy to serve greets with BYE instead of OK (RFC 3501 section 7.1.5):
+    the mailbox is unreachable for now, no protocol error. The proxy answers for Dovecot."""
+    user = dovecot.add_user()
+    with FaultProxy((dovecot.host, dovecot.imap_port)) as proxy:
+        proxy.rewrite(
+            lambda line: b"* BYE Too many connections\r\n" if line.startswith(b"* OK [") else line
+        )
+        body = account_body("imap", proxy.port, user)
+        problem = assert_problem(
+            client.post("/v1/accounts", json=body, headers=auth), 502, "mailbox-unreachable"
+        )
+        assert "Too many connections" in str(problem["detail"])

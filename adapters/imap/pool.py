@@ -46,8 +46,17 @@ BROKEN = (imaplib.IMAP4.abort, ConnectionError, EOFError, ssl.SSLError, socket.t
 
 
 class ImapPool:
-    def __init__(self, endpoint: MailboxEndpoint, size: int = 4, max_idle: float = 240.0) -> None:
+    def __init__(
+        self,
+        endpoint: MailboxEndpoint,
+        size: int = 4,
+        max_idle: float = 240.0,
+        opener: Callable[[MailboxEndpoint], IMAPClient] = open_imap,
+    ) -> None:
+        """``opener`` opens a logged-in connection (connect.open_imap; the pool's unit tests
+        hand it connections of their own)."""
         self.endpoint = endpoint
+        self.opener = opener
         self.max_idle = max_idle
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[tuple[float, IMAPClient]] = []
@@ -70,7 +79,7 @@ class ImapPool:
                     extra={"account_id": self.endpoint.account_id, "error": type(exc).__name__},
                 )
             try:
-                return self._attempt(open_imap(self.endpoint), operation)
+                return self._attempt(self.opener(self.endpoint), operation)
             except BROKEN as again:
                 raise _as_mailbox_error(again) from again
         finally:
@@ -104,7 +113,7 @@ class ImapPool:
                 if now - since < self.max_idle:
                     return client, True
                 self._discard(client)
-        return open_imap(self.endpoint), False
+        return self.opener(self.endpoint), False
 
     def _checkin(self, client: IMAPClient) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from imapclient.exceptions import ProtocolError
 
-from mailgate.adapters.imap import connect, pool, wire
+from mailgate.adapters.imap import pool, wire
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import MailboxProtocolError, MailboxUnreachable, NotFound
 
@@ -60,23 +60,20 @@ class FakeClient:
 
 
 @pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> list[FakeClient]:
+def opened() -> list[FakeClient]:
     """Every connection the pool opens, in order."""
-    clients: list[FakeClient] = []
-
-    def open_imap(endpoint: MailboxEndpoint) -> FakeClient:
-        clients.append(FakeClient(len(clients) + 1))
-        clients[-1].talk(f'LOGIN alice "{PASSWORD}"', "A1 OK Logged in")
-        return clients[-1]
-
-    monkeypatch.setattr(pool, "open_imap", open_imap)
-    return clients
+    return []
 
 
 @pytest.fixture
 def imap_pool(opened: list[FakeClient]) -> pool.ImapPool:
+    def open_fake(endpoint: MailboxEndpoint) -> FakeClient:
+        opened.append(FakeClient(len(opened) + 1))
+        opened[-1].talk(f'LOGIN alice "{PASSWORD}"', "A1 OK Logged in")
+        return opened[-1]
+
     endpoint = MailboxEndpoint("acc_1", "imap.example.org", 993, "tls", "alice", PASSWORD)
-    return pool.ImapPool(endpoint, size=2)
+    return pool.ImapPool(endpoint, size=2, opener=open_fake)  # type: ignore[arg-type]
 
 
 def fails_with(exc: BaseException) -> Callable[[FakeClient], None]:
@@ -191,20 +188,3 @@ def test_connection_errors_of_the_watchers_connection() -> None:
     watcher = pool.connection_errors(client)  # type: ignore[arg-type]
     with pytest.raises(MailboxUnreachable), watcher:
         raise imaplib.IMAP4.abort("Server shutting down")
-
-
-def test_a_bye_greeting_is_unreachable_other_garbage_a_protocol_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    endpoint = MailboxEndpoint("acc_1", "127.0.0.1", 1, "none", "alice", PASSWORD)
-    greeting: list[Exception] = [imaplib.IMAP4.error(b"* BYE Too many connections")]
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise greeting[0]
-
-    monkeypatch.setattr(connect, "IMAPClient", refuse)
-    with pytest.raises(MailboxUnreachable, match="Too many connections"):
-        connect.open_imap(endpoint)
-    greeting[0] = imaplib.IMAP4.error(b"* HELLO there")
-    with pytest.raises(MailboxProtocolError, match=r"127\.0\.0\.1:1 answered the greeting"):
-        connect.open_imap(endpoint)
