@@ -44,7 +44,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-import imapclient
 import trustme
 
 from .cyrus import (
@@ -55,7 +54,7 @@ from .cyrus import (
     greeting,
     private_root,
 )
-from .dovecot import _HOST, MAILDIR_FLAGS, MailUser, _set_nodelay, _wait_exit
+from .dovecot import _HOST, MAILDIR_FLAGS, ImapAccess, MailUser, _wait_exit
 from .net import LOOPBACK, free_port
 
 COURIER_PKG = SERVERS_DIR / "courier/pkg"  # courier-imap, courier-pop (unpacked)
@@ -80,7 +79,6 @@ IMAP_CAPABILITY = (
     "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE"
 )
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 
 
 def courier_missing() -> list[str]:
@@ -139,7 +137,7 @@ def _password_hash(password: str) -> str:
     return "{SHA512}" + base64.b64encode(digest).decode("ascii")
 
 
-class CourierServer:
+class CourierServer(ImapAccess):
     """One Courier: authdaemond plus couriertcpd for IMAP, IMAPS, POP3, POP3S. Only one per
     machine at a time. Not thread-safe for start/stop; add_user/deliver/append are."""
 
@@ -408,33 +406,6 @@ class CourierServer:
             finally:
                 os.close(fd)
             os.rename(tmp + name, dest + name + info)
-
-    def imap_client(self, user: MailUser, *, tls: bool = False) -> imapclient.IMAPClient:
-        """A logged-in IMAPClient (plain port, or implicit TLS) with TCP_NODELAY; log out."""
-        if tls:
-            client = imapclient.IMAPClient(
-                self.host, self.imaps_port, ssl=True, ssl_context=self.ssl_context(), timeout=10
-            )
-        else:
-            client = imapclient.IMAPClient(self.host, self.imap_port, ssl=False, timeout=10)
-        _set_nodelay(client)
-        client.login(user.username, user.password)
-        return client
-
-    def append(
-        self,
-        user: MailUser,
-        message: bytes,
-        folder: str = "INBOX",
-        flags: Iterable[bytes | str] = (),
-    ) -> int:
-        """APPEND through the server (IMAP flags like b"\\\\Seen"); return the new UID."""
-        with self.imap_client(user) as client:
-            response = client.append(self.folder_name(folder), message, flags=tuple(flags))
-        found = _APPENDUID.search(response)
-        if found is None:
-            raise CourierError(f"no APPENDUID in {response!r}")
-        return int(found.group(1))
 
     # -- internals: lock and /etc/courier ------------------------------------------------------
 

@@ -42,11 +42,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-import imapclient
 import trustme
 from imapclient.imap_utf7 import encode as imap_utf7_encode
 
-from .dovecot import MAILDIR_FLAGS, MailUser, _set_nodelay, _wait_exit
+from .dovecot import MAILDIR_FLAGS, ImapAccess, MailUser, _wait_exit
 from .net import LOOPBACK, free_port
 
 SERVERS_DIR = Path(os.environ.get("MAILGATE_TEST_SERVERS_DIR", "/var/cache/mailgate-test-servers"))
@@ -58,7 +57,6 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 SASL_REALM = "localhost"  # = servername; sasldb entries are user@realm
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _IMAP_FLAGS = {
     "S": b"\\Seen",
@@ -305,7 +303,7 @@ syslog_sink = SyslogSink()
 # -- the server ------------------------------------------------------------------------------
 
 
-class CyrusServer:
+class CyrusServer(ImapAccess):
     """One Cyrus master with imapd, pop3d and idled. Not thread-safe for start/stop;
     add_user/deliver/append are."""
 
@@ -550,37 +548,6 @@ class CyrusServer:
             with self.imap_client(account) as client:
                 client.select_folder(folder)
                 client.add_flags(f"{first}:{last}", imap_flags, silent=True)
-
-    def folder_name(self, folder: str) -> str:
-        """The folder's name on the wire: as a client sees it (no namespace prefix here)."""
-        return folder
-
-    def imap_client(self, user: MailUser, *, tls: bool = False) -> imapclient.IMAPClient:
-        """A logged-in IMAPClient (plain port, or implicit TLS) with TCP_NODELAY; log out."""
-        if tls:
-            client = imapclient.IMAPClient(
-                self.host, self.imaps_port, ssl=True, ssl_context=self.ssl_context(), timeout=10
-            )
-        else:
-            client = imapclient.IMAPClient(self.host, self.imap_port, ssl=False, timeout=10)
-        _set_nodelay(client)
-        client.login(user.username, user.password)
-        return client
-
-    def append(
-        self,
-        user: MailUser,
-        message: bytes,
-        folder: str = "INBOX",
-        flags: Iterable[bytes | str] = (),
-    ) -> int:
-        """APPEND through the server (IMAP flags like b"\\\\Seen"); return the new UID."""
-        with self.imap_client(user) as client:
-            response = client.append(folder, message, flags=tuple(flags))
-        found = _APPENDUID.search(response)
-        if found is None:
-            raise CyrusError(f"no APPENDUID in {response!r}")
-        return int(found.group(1))
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -102,7 +102,50 @@ def _children(parent: int) -> dict[int, int]:
     return found
 
 
-class DovecotServer:
+class ImapAccess:
+    """A test server's IMAP, as another mail client uses it: a logged-in client and APPEND.
+    Needs ``host``, ``imap_port``, ``imaps_port``, ``ssl_context()`` and ``folder_name()``."""
+
+    host: str
+    imap_port: int
+    imaps_port: int
+
+    def ssl_context(self) -> ssl.SSLContext:
+        raise NotImplementedError
+
+    def folder_name(self, folder: str) -> str:
+        """The folder's name on the wire: as a client sees it (no namespace prefix here)."""
+        return folder
+
+    def imap_client(self, user: MailUser, *, tls: bool = False) -> imapclient.IMAPClient:
+        """A logged-in IMAPClient (plain port, or implicit TLS) with TCP_NODELAY; log out."""
+        if tls:
+            client = imapclient.IMAPClient(
+                self.host, self.imaps_port, ssl=True, ssl_context=self.ssl_context(), timeout=10
+            )
+        else:
+            client = imapclient.IMAPClient(self.host, self.imap_port, ssl=False, timeout=10)
+        _set_nodelay(client)
+        client.login(user.username, user.password)
+        return client
+
+    def append(
+        self,
+        user: MailUser,
+        message: bytes,
+        folder: str = "INBOX",
+        flags: Iterable[bytes | str] = (),
+    ) -> int:
+        """APPEND through the server (IMAP flags like b"\\\\Seen"); return the new UID."""
+        with self.imap_client(user) as client:
+            response = client.append(self.folder_name(folder), message, flags=tuple(flags))
+        found = _APPENDUID.search(response)
+        if found is None:
+            raise RuntimeError(f"no APPENDUID in {response!r}")
+        return int(found.group(1))
+
+
+class DovecotServer(ImapAccess):
     """One Dovecot instance. Not thread-safe for start/stop; add_user/deliver are."""
 
     host = LOOPBACK
@@ -334,37 +377,6 @@ class DovecotServer:
             finally:
                 os.close(fd)
             os.rename(tmp + name, dest + name + info)
-
-    def folder_name(self, folder: str) -> str:
-        """The folder's name on the wire: as a client sees it (no namespace prefix here)."""
-        return folder
-
-    def imap_client(self, user: MailUser, *, tls: bool = False) -> imapclient.IMAPClient:
-        """A logged-in IMAPClient (plain port, or implicit TLS) with TCP_NODELAY; log out."""
-        if tls:
-            client = imapclient.IMAPClient(
-                self.host, self.imaps_port, ssl=True, ssl_context=self.ssl_context(), timeout=10
-            )
-        else:
-            client = imapclient.IMAPClient(self.host, self.imap_port, ssl=False, timeout=10)
-        _set_nodelay(client)
-        client.login(user.username, user.password)
-        return client
-
-    def append(
-        self,
-        user: MailUser,
-        message: bytes,
-        folder: str = "INBOX",
-        flags: Iterable[bytes | str] = (),
-    ) -> int:
-        """APPEND through the server (IMAP flags like b"\\\\Seen"); return the new UID."""
-        with self.imap_client(user) as client:
-            response = client.append(folder, message, flags=tuple(flags))
-        found = _APPENDUID.search(response)
-        if found is None:
-            raise DovecotError(f"no APPENDUID in {response!r}")
-        return int(found.group(1))
 
     # -- internals ---------------------------------------------------------------------------
 
