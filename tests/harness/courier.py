@@ -41,8 +41,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import trustme
 
@@ -243,23 +242,6 @@ class CourierServer(ImapAccess):
                     self._note_processes()  # none left
                     self._lock_file.close()  # releases the flock
                     self._lock_file = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, with the same users and mail."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of authdaemond's and each listener's log, for failure messages.

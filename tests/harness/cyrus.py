@@ -39,8 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import trustme
 from imapclient.imap_utf7 import encode as imap_utf7_encode
@@ -406,23 +405,6 @@ class CyrusServer(ImapAccess):
             if self._sink_token is not None:
                 syslog_sink.unsubscribe(self._sink_token)
                 self._sink_token = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, with the same users and mail."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last syslog lines of this instance and master's stderr, for failure messages."""

@@ -103,15 +103,40 @@ def _children(parent: int) -> dict[int, int]:
 
 
 class ImapAccess:
-    """A test server's IMAP, as another mail client uses it: a logged-in client and APPEND.
-    Needs ``host``, ``imap_port``, ``imaps_port``, ``ssl_context()`` and ``folder_name()``."""
+    """What every test server (Dovecot, Cyrus, Courier) shares: restart and use as a context
+    manager around its own start/stop, and its IMAP as another mail client uses it (a
+    logged-in client, APPEND). Needs ``start``, ``stop``, ``host``, ``imap_port``,
+    ``imaps_port`` and ``ssl_context()``."""
 
     host: str
     imap_port: int
     imaps_port: int
 
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
     def ssl_context(self) -> ssl.SSLContext:
         raise NotImplementedError
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports, with the same users and mail."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     def folder_name(self, folder: str) -> str:
         """The folder's name on the wire: as a client sees it (no namespace prefix here)."""
@@ -264,23 +289,6 @@ class DovecotServer(ImapAccess):
                 os.close(fd)
             if self._run_dir is not None and not self._run_dir.is_relative_to(self.base_dir):
                 shutil.rmtree(self._run_dir, ignore_errors=True)
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, with the same users and mail."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -24,12 +24,8 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
             " (apt-get install -y dovecot-core dovecot-imapd dovecot-pop3d).",
             pytrace=False,
         )
-    server = DovecotServer(tmp_path_factory.mktemp("dovecot"))
-    server.start()
-    try:
+    with DovecotServer(tmp_path_factory.mktemp("dovecot")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -47,12 +43,8 @@ def cyrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CyrusServer]:
             " with scripts/install-test-servers.sh (scripts/test.sh runs it; it keeps Dovecot).",
             pytrace=False,
         )
-    server = CyrusServer(tmp_path_factory.mktemp("cyrus"))
-    server.start()
-    try:
+    with CyrusServer(tmp_path_factory.mktemp("cyrus")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -71,12 +63,8 @@ def courier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CourierServer]
             " with scripts/install-test-servers.sh (scripts/test.sh runs it; it keeps Dovecot).",
             pytrace=False,
         )
-    server = CourierServer(tmp_path_factory.mktemp("courier"))
-    server.start()
-    try:
+    with CourierServer(tmp_path_factory.mktemp("courier")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -89,12 +77,8 @@ def courier_user(courier: CourierServer) -> MailUser:
 def bare_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
     """A Dovecot that advertises "IMAP4rev1" and nothing else (RFC 3501 alone: no NAMESPACE,
     IDLE, LITERAL+, ENABLE, ...), for the paths that must work without any extension."""
-    server = DovecotServer(tmp_path_factory.mktemp("bare-dovecot"), "IMAP4rev1")
-    server.start()
-    try:
+    with DovecotServer(tmp_path_factory.mktemp("bare-dovecot"), "IMAP4rev1") as server:
         yield server
-    finally:
-        server.stop()
 
 
 # The servers of the interoperability matrix; `-m "not interop"` keeps to Dovecot.
@@ -126,9 +110,5 @@ PLAIN_IMAP_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE 
 def plain_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
     """A Dovecot that advertises plain IMAP4rev1 only: no MOVE, UIDPLUS, PREVIEW,
     SPECIAL-USE, so the adapters' fallbacks run against a real server."""
-    server = DovecotServer(tmp_path_factory.mktemp("plain-dovecot"), PLAIN_IMAP_CAPABILITIES)
-    server.start()
-    try:
+    with DovecotServer(tmp_path_factory.mktemp("plain-dovecot"), PLAIN_IMAP_CAPABILITIES) as server:
         yield server
-    finally:
-        server.stop()
