@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
+from typing import TypeVar
 
-from mailgate.domain.errors import MailboxTimeout, MailboxTLSError, MailboxUnreachable
+from mailgate.domain.addresses import NotPublic, Resolver, resolve
+from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.errors import (
+    MailboxHostNotAllowed,
+    MailboxTimeout,
+    MailboxTLSError,
+    MailboxUnreachable,
+)
+
+T = TypeVar("T")
 
 
 def set_nodelay(sock: socket.socket | None) -> None:
@@ -36,3 +49,64 @@ def network_errors(host: str, port: int) -> Iterator[None]:
         raise MailboxUnreachable(f"cannot connect to {where}: {exc.strerror or exc}") from exc
     except OSError as exc:
         raise MailboxUnreachable(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+
+
+def connect_checked(
+    endpoint: MailboxEndpoint, connect: Callable[[str], T], resolver: Resolver
+) -> T:
+    """Resolve the endpoint's host once, refuse it by the endpoint's address policy, then
+    ``connect`` to each of exactly those addresses in turn until one answers (as
+    ``socket.create_connection`` does with a name): never to a second lookup of the name.
+    A TLS or protocol failure is the server's answer and is raised at once."""
+    try:
+        addresses = resolve(
+            endpoint.host, endpoint.port, allow_private=endpoint.allow_private, resolver=resolver
+        )
+    except NotPublic as exc:
+        raise MailboxHostNotAllowed(
+            f"the mail server host {exc}; this deployment refuses such hosts "
+            "(MAILGATE_ALLOW_PRIVATE_MAILBOXES=false)"
+        ) from None
+    except UnicodeError as exc:
+        raise MailboxUnreachable(f"host {endpoint.host!r} is not a valid name") from exc
+    for address in addresses[:-1]:
+        try:
+            return connect(address)
+        except ssl.SSLError:
+            raise
+        except OSError:  # refused, unreachable, timed out: the next address may answer
+            continue
+    return connect(addresses[-1])
+
+
+class Deadline:
+    """A watchdog for one operation on a connection: when it is not done after ``seconds``,
+    the socket is shut down, so a read blocked on a silent server, or one that trickles its
+    answer a byte at a time (which no per-read timeout ends), returns at once and the
+    operation fails. ``expired`` then tells the caller why, and the connection must be
+    dropped: it is out of step, or gone."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock, self.seconds = sock, seconds
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        # socket.socket's own shutdown: an SSLSocket's would unset its TLS state under the
+        # reading thread; this only ends the stream beneath it (already closed: nothing to do)
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()

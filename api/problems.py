@@ -32,6 +32,7 @@ _PROBLEMS: dict[str, tuple[int, str]] = {
     "mailbox-error": (502, "Mailbox error"),
     "mailbox-auth-failed": (422, "The mail server refused the login"),
     "mailbox-unreachable": (502, "The mail server cannot be reached"),
+    "mailbox-host-not-allowed": (422, "The mail server's address is not allowed here"),
     "mailbox-timeout": (504, "The mail server did not answer in time"),
     "mailbox-busy": (503, "The mailbox is busy; try again shortly"),
     "mailbox-tls-failed": (502, "TLS with the mail server failed"),

@@ -6,6 +6,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mailgate.domain.addresses import pinned_context
+
 # The protocols and security modes an account may name. What each protocol can do is asked
 # of mailgate.adapters.registry, the one place that tells them apart.
 MailProtocol = Literal["imap", "pop3"]
@@ -23,12 +25,13 @@ class MailboxEndpoint:
     password: str = field(repr=False)
     tls_verify: bool = True
     connect_timeout: float = 15.0
-    read_timeout: float = 60.0
+    # IMAP: the deadline of each pooled operation; both protocols: the longest wait for a read
+    read_timeout: float = 30.0
+    # False: refuse hosts that resolve to private, loopback or link-local addresses
+    allow_private: bool = True
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The system trust store (honours SSL_CERT_FILE), unless verification is opted out."""
-        context = ssl.create_default_context()
-        if not self.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        """The system trust store (honours SSL_CERT_FILE), unless verification is opted out.
+        The certificate is checked against ``host`` even though the connection is opened to
+        the address it resolved to (mailgate.domain.addresses)."""
+        return pinned_context(self.host, verify=self.tls_verify)

@@ -101,6 +101,14 @@ class MailboxUnreachable(MailboxError):
     type = "mailbox-unreachable"
 
 
+class MailboxHostNotAllowed(MailboxError):
+    """The mailbox host resolves to a private, loopback or link-local address, and this
+    deployment refuses those (MAILGATE_ALLOW_PRIVATE_MAILBOXES=false). Nothing is
+    connected to, so the answer says nothing about what listens there."""
+
+    type = "mailbox-host-not-allowed"
+
+
 class MailboxTimeout(MailboxError):
     """The server accepted the connection (or not) but did not answer in time."""
 

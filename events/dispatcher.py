@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,12 +36,14 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
 from standardwebhooks.webhooks import Webhook
 
+from mailgate.domain.addresses import Resolver
 from mailgate.domain.errors import InvalidRequest
 from mailgate.domain.ids import new_id
+from mailgate.events.pinned_http import PinnedHttp
 from mailgate.gateway.backoff import backoff
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import SecretKeyError
-from mailgate.gateway.webhooks import check_webhook_url
+from mailgate.gateway.webhooks import WebhookTarget, check_webhook_url
 from mailgate.store import outbox
 from mailgate.store.db import session_scope
 from mailgate.store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
@@ -74,14 +77,17 @@ class Dispatcher:
         disable_after: int = 20,
         workers: int = 4,
         lease: float | None = None,
+        resolver: Resolver = socket.getaddrinfo,
     ) -> None:
+        """``resolver`` looks up webhook hosts (tests name hosts no DNS knows)."""
         self.gateway = gateway
+        self.resolver = resolver
         self.batch, self.timeout = batch, timeout
         self.max_attempts, self.disable_after = max_attempts, disable_after
         # Endpoints are served side by side, each endpoint's events one after another; the
         # lease must outlast the longest such run (every claimed row on one slow endpoint).
         self.lease = timedelta(seconds=lease if lease is not None else batch * timeout + 60)
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.http = PinnedHttp(timeout)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks")
 
     # --- one round --------------------------------------------------------------------------
@@ -177,8 +183,14 @@ class Dispatcher:
         if endpoint is None or not endpoint.enabled:  # deleted or disabled since the claim
             self._release([event.id])
             return False
-        try:  # again here: the name may point somewhere else by now (DNS rebinding)
-            check_webhook_url(endpoint.url, self.gateway.settings.allow_private_webhooks)
+        try:  # again here: the name may point somewhere else by now (DNS rebinding), and the
+            # request goes to the addresses checked now, never to a second lookup
+            target = check_webhook_url(
+                endpoint.url,
+                self.gateway.settings.allow_private_webhooks,
+                resolve_now=True,
+                resolver=self.resolver,
+            )
         except InvalidRequest as exc:
             outcome = Outcome(False, error=f"refused: {exc.detail}")
         else:
@@ -187,11 +199,11 @@ class Dispatcher:
             except SecretKeyError:
                 outcome = Outcome(False, error="the signing secret does not decrypt")
             else:
-                outcome = self._send(endpoint.url, secret, event)
+                outcome = self._send(target, secret, event)
         self._record(event, outcome)
         return outcome.succeeded
 
-    def _send(self, url: str, secret: str, event: WebhookEvent) -> Outcome:
+    def _send(self, target: WebhookTarget, secret: str, event: WebhookEvent) -> Outcome:
         now = datetime.now(UTC)
         headers = {
             "webhook-id": event.id,
@@ -202,9 +214,7 @@ class Dispatcher:
         }
         started = time.monotonic()
         try:
-            with self.client.stream(
-                "POST", url, content=event.payload.encode("utf-8"), headers=headers
-            ) as response:
+            with self.http.post(target, event.payload.encode("utf-8"), headers) as response:
                 body = _read_prefix(response)
                 status = response.status_code
         except httpx.TimeoutException as exc:
@@ -298,7 +308,7 @@ class Dispatcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.client.close()
+        self.http.close()
 
 
 def _read_prefix(response: httpx.Response) -> str | None:

@@ -39,6 +39,8 @@ class Mailboxes:
             else password,
             tls_verify=account.tls_verify,
             connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.command_timeout,
+            allow_private=self.settings.allow_private_mailboxes,
         )
 
     def build(self, account: Account, password: str | None = None) -> MailAdapter:

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call the API from a browser."
     )
     connect_timeout: float = Field(15.0, gt=0, description="Seconds to reach a mail server.")
+    command_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a mail server has to answer: an IMAP operation of a request must "
+        "be done by then (its connection is dropped, the request answers 504); a POP3 server "
+        "must send something within it.",
+    )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
     pop3_sync_interval: float = Field(
         60.0, ge=0, description="A POP3 read syncs first when the last sync is older than this."
@@ -40,6 +47,11 @@ class Settings(BaseSettings):
         10.0, ge=0, description="How long a checked API key is trusted without the database."
     )
     allow_private_webhooks: bool = Field(False, description="Allow webhook URLs on private nets.")
+    allow_private_mailboxes: bool = Field(
+        True,
+        description="Allow mailbox hosts on private, loopback and link-local addresses; turn "
+        "off when tenants are not trusted with the gateway's own network.",
+    )
     max_requests_per_tenant: int = Field(
         16, gt=0, description="Requests of one tenant served at once; more wait their turn."
     )

@@ -8,15 +8,16 @@ events it causes commit (or roll back) together.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import secrets
-import socket
+from dataclasses import dataclass
 from datetime import datetime
+from socket import getaddrinfo
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, or_, select
 
+from mailgate.domain.addresses import NotPublic, Resolver, resolve
 from mailgate.domain.errors import InvalidRequest, NotFound
 from mailgate.domain.ids import is_valid_id, new_id
 from mailgate.domain.webhooks import (
@@ -44,69 +45,58 @@ from mailgate.store.outbox import enqueue, iso_utc
 __all__ = ["check_webhook_url", "enqueue"]
 
 WEBHOOK_PREFIX = "whk"
-_NOT_PUBLIC = (  # most specific first: Python counts loopback and link-local as private too
-    ("is_loopback", "a loopback address"),
-    ("is_unspecified", "the unspecified address"),
-    ("is_link_local", "a link-local address"),
-    ("is_multicast", "a multicast address"),
-    ("is_reserved", "a reserved address"),
-    ("is_private", "a private-network address"),
-)
 
 
 # --- the SSRF guard ---------------------------------------------------------------------
 
 
-def check_webhook_url(url: str, allow_private: bool) -> None:
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where a webhook URL points: its host name and port, and the addresses the one lookup
+    found (empty when the URL was only checked for shape). A delivery connects to exactly
+    these addresses, so a name that answers differently a moment later (DNS rebinding)
+    cannot steer it elsewhere."""
+
+    url: str
+    host: str
+    port: int
+    addresses: tuple[str, ...] = ()
+
+
+def check_webhook_url(
+    url: str, allow_private: bool, *, resolve_now: bool = False, resolver: Resolver = getaddrinfo
+) -> WebhookTarget:
     """Refuse URLs that would make the gateway call into its own network.
 
-    Called when an endpoint is saved and again before every delivery, since a name may
-    resolve elsewhere later (DNS rebinding). With ``allow_private`` (development, tests)
-    only the URL's shape is checked and nothing is resolved.
+    Called when an endpoint is saved and again before every delivery, whose connection then
+    goes to the addresses checked here (``resolve_now``). With ``allow_private``
+    (development, tests) addresses are not judged, and a save checks only the URL's shape.
     """
     parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
         raise InvalidRequest("the webhook url must be http:// or https://")
     if parts.username is not None or parts.password is not None:
         raise InvalidRequest("the webhook url must not carry credentials (user:password@)")
     host = parts.hostname
     if not host:
         raise InvalidRequest("the webhook url must name a host")
-    if allow_private:
-        return
     try:
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise InvalidRequest("the webhook url has an invalid port") from None
+    if allow_private and not resolve_now:
+        return WebhookTarget(url, host, port)
+    try:
+        addresses = resolve(host, port, allow_private=allow_private, resolver=resolver)
+    except NotPublic as exc:
+        raise InvalidRequest(
+            f"the webhook host {exc}; such targets are refused unless "
+            "MAILGATE_ALLOW_PRIVATE_WEBHOOKS is set"
+        ) from None
     except (OSError, UnicodeError, ValueError):
         raise InvalidRequest(f"the webhook host {host!r} does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        reason = _not_public(address)
-        if reason:
-            raise InvalidRequest(
-                f"the webhook host {host!r} resolves to {address}, {reason}; such targets are "
-                "refused unless MAILGATE_ALLOW_PRIVATE_WEBHOOKS is set"
-            )
-
-
-def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.is_site_local:  # fec0::/10, deprecated but still routed by some stacks
-            return "a site-local address"
-        # an IPv4 address inside the IPv6 one (mapped, 6to4 2002::/16, Teredo's client) is
-        # where the packets end up: judge that one
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address.teredo is not None:
-            embedded = address.teredo[1]
-        if embedded is not None:
-            reason = _not_public(embedded)
-            return f"{reason} (inside {address})" if reason else None
-    for attribute, reason in _NOT_PUBLIC:
-        if getattr(address, attribute):
-            return reason
-    if not address.is_global:  # e.g. 100.64.0.0/10 (carrier-grade NAT)
-        return "not a public address"
-    return None
+    return WebhookTarget(url, host, port, tuple(addresses))
 
 
 # --- endpoints ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -46,3 +48,18 @@ def watch_round(gateway: Gateway, box: Mailbox) -> None:
         account = session.get(Account, box.account_id)
         assert account is not None
         gateway.mailboxes.adapter(account).refresh()
+
+
+class Names:
+    """A resolver for names of the test's own, counting its lookups."""
+
+    def __init__(self, **names: list[str]) -> None:
+        self.names = {name.replace("_", "."): addresses for name, addresses in names.items()}
+        self.lookups = 0
+
+    def __call__(self, host: str, port: int, *_: Any, **__: Any) -> Sequence[tuple[Any, ...]]:
+        self.lookups += 1
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in self.names[host]
+        ]

@@ -34,7 +34,7 @@ from mailgate.store.db import session_scope
 from mailgate.store.migrate import upgrade
 from mailgate.store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
 from tests.conftest import make_settings
-from tests.helpers import assert_problem
+from tests.helpers import Names, assert_problem
 
 # --- a real receiver --------------------------------------------------------------------------
 
@@ -639,6 +639,58 @@ def test_delivery_time_guard_refuses_a_now_private_target(
     assert receiver.requests == []
     [attempt] = _deliveries(pclient, tenant_a, webhook_id)
     assert attempt["error"].startswith("refused:") and "loopback" in attempt["error"]
+
+
+def test_a_delivery_goes_to_the_address_that_was_checked(
+    pgw: Gateway,
+    pclient: TestClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    dispatchers: list[Dispatcher],
+) -> None:
+    """No DNS knows hooks.mailgate.test: only the addresses of the delivery-time check can
+    have been connected to, and the receiver still sees its own name as Host."""
+    url = f"http://hooks.mailgate.test:{receiver.port}/hook"
+    _create(pclient, tenant_a, url)
+    _enqueue(pgw, tenant_a)
+    names = Names(hooks_mailgate_test=["127.0.0.1"])
+    assert _dispatcher(dispatchers, pgw, resolver=names).deliver_due() == 1
+    [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.mailgate.test:{receiver.port}"
+    assert names.lookups == 1
+
+
+def test_a_name_that_turns_private_after_the_check_is_not_followed(
+    tmp_path: Path,
+    database_url: str,
+    pgw: Gateway,
+    pclient: TestClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    dispatchers: list[Dispatcher],
+) -> None:
+    """DNS rebinding: the name answers a public address to the check and the receiver's
+    loopback address to any later lookup. The delivery goes to the public address (which
+    this machine cannot reach), never to the receiver."""
+    webhook_id = _create(pclient, tenant_a, f"http://hooks.mailgate.test:{receiver.port}/")["id"]
+    _enqueue(pgw, tenant_a)
+    answers = iter([["8.8.8.8"]])
+
+    class Rebinding(Names):
+        def __call__(self, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+            self.names[host] = next(answers, ["127.0.0.1"])
+            return super().__call__(host, port, *args, **kwargs)
+
+    names = Rebinding(hooks_mailgate_test=[])
+    strict = Gateway.from_settings(make_settings(tmp_path, database_url))
+    try:
+        _dispatcher(dispatchers, strict, resolver=names, timeout=0.5).deliver_due()
+    finally:
+        strict.close()
+    assert receiver.requests == []
+    [attempt] = _deliveries(pclient, tenant_a, webhook_id)
+    assert attempt["succeeded"] is False and not attempt["error"].startswith("refused")
+    assert names.lookups == 1
 
 
 def test_response_body_is_truncated_and_nul_free(

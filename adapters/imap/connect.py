@@ -7,14 +7,16 @@ import contextlib
 import imaplib
 import logging
 import re
+import socket
 import ssl
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError, ProtocolError
 from imapclient.util import to_unicode
 
-from mailgate.adapters._net import network_errors, set_nodelay
+from mailgate.adapters._net import connect_checked, network_errors, set_nodelay
 from mailgate.adapters.imap import wire
+from mailgate.domain.addresses import Resolver
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import (
     MailboxAuthFailed,
@@ -84,17 +86,23 @@ def protocol_error(
     )
 
 
-def open_imap(endpoint: MailboxEndpoint) -> IMAPClient:
+def open_imap(endpoint: MailboxEndpoint, resolver: Resolver = socket.getaddrinfo) -> IMAPClient:
+    """A logged-in connection to one of the addresses the host resolved to once (``resolver``:
+    tests name hosts no DNS knows), checked by the endpoint's address policy."""
     where = f"{endpoint.host}:{endpoint.port}"
+
+    def greet(address: str) -> IMAPClient:
+        return IMAPClient(
+            address,
+            port=endpoint.port,
+            ssl=endpoint.security == "tls",
+            ssl_context=endpoint.ssl_context(),
+            timeout=endpoint.connect_timeout,
+        )
+
     with network_errors(endpoint.host, endpoint.port):
         try:
-            client = IMAPClient(
-                endpoint.host,
-                port=endpoint.port,
-                ssl=endpoint.security == "tls",
-                ssl_context=endpoint.ssl_context(),
-                timeout=endpoint.connect_timeout,
-            )
+            client = connect_checked(endpoint, greet, resolver)
         except imaplib.IMAP4.abort as exc:
             if garbled(exc):  # a greeting that is not IMAP: another protocol on that port
                 raise protocol_error(None, where, exc, endpoint.account_id) from exc

@@ -27,6 +27,8 @@ from typing import TypeVar
 
 from imapclient import IMAPClient
 
+from mailgate.adapters._net import Deadline
+from mailgate.adapters.imap import wire
 from mailgate.adapters.imap.connect import (
     MALFORMED,
     garbled,
@@ -86,24 +88,54 @@ class ImapPool:
             self._slots.release()
 
     def _attempt(self, client: IMAPClient, operation: Callable[[IMAPClient], T]) -> T:
-        """``operation`` on ``client``; the connection goes back to the pool unless it broke
-        (re-raised) or answered something unreadable (``MailboxProtocolError``)."""
+        """``operation`` on ``client``, within the endpoint's command deadline; the connection
+        goes back to the pool unless it broke (re-raised), answered something unreadable
+        (``MailboxProtocolError``) or ran out of time (``MailboxTimeout``, never retried: the
+        server is slow, not the connection stale)."""
         where = f"{self.endpoint.host}:{self.endpoint.port}"
+        deadline = Deadline(client.socket(), self.endpoint.read_timeout)
         try:
-            result = operation(client)
+            with deadline:
+                result = operation(client)
         except BROKEN as exc:
             self._discard(client)
+            # a read timing out is the same deadline, seen by the socket first
+            if deadline.expired or isinstance(exc, socket.timeout):
+                raise self._overdue(client) from exc
             if garbled(exc):
                 raise protocol_error(client, where, exc, self.endpoint.account_id) from exc
             raise
         except MALFORMED as exc:
             self._discard(client)
+            if deadline.expired:
+                raise self._overdue(client) from exc
             raise protocol_error(client, where, exc, self.endpoint.account_id) from exc
-        except BaseException:
+        except BaseException as exc:
+            if deadline.expired:  # what the operation made of the dropped connection
+                self._discard(client)
+                raise self._overdue(client) from exc
             self._checkin(client)
             raise
-        self._checkin(client)
+        if deadline.expired:  # done just as time ran out: the answer stands, the socket is gone
+            self._discard(client)
+        else:
+            self._checkin(client)
         return result
+
+    def _overdue(self, client: IMAPClient) -> MailboxTimeout:
+        command = wire.last_command(client) or "a command"
+        log.warning(
+            "imap command deadline passed; connection dropped",
+            extra={
+                "account_id": self.endpoint.account_id,
+                "command": command,
+                "deadline_s": self.endpoint.read_timeout,
+            },
+        )
+        return MailboxTimeout(
+            f"the mail server did not finish answering {command} within "
+            f"{self.endpoint.read_timeout:g} s"
+        )
 
     def _checkout(self) -> tuple[IMAPClient, bool]:
         now = time.monotonic()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import poplib
+import socket
 
-from mailgate.adapters._net import network_errors, set_nodelay
+from mailgate.adapters._net import connect_checked, network_errors, set_nodelay
 from mailgate.adapters.pop3.respcodes import busy_error, response_code, server_words
+from mailgate.domain.addresses import Resolver
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import (
     MailboxAuthFailed,
@@ -20,12 +22,14 @@ from mailgate.domain.errors import (
 poplib._MAXLINE = 1024 * 1024  # type: ignore[attr-defined]  # poplib's line limit; not in typeshed
 
 
-def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
+def open_pop3(endpoint: MailboxEndpoint, resolver: Resolver = socket.getaddrinfo) -> poplib.POP3:
     """Connect (``connect_timeout`` covers reaching the server and its greeting), then log in
     with ``read_timeout``: a server may rightly take its time to answer PASS (Courier delays
-    a wrong password 5 s; Dovecot with ``pop3_lock_session`` waits up to 10 s for the lock)."""
+    a wrong password 5 s; Dovecot with ``pop3_lock_session`` waits up to 10 s for the lock).
+    The connection goes to one of the addresses the host resolved to once (``resolver``: tests
+    name hosts no DNS knows), checked by the endpoint's address policy."""
     with network_errors(endpoint.host, endpoint.port):
-        client = _connect(endpoint)
+        client = connect_checked(endpoint, lambda address: _connect(endpoint, address), resolver)
         try:
             client.sock.settimeout(endpoint.read_timeout)
             set_nodelay(client.sock)
@@ -38,18 +42,18 @@ def open_pop3(endpoint: MailboxEndpoint) -> poplib.POP3:
     return client
 
 
-def _connect(endpoint: MailboxEndpoint) -> poplib.POP3:
+def _connect(endpoint: MailboxEndpoint, address: str) -> poplib.POP3:
     """Connect and read the greeting; one that is not ``+OK`` is no POP3 server (RFC 1939
     section 4): a port that speaks something else is a protocol error, never a crash."""
     try:
         if endpoint.security == "tls":
             return poplib.POP3_SSL(
-                endpoint.host,
+                address,
                 endpoint.port,
                 timeout=endpoint.connect_timeout,
                 context=endpoint.ssl_context(),
             )
-        return poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.connect_timeout)
+        return poplib.POP3(address, endpoint.port, timeout=endpoint.connect_timeout)
     except poplib.error_proto as exc:
         raise MailboxProtocolError(
             f"{endpoint.host}:{endpoint.port} does not greet as a POP3 server: "

@@ -20,7 +20,8 @@ _MAILBOX_ERRORS = problem_responses(502, 504)
     response_model=AccountOut,
     summary="Add a mailbox",
     description="Logs in to the mailbox first; only a mailbox that accepts the login is added. "
-    "`mailbox-auth-failed` (422) carries the server's words; `mailbox-unreachable` and "
+    "`mailbox-auth-failed` (422) carries the server's words; `mailbox-host-not-allowed` (422) "
+    "when the deployment refuses private hosts; `mailbox-unreachable` and "
     "`mailbox-tls-failed` (502), `mailbox-timeout` (504).",
     responses={**_MAILBOX_ERRORS, **problem_responses(400, 413)},
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,11 @@ class FakeClient:
         self.shut = False
         self.logout_error: Exception | None = None
         self._imap = FakeImap()
+        self._socket = socket.socket()  # what the pool's command deadline would shut down
         wire.record(self)  # type: ignore[arg-type]
+
+    def socket(self) -> socket.socket:
+        return self._socket
 
     def talk(self, command: str, *lines: str) -> None:
         """As imaplib would: log the command sent, complete it, log the lines read."""
@@ -52,6 +57,7 @@ class FakeClient:
 
     def shutdown(self) -> None:
         self.shut = True
+        self._socket.close()
 
     def logout(self) -> None:
         if self.logout_error is not None:

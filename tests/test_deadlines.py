@@ -1,0 +1,84 @@
+"""A stuck command never outlives its request (issue 11): an IMAP operation that is not done
+within MAILGATE_COMMAND_TIMEOUT answers 504 ``mailbox-timeout``, its connection is dropped
+(never given back to the pool out of step) and the worker is free again. The slow server is
+the real Dovecot behind the fault-injection proxy: silent, or trickling its answer a line
+at a time, which no per-read socket timeout ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mailgate.gateway.context import Gateway
+from tests.conftest import make_settings
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.proxy import FaultProxy
+from tests.helpers import assert_problem
+from tests.mail_factory import dated
+from tests.test_imap_mail import Mailbox
+from tests.test_imap_quirks import add_account, inbox
+
+DEADLINE = 2.0
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, sqlite_url: str) -> Iterator[Gateway]:
+    gw = Gateway.from_settings(make_settings(tmp_path, sqlite_url, command_timeout=DEADLINE))
+    gw.migrate()
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def proxy(dovecot: DovecotServer) -> Iterator[FaultProxy]:
+    with FaultProxy((dovecot.host, dovecot.imap_port)) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def proxied(
+    client: TestClient,
+    auth: dict[str, str],
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    proxy: FaultProxy,
+) -> Mailbox:
+    return add_account(client, auth, dovecot, mail_user, proxy.port)
+
+
+def test_a_silent_server_answers_504_and_the_next_request_gets_a_fresh_connection(
+    proxied: Mailbox, dovecot: DovecotServer, proxy: FaultProxy
+) -> None:
+    dovecot.deliver(proxied.user, dated(2))
+    assert len(inbox(proxied)) == 2  # a pooled connection, logged in
+    proxy.stall()
+    problem = assert_problem(proxied.call("GET", "/messages"), 504, "mailbox-timeout")
+    assert f"within {DEADLINE:g} s" in str(problem["detail"])
+    proxy.resume()
+    opened = proxy.connections
+    assert len(inbox(proxied)) == 2
+    assert proxy.connections == opened + 1  # the stuck one was dropped, not reused
+
+
+def test_a_server_trickling_its_answer_is_cut_off_at_the_deadline(
+    proxied: Mailbox, dovecot: DovecotServer, proxy: FaultProxy
+) -> None:
+    """Each line of the FETCH answer comes 0.5 s after the last, well within any per-read
+    timeout; 12 lines take 6 s, three times the deadline."""
+    dovecot.deliver(proxied.user, dated(12))
+    assert len(inbox(proxied)) == 12
+
+    def trickle(line: bytes) -> bytes:
+        if b" FETCH (" in line:
+            time.sleep(0.5)
+        return line
+
+    proxy.rewrite(trickle)
+    problem = assert_problem(proxied.call("GET", "/messages"), 504, "mailbox-timeout")
+    assert "FETCH" in str(problem["detail"])
+    proxy.rewrite(None)
+    assert len(inbox(proxied)) == 12
