@@ -13,6 +13,21 @@ from mailgate.gateway.context import Gateway
 from mailgate.store.changes import StateTooNew, changes_since, current_state
 
 MAX_CHANGES = 10_000
+# A state is "s" and the number of the account's last change seen. The bare numbers of
+# before (the global log position) are unknown states: a resync, never a wrong delta.
+_PREFIX = "s"
+
+
+def _state(number: int) -> str:
+    return f"{_PREFIX}{number}"
+
+
+def _number(state: str) -> int | None:
+    digits = state.removeprefix(_PREFIX)
+    if digits == state or not (digits.isascii() and digits.isdigit()):
+        return None
+    number = int(digits)
+    return number if number <= MAX_NUMBER else None
 
 
 def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None) -> Changes:
@@ -21,7 +36,7 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
         load_account(session, tenant_id, account_id)
     if since is None:
         return Changes(
-            state=str(current_state(gw.engine, account_id)),
+            state=_state(current_state(gw.engine, account_id)),
             created=[],
             updated=[],
             destroyed=[],
@@ -29,10 +44,11 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
             folders=KindChanges(),
             has_more_changes=False,
         )
-    if not (since.isascii() and since.isdigit()) or int(since) > MAX_NUMBER:
+    number = _number(since)
+    if number is None:
         raise CannotCalculateChanges("Unknown state; resync.")
     try:
-        delta = changes_since(gw.engine, account_id, int(since), MAX_CHANGES)
+        delta = changes_since(gw.engine, account_id, number, MAX_CHANGES)
     except StateTooNew:
         raise CannotCalculateChanges("Unknown state; resync.") from None
     messages = KindChanges(
@@ -46,7 +62,7 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
         destroyed=delta.destroyed["folder"],
     )
     return Changes(
-        state=str(delta.state),
+        state=_state(delta.state),
         created=folders.created + messages.created,
         updated=folders.updated + messages.updated,
         destroyed=folders.destroyed + messages.destroyed,

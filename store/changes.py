@@ -1,6 +1,7 @@
 """The change log: what changed in an account, in order, for delta sync (``/changes``).
 
-A client's state is the log position it has seen; changes since then collapse per object
+A client's state is the number of the account's last change it has seen (each account counts
+its own: a tenant learns nothing of the others); changes since then collapse per object
 (JMAP style, RFC 8620 section 5.2): created, then changed, then destroyed.
 """
 
@@ -9,24 +10,52 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from mailgate.domain.changes import Change, Kind
-from mailgate.store.models import ChangeLog
+from mailgate.store.models import ChangeCounter, ChangeLog
 
 
 def record(
     connection: Connection, account_id: str, entries: Iterable[tuple[Kind, str, Change]]
 ) -> None:
-    """Append changes, in the caller's transaction (so they commit with the change)."""
+    """Append changes, in the caller's transaction (so they commit with the change), numbered
+    after the account's last one. Taking the numbers locks the account's counter row until
+    the transaction ends, so an account's changes commit in the order they are numbered."""
+    listed = list(entries)
+    if not listed:
+        return
+    last = _take_numbers(connection, account_id, len(listed))
+    first = last - len(listed) + 1
     rows = [
-        {"account_id": account_id, "kind": kind, "object_id": object_id, "change": change}
-        for kind, object_id, change in entries
+        {
+            "account_id": account_id,
+            "account_seq": first + index,
+            "kind": kind,
+            "object_id": object_id,
+            "change": change,
+        }
+        for index, (kind, object_id, change) in enumerate(listed)
     ]
-    if rows:
-        connection.execute(insert(ChangeLog), rows)
+    connection.execute(insert(ChangeLog), rows)
+
+
+def _take_numbers(connection: Connection, account_id: str, count: int) -> int:
+    """Advance the account's counter by ``count``; returns its new last number."""
+    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(ChangeCounter)
+        .values(account_id=account_id, last=count)
+        .on_conflict_do_update(
+            index_elements=["account_id"], set_={"last": col(ChangeCounter.last) + count}
+        )
+        .returning(col(ChangeCounter.last))
+    )
+    return int(connection.execute(statement).scalar_one())
 
 
 def record_now(
@@ -38,10 +67,11 @@ def record_now(
 
 
 def current_state(engine: Engine, account_id: str) -> int:
+    """The number of the account's last change (0: none yet)."""
     with engine.connect() as connection:
         value = connection.execute(
-            select(func.max(col(ChangeLog.seq))).where(col(ChangeLog.account_id) == account_id)
-        ).scalar_one()
+            select(col(ChangeCounter.last)).where(col(ChangeCounter.account_id) == account_id)
+        ).scalar_one_or_none()
     return int(value or 0)
 
 
@@ -62,13 +92,13 @@ def changes_since(engine: Engine, account_id: str, since: int, limit: int = 10_0
     with engine.connect() as connection:
         rows = connection.execute(
             select(
-                col(ChangeLog.seq),
+                col(ChangeLog.account_seq),
                 col(ChangeLog.kind),
                 col(ChangeLog.object_id),
                 col(ChangeLog.change),
             )
-            .where(col(ChangeLog.account_id) == account_id, col(ChangeLog.seq) > since)
-            .order_by(col(ChangeLog.seq))
+            .where(col(ChangeLog.account_id) == account_id, col(ChangeLog.account_seq) > since)
+            .order_by(col(ChangeLog.account_seq))
             .limit(limit)
         ).all()
     if not rows and since > current_state(engine, account_id):

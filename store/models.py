@@ -181,17 +181,32 @@ class Pop3SyncState(SQLModel, table=True):
 
 class ChangeLog(SQLModel, table=True):
     """Every created/updated/destroyed message and folder of an account, in order: the
-    source of ``/changes`` (delta sync). ``seq`` is the state a client holds."""
+    source of ``/changes`` (delta sync). ``account_seq`` counts per account (ChangeCounter)
+    and is the state a client holds, so no tenant learns how busy the others are."""
 
     __tablename__ = "change_log"
-    __table_args__ = (sa.Index("ix_change_log_account_seq", "account_id", "seq"),)
+    __table_args__ = (
+        sa.Index("ix_change_log_account_state", "account_id", "account_seq", unique=True),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(foreign_key="account.id", max_length=40, ondelete="CASCADE")
+    account_seq: int
     kind: str = Field(max_length=16, description="message or folder")
     object_id: str = Field(max_length=2100)
     change: str = Field(max_length=16, description="created, updated or destroyed")
     created_at: datetime = _timestamp()
+
+
+class ChangeCounter(SQLModel, table=True):
+    """The last change number given out per account (the account's current state)."""
+
+    __tablename__ = "change_counter"
+
+    account_id: str = Field(
+        primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
+    )
+    last: int
 
 
 class WebhookEndpoint(SQLModel, table=True):

@@ -9,11 +9,20 @@ from fastapi.testclient import TestClient
 
 from mailgate.gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.helpers import assert_problem, watch_round
+from tests.helpers import account_body, assert_problem, watch_round
 from tests.mail_factory import dated
 from tests.test_contract import box, database_url  # noqa: F401  (fixtures)
 from tests.test_imap_mail import Mailbox
 from tests.test_pop3 import add_pop3
+
+
+def add_imap(client: TestClient, auth: dict[str, str], dovecot: DovecotServer) -> Mailbox:
+    user = dovecot.add_user()
+    made = client.post(
+        "/v1/accounts", json=account_body("imap", dovecot.imap_port, user), headers=auth
+    )
+    assert made.status_code == 201, made.text
+    return Mailbox(client, auth, made.json()["id"], user, dovecot)
 
 
 def changes(box: Mailbox, since: str | None = None) -> dict[str, Any]:  # noqa: F811
@@ -84,3 +93,28 @@ def test_mark_seen_is_a_change_like_any_other(
     watch_round(gateway, box)  # the watcher finds the flag on the server: the API's own
     box.get(f"/messages/{listed['id']}", mark_seen="true")  # already read: nothing changes
     assert changes(box, delta["state"])["updated"] == []
+
+
+def test_each_account_counts_its_own_changes(
+    client: TestClient,
+    auth: dict[str, str],
+    other_auth: dict[str, str],
+    dovecot: DovecotServer,
+) -> None:
+    """Issue 11: the state was one counter for every tenant, so watching it told a tenant how
+    busy the others were. Now another tenant's changes leave it where it is, and a state
+    of the old kind (a bare number) is unknown: a resync, never a wrong delta."""
+    mine = add_imap(client, auth, dovecot)
+    theirs = add_imap(client, other_auth, dovecot)
+    start = changes(mine)["state"]
+    for name in ("One", "Two", "Three"):
+        assert theirs.call("POST", "/folders", json={"name": name}).status_code == 201
+    assert changes(mine)["state"] == start
+    made = mine.call("POST", "/folders", json={"name": "Mine"}).json()
+    delta = changes(mine, start)
+    assert delta["folders"]["created"] == [made["id"]]
+    assert delta["state"] == f"s{int(start.removeprefix('s')) + 1}"
+    for old in ("0", start.removeprefix("s")):
+        assert_problem(
+            mine.call("GET", "/changes", params={"since": old}), 410, "cannot-calculate-changes"
+        )
