@@ -11,6 +11,7 @@ from .courier import CourierServer, courier_missing
 from .cyrus import CyrusServer, cyrus_missing
 from .dovecot import DOVECOT_BIN, DovecotServer, MailUser
 from .net import SilentListener
+from .oauth import OAuthServer
 from .servers import MailServer
 
 
@@ -111,4 +112,14 @@ def plain_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotS
     """A Dovecot that advertises plain IMAP4rev1 only: no MOVE, UIDPLUS, PREVIEW,
     SPECIAL-USE, so the adapters' fallbacks run against a real server."""
     with DovecotServer(tmp_path_factory.mktemp("plain-dovecot"), PLAIN_IMAP_CAPABILITIES) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[OAuthServer]:
+    """A real OAuth2 authorization server (Authlib) on 127.0.0.1 for the whole session.
+
+    Tests that turn its knobs put them back: ``monkeypatch.setattr(oauth_server,
+    "token_lifetime", 2)``, ``with oauth_server.outage(): ...``."""
+    with OAuthServer() as server:
         yield server
