@@ -102,6 +102,17 @@ def _children(parent: int) -> dict[int, int]:
     return found
 
 
+def _empty_dir(path: Path) -> None:
+    """Remove what *path* holds, keeping the directory itself (if it exists)."""
+    if not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 class ImapAccess:
     """What every test server (Dovecot, Cyrus, Courier) shares: restart and use as a context
     manager around its own start/stop, and its IMAP as another mail client uses it (a
@@ -228,7 +239,9 @@ class DovecotServer(ImapAccess):
             if fresh_ports:
                 self._pick_ports()
             run_dir = self._write_config()
-            (run_dir / "master.pid").unlink(missing_ok=True)  # stale after a SIGKILL
+            # Start from an empty base_dir: a stale master.pid (after a SIGKILL) or auth socket
+            # (after any stop) is left there, and a stale auth socket stalls logins for 5 s.
+            _empty_dir(run_dir)
             # Output goes to a file, not a pipe: the daemonized master keeps it open.
             with self.stderr_file.open("w+") as err:
                 code = subprocess.call(
