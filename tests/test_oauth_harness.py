@@ -1,21 +1,32 @@
-"""The OAuth2 test harness itself (issue 12): the Authlib authorization server, driven by a
-raw HTTP client (httpx), no Mailgate code."""
+"""The OAuth2 test harness itself (issue 12): the Authlib authorization server and Dovecot's
+OAuth2 logins, driven by raw protocol clients (httpx, imapclient, poplib), no Mailgate code."""
 
 from __future__ import annotations
 
+import base64
+import json
+import poplib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import imapclient
 import pytest
+from imapclient.exceptions import LoginError
 
+from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.oauth import (
     OAuthServer,
+    b64,
     follow_authorize,
     pkce_pair,
+    xoauth2_response,
 )
 
 REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"  # never contacted: the test reads Location
+CHALLENGE = {"status": "401", "schemes": "bearer", "scope": "mail"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,58 @@ def introspect(server: OAuthServer, token: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def imap(dovecot: DovecotServer) -> imapclient.IMAPClient:
+    return imapclient.IMAPClient(dovecot.host, dovecot.imap_port, ssl=False, timeout=10)
+
+
+def imap_xoauth2(dovecot: DovecotServer, username: str, token: str) -> imapclient.IMAPClient:
+    client = imap(dovecot)
+    client.oauth2_login(username, token)
+    return client
+
+
+def refused_xoauth2(dovecot: DovecotServer, username: str, token: str) -> tuple[str, list[bytes]]:
+    """Log in with XOAUTH2 the way the mechanism wants a refusal handled: Dovecot sends a
+    base64 JSON error challenge, the client answers it with an empty response, then NO.
+    Returns the NO text and the challenges seen (the first is the empty initial one)."""
+    challenges: list[bytes] = []
+
+    def mechanism(challenge: bytes) -> bytes:
+        challenges.append(challenge)
+        return xoauth2_response(username, token) if len(challenges) == 1 else b""
+
+    client = imap(dovecot)
+    try:
+        with pytest.raises(LoginError) as refused:
+            client.sasl_login("XOAUTH2", mechanism)
+    finally:
+        client.shutdown()
+    return str(refused.value), challenges
+
+
+def pop3_xoauth2(dovecot: DovecotServer, username: str, token: str) -> poplib.POP3:
+    """POP3 AUTH XOAUTH2 with an initial response; a refusal (the error challenge, answered
+    with an empty line, then -ERR) raises poplib.error_proto."""
+    pop = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=10)
+    try:
+        line = "AUTH XOAUTH2 " + b64(xoauth2_response(username, token))
+        reply: bytes = pop._shortcmd(line)  # type: ignore[attr-defined]
+        if reply.startswith(b"+ "):  # the error challenge, not +OK
+            assert json.loads(base64.b64decode(reply[2:])) == CHALLENGE
+            pop._shortcmd("")  # type: ignore[attr-defined]  # raises error_proto: the -ERR line
+        assert reply.startswith(b"+OK"), reply
+    except BaseException:
+        pop.close()
+        raise
+    return pop
+
+
+def wait_until_expired(server: OAuthServer, access_token: str) -> None:
+    record = server.token_record(access_token)
+    assert record is not None
+    time.sleep(max(0.0, record.issued_at + record.expires_in - time.time()) + 0.2)
 
 
 # -- the authorization server --------------------------------------------------------------------
@@ -272,3 +335,145 @@ def test_outage_refuses_connections_and_comes_back_on_the_same_port(
     with oauth_server.outage(), pytest.raises(httpx.ConnectError):
         httpx.get(metadata)
     assert httpx.get(metadata).json()["token_endpoint"] == oauth_server.token_url
+
+
+# -- Dovecot's OAuth2 logins -------------------------------------------------------------------
+
+
+def test_default_dovecot_offers_no_oauth2(dovecot: DovecotServer) -> None:
+    with imap(dovecot) as client:
+        assert b"AUTH=XOAUTH2" not in client.capabilities()
+
+
+def test_imap_xoauth2_and_oauthbearer_log_in(
+    oauth_dovecot: DovecotServer,
+    oauth_server: OAuthServer,
+    oauth_user: MailUser,
+    web_client: WebClient,
+) -> None:
+    oauth_dovecot.deliver(oauth_user, [b"Subject: hi\r\n\r\nhello\r\n"])
+    token = code_flow(oauth_server, web_client, oauth_user.username)["access_token"]
+    with imap(oauth_dovecot) as client:
+        assert {b"AUTH=XOAUTH2", b"AUTH=OAUTHBEARER"} <= set(client.capabilities())
+        client.oauth2_login(oauth_user.username, token)
+        assert client.select_folder("INBOX")[b"EXISTS"] == 1
+    with imap(oauth_dovecot) as client:
+        client.oauthbearer_login(oauth_user.username, token)
+        assert client.select_folder("INBOX")[b"EXISTS"] == 1
+
+
+def test_pop3_xoauth2_logs_in(
+    oauth_dovecot: DovecotServer, oauth_server: OAuthServer, oauth_user: MailUser
+) -> None:
+    oauth_dovecot.deliver(oauth_user, [b"Subject: hi\r\n\r\nhello\r\n"])
+    token = oauth_server.issue_tokens(oauth_user.username)["access_token"]
+    pop = pop3_xoauth2(oauth_dovecot, oauth_user.username, token)
+    assert pop.stat()[0] == 1
+    pop.quit()
+
+
+def test_each_login_is_introspected(
+    oauth_dovecot: DovecotServer, oauth_server: OAuthServer, oauth_user: MailUser
+) -> None:
+    token = oauth_server.issue_tokens(oauth_user.username)["access_token"]
+    before = oauth_server.introspection_count
+    for _ in range(2):
+        imap_xoauth2(oauth_dovecot, oauth_user.username, token).logout()
+    assert oauth_server.introspection_count == before + 2
+
+
+def test_refresh_retires_the_old_access_token(
+    oauth_dovecot: DovecotServer,
+    oauth_server: OAuthServer,
+    oauth_user: MailUser,
+    web_client: WebClient,
+) -> None:
+    old = code_flow(oauth_server, web_client, oauth_user.username)
+    new = refresh(oauth_server, web_client, old["refresh_token"]).json()
+    text, _ = refused_xoauth2(oauth_dovecot, oauth_user.username, old["access_token"])
+    assert "[AUTHENTICATIONFAILED]" in text
+    imap_xoauth2(oauth_dovecot, oauth_user.username, new["access_token"]).logout()
+
+
+def test_expired_token_is_refused_with_the_error_challenge(
+    oauth_dovecot: DovecotServer,
+    oauth_server: OAuthServer,
+    oauth_user: MailUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(oauth_server, "token_lifetime", 2)
+    tokens = oauth_server.issue_tokens(oauth_user.username)
+    assert tokens["expires_in"] == 2
+    imap_xoauth2(oauth_dovecot, oauth_user.username, tokens["access_token"]).logout()
+    wait_until_expired(oauth_server, tokens["access_token"])
+
+    text, challenges = refused_xoauth2(oauth_dovecot, oauth_user.username, tokens["access_token"])
+    assert "[AUTHENTICATIONFAILED]" in text
+    assert json.loads(challenges[-1]) == CHALLENGE
+    # imapclient's oauth2_login answers the challenge with its credentials again: still NO
+    with imap(oauth_dovecot) as client, pytest.raises(LoginError, match="AUTHENTICATIONFAILED"):
+        client.oauth2_login(oauth_user.username, tokens["access_token"])
+    with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\]"):
+        pop3_xoauth2(oauth_dovecot, oauth_user.username, tokens["access_token"])
+
+
+def test_revoked_users_token_is_refused(
+    oauth_dovecot: DovecotServer, oauth_server: OAuthServer, oauth_user: MailUser
+) -> None:
+    token = oauth_server.issue_tokens(oauth_user.username)["access_token"]
+    imap_xoauth2(oauth_dovecot, oauth_user.username, token).logout()
+    oauth_server.revoke_user(oauth_user.username)
+    text, _ = refused_xoauth2(oauth_dovecot, oauth_user.username, token)
+    assert "[AUTHENTICATIONFAILED]" in text
+    with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\]"):
+        pop3_xoauth2(oauth_dovecot, oauth_user.username, token)
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        pytest.param(lambda user, tokens, other: other["access_token"], id="another-users"),
+        pytest.param(lambda user, tokens, other: tokens["refresh_token"], id="refresh-token"),
+        pytest.param(lambda user, tokens, other: user.password, id="password"),
+    ],
+)
+def test_only_the_users_access_token_logs_in(
+    oauth_dovecot: DovecotServer,
+    oauth_server: OAuthServer,
+    oauth_user: MailUser,
+    credential: Callable[[MailUser, dict[str, Any], dict[str, Any]], str],
+) -> None:
+    other_user = oauth_dovecot.add_user()
+    oauth_server.add_user(other_user.username)
+    tokens = oauth_server.issue_tokens(oauth_user.username)
+    other = oauth_server.issue_tokens(other_user.username)
+    text, _ = refused_xoauth2(
+        oauth_dovecot, oauth_user.username, credential(oauth_user, tokens, other)
+    )
+    assert "[AUTHENTICATIONFAILED]" in text
+
+
+def test_passwords_still_log_in(oauth_dovecot: DovecotServer, oauth_user: MailUser) -> None:
+    with imap(oauth_dovecot) as client:
+        client.login(oauth_user.username, oauth_user.password)
+    with imap(oauth_dovecot) as client:
+        client.plain_login(oauth_user.username, oauth_user.password)
+    pop = poplib.POP3(oauth_dovecot.host, oauth_dovecot.pop3_port, timeout=10)
+    pop.user(oauth_user.username)
+    pop.pass_(oauth_user.password)
+    pop.quit()
+    with imap(oauth_dovecot) as client, pytest.raises(LoginError):
+        client.login(oauth_user.username, "wrong-password")
+
+
+def test_authorization_server_down_is_a_temporary_failure(
+    oauth_dovecot: DovecotServer, oauth_server: OAuthServer, oauth_user: MailUser
+) -> None:
+    token = oauth_server.issue_tokens(oauth_user.username)["access_token"]
+    with (
+        oauth_server.outage(),
+        imap(oauth_dovecot) as client,
+        pytest.raises(LoginError, match=r"\[UNAVAILABLE\]"),
+    ):
+        client.oauth2_login(oauth_user.username, token)
+    imap_xoauth2(oauth_dovecot, oauth_user.username, token).logout()
