@@ -193,6 +193,29 @@ def test_wrong_code_verifier_is_refused(oauth_server: OAuthServer, web_client: W
     assert response.json()["error"] == "invalid_grant"
 
 
+def test_public_client_redeems_with_pkce_alone(oauth_server: OAuthServer) -> None:
+    oauth_server.add_user("flow-pat")
+    client_id = oauth_server.register_public_client([REDIRECT_URI])
+    verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "login_hint": "flow-pat",
+    }
+    code = follow_authorize(str(httpx.URL(oauth_server.authorize_url, params=params))).params
+    form = {"grant_type": "authorization_code", "code": code["code"], "redirect_uri": REDIRECT_URI}
+    missing = httpx.post(oauth_server.token_url, data={**form, "client_id": client_id})
+    assert missing.json()["error"] == "invalid_request"  # no code_verifier
+    response = httpx.post(
+        oauth_server.token_url, data={**form, "client_id": client_id, "code_verifier": verifier}
+    )
+    assert response.status_code == 200, response.text
+    assert oauth_server.token_record(response.json()["access_token"]) is not None
+
+
 def test_pkce_s256_is_required(oauth_server: OAuthServer, web_client: WebClient) -> None:
     oauth_server.add_user("flow-carol")
     base = {
