@@ -102,6 +102,17 @@ def _children(parent: int) -> dict[int, int]:
     return found
 
 
+def _empty_dir(path: Path) -> None:
+    """Remove what *path* holds, keeping the directory itself (if it exists)."""
+    if not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 class ImapAccess:
     """What every test server (Dovecot, Cyrus, Courier) shares: restart and use as a context
     manager around its own start/stop, and its IMAP as another mail client uses it (a
@@ -177,10 +188,22 @@ class DovecotServer(ImapAccess):
     # the special-use folders a new user has (a plain Courier user: INBOX only)
     special_folders: tuple[str, ...] = ("Sent", "Drafts", "Trash", "Junk", "Archive")
 
-    def __init__(self, base_dir: Path, imap_capability: str | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        imap_capability: str | None = None,
+        *,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         """``imap_capability`` replaces what IMAP advertises after login, to play a
-        plainer server (no MOVE, UIDPLUS, PREVIEW, ...)."""
+        plainer server (no MOVE, UIDPLUS, PREVIEW, ...).
+
+        ``oauth2_introspection_url`` (``http://CLIENT:SECRET@host:port/introspect``, see
+        ``OAuthServer.dovecot_introspection_url``) adds OAuth2 logins, SASL XOAUTH2 and
+        OAUTHBEARER, for IMAP and POP3: Dovecot checks each token by RFC 7662 introspection
+        there, every time (no auth cache); passwords keep working for PLAIN and LOGIN."""
         self.imap_capability = imap_capability
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.base_dir = Path(base_dir).resolve()
         self.config_file = self.base_dir / "dovecot.conf"
         self.log_file = self.base_dir / "dovecot.log"
@@ -190,6 +213,7 @@ class DovecotServer(ImapAccess):
         self.ca_file = self.base_dir / "ca.pem"
         self.cert_file = self.base_dir / "cert.pem"
         self.key_file = self.base_dir / "key.pem"
+        self.oauth2_file = self.base_dir / "dovecot-oauth2.conf.ext"
         self.instance_name = f"mailgate-test-{os.getpid()}-{secrets.token_hex(3)}"
         self.imap_port = self.imaps_port = self.pop3_port = self.pop3s_port = 0
         self.uid = pwd.getpwnam("nobody").pw_uid
@@ -228,7 +252,9 @@ class DovecotServer(ImapAccess):
             if fresh_ports:
                 self._pick_ports()
             run_dir = self._write_config()
-            (run_dir / "master.pid").unlink(missing_ok=True)  # stale after a SIGKILL
+            # Start from an empty base_dir: a stale master.pid (after a SIGKILL) or auth socket
+            # (after any stop) is left there, and a stale auth socket stalls logins for 5 s.
+            _empty_dir(run_dir)
             # Output goes to a file, not a pipe: the daemonized master keeps it open.
             with self.stderr_file.open("w+") as err:
                 code = subprocess.call(
@@ -416,6 +442,9 @@ class DovecotServer(ImapAccess):
         self._run_dir = run
         dh = f"ssl_dh = <{DH_PARAMS}" if DH_PARAMS.exists() else ""
         capability = f"imap_capability = {self.imap_capability}" if self.imap_capability else ""
+        mechanisms, oauth2_passdb, password_mechanisms = "plain login", "", ""
+        if self.oauth2_introspection_url is not None:
+            mechanisms, oauth2_passdb, password_mechanisms = self._write_oauth2_config()
         self.config_file.write_text(f"""\
 instance_name = {self.instance_name}
 base_dir = {run}
@@ -434,11 +463,13 @@ ssl_key = <{self.key_file}
 {dh}
 
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 auth_verbose = yes
+{oauth2_passdb}
 passdb {{
   driver = passwd-file
+  {password_mechanisms}
   # One passwd-file per user: Dovecot stat()s a passwd-file at most once a second, so a
   # user appended to one shared file could stay unknown for up to a second.
   args = scheme=PLAIN username_format=%u {self.users_dir}/%u
@@ -516,6 +547,30 @@ protocol pop3 {{
 }}
 """)
         return run
+
+    def _write_oauth2_config(self) -> tuple[str, str, str]:
+        """Write dovecot-oauth2.conf.ext; return the auth_mechanisms, the oauth2 passdb and the
+        passwd-file passdb's mechanisms filter for dovecot.conf."""
+        self.oauth2_file.touch(mode=0o600)  # the URL holds the introspection client's secret
+        self.oauth2_file.write_text(f"""\
+introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 3000
+""")
+        passdb = f"""\
+auth_cache_size = 0  # with a cache, a revoked or expired token would keep working
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.oauth2_file}
+}}"""
+        # Without this filter a password passes as a token; `none` keeps non-SASL lookups
+        # (LMTP delivery) working.
+        return "plain login xoauth2 oauthbearer", passdb, "mechanisms = plain login none"
 
     def _attach_master(self, deadline: float) -> None:
         assert self._run_dir is not None

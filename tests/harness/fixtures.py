@@ -11,6 +11,7 @@ from .courier import CourierServer, courier_missing
 from .cyrus import CyrusServer, cyrus_missing
 from .dovecot import DOVECOT_BIN, DovecotServer, MailUser
 from .net import SilentListener
+from .oauth import OAuthServer
 from .servers import MailServer
 
 
@@ -112,3 +113,35 @@ def plain_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotS
     SPECIAL-USE, so the adapters' fallbacks run against a real server."""
     with DovecotServer(tmp_path_factory.mktemp("plain-dovecot"), PLAIN_IMAP_CAPABILITIES) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[OAuthServer]:
+    """A real OAuth2 authorization server (Authlib) on 127.0.0.1 for the whole session.
+
+    Tests that turn its knobs put them back: ``monkeypatch.setattr(oauth_server,
+    "token_lifetime", 2)``, ``with oauth_server.outage(): ...``."""
+    with OAuthServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(
+    tmp_path_factory: pytest.TempPathFactory, oauth_server: OAuthServer
+) -> Iterator[DovecotServer]:
+    """A Dovecot of its own that also takes OAuth2 logins (XOAUTH2, OAUTHBEARER; IMAP and
+    POP3), checking each token by introspection at ``oauth_server``. Passwords still work."""
+    with DovecotServer(
+        tmp_path_factory.mktemp("oauth-dovecot"),
+        oauth2_introspection_url=oauth_server.dovecot_introspection_url,
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def oauth_user(oauth_dovecot: DovecotServer, oauth_server: OAuthServer) -> MailUser:
+    """A fresh mailbox on ``oauth_dovecot`` whose owner is also a user of ``oauth_server``
+    (same username; email ``<username>@example.org``). The password works too."""
+    user = oauth_dovecot.add_user()
+    oauth_server.add_user(user.username)
+    return user
