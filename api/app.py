@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from mailgate.api.problems import install_problem_handlers
-from mailgate.api.routes import accounts, changes, folders, health, messages, webhooks
+from mailgate.api.routes import accounts, changes, folders, health, messages, oauth2, webhooks
 from mailgate.api.schemas.common import problem_responses
 from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
@@ -71,6 +71,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(webhooks.router)
     app.include_router(changes.router)
+    app.include_router(oauth2.router)
     settings = gateway.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

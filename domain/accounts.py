@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -81,20 +81,64 @@ class Pop3Policy(StrictModel):
     )
 
 
+Token = Annotated[str, Field(min_length=1, max_length=8192, pattern=r"^[\x21-\x7e]+$")]
+
+
+class OAuth2Auth(StrictModel):
+    """Tokens an integration got itself (bring your own token)."""
+
+    type: Literal["oauth2"]
+    app_id: str = Field(min_length=1, max_length=40, description="The OAuth2 app they are for.")
+    access_token: Token
+    refresh_token: Token | None = Field(None, description="Without it, no refresh is possible.")
+    expires_at: datetime | None = Field(None, description="When the access token expires.")
+
+
+class PasswordAuth(StrictModel):
+    type: Literal["password"]
+    password: Password = Field(description="Stored encrypted; never returned.")
+
+
+AccountAuth = Annotated[OAuth2Auth | PasswordAuth, Field(discriminator="type")]
+
+
 class AccountCreate(StrictModel):
     protocol: MailProtocol = Field(description="How Mailgate talks to the mailbox.")
-    host: Host = Field(description="Mail server host name or IP address.")
+    host: Host | None = Field(
+        None,
+        description="Mail server host name or IP address. Required with a password; with "
+        "OAuth2 the app's server for the protocol is the default.",
+    )
     port: Port | None = Field(
         None, description="Default: 993/143 for IMAP, 995/110 for POP3 (tls / other)."
     )
-    security: Security = Field("tls", description="Implicit TLS, STARTTLS/STLS, or none.")
+    security: Security | None = Field(
+        None, description="Implicit TLS (the default), STARTTLS/STLS, or none."
+    )
     tls_verify: bool = Field(
         True, description="Verify the server certificate against the system trust store."
     )
-    username: Username
-    password: Password = Field(description="Stored encrypted; never returned.")
+    username: Username = Field(description="The login; with OAuth2, the mailbox's address.")
+    password: Password | None = Field(
+        None,
+        description="Stored encrypted; never returned. The same as `auth` of type `password`.",
+    )
+    auth: AccountAuth | None = Field(
+        None, description="How to log in: a password, or OAuth2 tokens. Give this or `password`."
+    )
     name: Name | None = Field(None, description="A label for people.")
     pop3: Pop3Policy | None = Field(None, description="POP3 server policy (POP3 accounts only).")
+
+    @model_validator(mode="after")
+    def _one_way_to_log_in(self) -> AccountCreate:
+        if (self.password is None) == (self.auth is None):
+            raise ValueError("give either `password` or `auth`")
+        if self.password is not None:
+            self.auth = PasswordAuth(type="password", password=self.password)
+            self.password = None
+        if isinstance(self.auth, PasswordAuth) and self.host is None:
+            raise ValueError("`host` is required with a password")
+        return self
 
 
 _NULLABLE = frozenset({"name", "watched_folders"})
@@ -132,6 +176,8 @@ class AccountOut(BaseModel):
     security: Security
     tls_verify: bool
     username: str
+    auth_type: Literal["password", "oauth2"] = Field(description="How Mailgate logs in.")
+    oauth2_app_id: str | None = Field(description="The OAuth2 app of an OAuth2 account.")
     pop3: Pop3Policy | None = Field(description="POP3 policy; null for IMAP accounts.")
     watched_folders: list[str] | None = Field(description=_WATCHED_DOC)
     state: AccountState = Field(description="The last known state of the mailbox connection.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from mailgate.domain.addresses import pinned_context
 
@@ -13,6 +13,14 @@ from mailgate.domain.addresses import pinned_context
 MailProtocol = Literal["imap", "pop3"]
 Security = Literal["tls", "starttls", "none"]
 AccountState = Literal["connected", "auth_failed", "unreachable", "error"]
+
+
+class TokenSource(Protocol):
+    """The access token of an OAuth2 account, kept fresh (mailgate.gateway.oauth2.tokens)."""
+
+    def __call__(self, refused: str | None) -> str:
+        """A valid access token. ``refused``: the token the server just refused, to be
+        replaced (unless another process has already replaced it)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class MailboxEndpoint:
     read_timeout: float = 30.0
     # False: refuse hosts that resolve to private, loopback or link-local addresses
     allow_private: bool = True
+    # an OAuth2 account's tokens (then ``password`` is empty): SASL OAUTHBEARER or XOAUTH2
+    token: TokenSource | None = field(default=None, repr=False, compare=False)
 
     def ssl_context(self) -> ssl.SSLContext:
         """The system trust store (honours SSL_CERT_FILE), unless verification is opted out.

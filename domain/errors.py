@@ -68,6 +68,32 @@ class AlreadyExists(MailgateError):
     type = "already-exists"
 
 
+class InUse(MailgateError):
+    """It cannot go while other things use it (an OAuth2 app with accounts)."""
+
+    type = "in-use"
+
+
+class OAuth2StateInvalid(MailgateError):
+    """A sign-in callback whose ``state`` is unknown, used already or expired: nothing to
+    finish, and nowhere safe to send the browser."""
+
+    type = "oauth2-state-invalid"
+
+
+class OAuth2ProviderError(MailgateError):
+    """The OAuth2 provider refused the sign-in (the user declined, a bad code) or could not
+    be reached; ``detail`` carries the provider's words."""
+
+    type = "oauth2-provider-error"
+
+
+class OAuth2WrongMailbox(MailgateError):
+    """Reauthorizing an account signed in to another mailbox than the account's."""
+
+    type = "oauth2-wrong-mailbox"
+
+
 class NoTrashFolder(MailgateError):
     """A delete to the trash, in a mailbox that has no trash folder."""
 

@@ -39,11 +39,11 @@ from standardwebhooks.webhooks import Webhook
 from mailgate.domain.addresses import Resolver
 from mailgate.domain.errors import InvalidRequest
 from mailgate.domain.ids import new_id
-from mailgate.events.pinned_http import PinnedHttp
 from mailgate.gateway.backoff import backoff
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import SecretKeyError
-from mailgate.gateway.webhooks import WebhookTarget, check_webhook_url
+from mailgate.gateway.outbound import HttpTarget, PinnedHttp
+from mailgate.gateway.webhooks import check_webhook_url
 from mailgate.store import outbox
 from mailgate.store.db import session_scope
 from mailgate.store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
@@ -203,7 +203,7 @@ class Dispatcher:
         self._record(event, outcome)
         return outcome.succeeded
 
-    def _send(self, target: WebhookTarget, secret: str, event: WebhookEvent) -> Outcome:
+    def _send(self, target: HttpTarget, secret: str, event: WebhookEvent) -> Outcome:
         now = datetime.now(UTC)
         headers = {
             "webhook-id": event.id,
@@ -214,7 +214,9 @@ class Dispatcher:
         }
         started = time.monotonic()
         try:
-            with self.http.post(target, event.payload.encode("utf-8"), headers) as response:
+            with self.http.stream(
+                "POST", target, event.payload.encode("utf-8"), headers
+            ) as response:
                 body = _read_prefix(response)
                 status = response.status_code
         except httpx.TimeoutException as exc:

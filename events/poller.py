@@ -51,12 +51,12 @@ class MailPoller:
                 "background sync failed",
                 extra={"account_id": account.id, "error": exc.detail},
             )
-            mark_failed(self.gateway, account.id, exc)
+            mark_failed(self.gateway.engine, account.id, exc)
             return False
         except Exception:
             log.exception("background sync crashed", extra={"account_id": account.id})
             return False
-        mark_working(self.gateway, account.id)
+        mark_working(self.gateway.engine, account.id)
         return True
 
     def run_once(self) -> int:

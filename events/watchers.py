@@ -90,7 +90,7 @@ class AccountWatcher:
             extra={"account_id": self.account_id, "error": error.detail, "attempt": self.failures},
         )
         if self.failures >= FAILED_AFTER:
-            mark_failed(self.gw, self.account_id, error)
+            mark_failed(self.gw.engine, self.account_id, error)
 
     def _watch(self) -> None:
         """Watch until stopped or the lease is lost; raises when the mailbox fails."""
@@ -116,7 +116,7 @@ class AccountWatcher:
             started = time.perf_counter()
             found = watch.round()
             if first:
-                mark_working(self.gw, self.account_id)
+                mark_working(self.gw.engine, self.account_id)
                 self.failures, first = 0, False
             log.log(
                 logging.INFO if found.events else logging.DEBUG,  # quiet rounds every 2 s

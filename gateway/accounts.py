@@ -12,13 +12,18 @@ from mailgate.domain.accounts import (
     AccountCreate,
     AccountOut,
     AccountUpdate,
+    OAuth2Auth,
+    PasswordAuth,
 )
 from mailgate.domain.errors import InvalidFolderId, InvalidRequest, MailboxError, NotFound
 from mailgate.domain.ids import folder_id, folder_path, is_valid_id, new_id
 from mailgate.domain.mail import Folder
 from mailgate.gateway.context import Gateway
+from mailgate.gateway.oauth2.apps import load_app, server_of
+from mailgate.gateway.oauth2.mailbox import revoke_refresh_token, save_account, verified_tokens
+from mailgate.gateway.oauth2.provider import Tokens
 from mailgate.store.db import scrub, session_scope
-from mailgate.store.models import Account, as_utc, utcnow
+from mailgate.store.models import Account, OAuthApp, as_utc, utcnow
 
 log = logging.getLogger("mailgate.accounts")
 _CONNECTION_FIELDS = ("host", "port", "security", "tls_verify", "username", "password")
@@ -31,28 +36,59 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
         raise InvalidRequest(
             f"`pop3` settings are not allowed for protocol {spec.protocol}", ("body", "pop3")
         )
+    auth = spec.auth
+    app = _oauth2_app(gw, tenant_id, auth) if isinstance(auth, OAuth2Auth) else None
+    server = server_of(app, spec.protocol) if app is not None else None
+    host = spec.host or (server.host if server is not None else None)
+    if host is None:
+        raise InvalidRequest(
+            f"`host` is required: the OAuth2 app names no {spec.protocol} server", ("body", "host")
+        )
+    security = spec.security or (server.security if server is not None else "tls")
+    port = spec.port or (server.port if server is not None and not spec.host else None)
     account = Account(
         id=new_id("acc"),
         tenant_id=tenant_id,
         name=spec.name,
         protocol=spec.protocol,
-        host=spec.host,
-        port=spec.port or default_port(spec.protocol, spec.security),
-        security=spec.security,
+        host=host,
+        port=port or default_port(spec.protocol, security),
+        security=security,
         tls_verify=spec.tls_verify,
         username=spec.username,
-        password_encrypted=gw.passwords.encrypt(spec.password),
+        password_encrypted="",
     )
     if policy is not None:
         account.set_pop3_policy(policy)
-    gw.mailboxes.build(account, spec.password).verify()
-    with session_scope(gw.engine) as session:
-        session.add(account)
-    try:  # a POP3 account downloads its mail now; a failure here is retried on reads
+    if isinstance(auth, OAuth2Auth) and app is not None:
+        account.auth_type, account.oauth2_app_id = "oauth2", app.id
+        expires_at = as_utc(auth.expires_at) if auth.expires_at is not None else None
+        tokens = Tokens(auth.access_token, auth.refresh_token, expires_at)
+        save_account(gw, account, verified_tokens(gw, account, app, tokens))
+    else:
+        assert isinstance(auth, PasswordAuth)
+        account.password_encrypted = gw.passwords.encrypt(auth.password)
+        gw.mailboxes.build(account, auth.password).verify()
+        with session_scope(gw.engine) as session:
+            session.add(account)
+    first_refresh(gw, account)
+    return to_out(account)
+
+
+def first_refresh(gw: Gateway, account: Account) -> None:
+    """A new POP3 account downloads its mail now; a failure here is retried on reads."""
+    try:
         gw.mailboxes.adapter(account).refresh()
     except MailboxError as exc:
         log.warning("first refresh failed", extra={"account_id": account.id, "error": exc.detail})
-    return to_out(account)
+
+
+def _oauth2_app(gw: Gateway, tenant_id: str, auth: OAuth2Auth) -> OAuthApp:
+    with Session(gw.engine) as session:
+        try:
+            return load_app(session, tenant_id, auth.app_id)
+        except NotFound:
+            raise InvalidRequest("no such OAuth2 app", ("body", "auth", "app_id")) from None
 
 
 def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
@@ -93,6 +129,11 @@ def update_account(
             account.set_pop3_policy(changes.pop3)
         if any(name in given for name in _CONNECTION_FIELDS):
             password = changes.password if changes.password else None
+            if password is not None and account.auth_type == "oauth2":
+                raise InvalidRequest(
+                    "an OAuth2 account has no password; reauthorize it instead",
+                    ("body", "password"),
+                )
             gw.mailboxes.build(account, password).verify()
             if password is not None:
                 account.password_encrypted = gw.passwords.encrypt(password)
@@ -155,6 +196,12 @@ def _renamed_id(id_: str, old_path: str, renamed: Folder) -> str:
 
 
 def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
+    """Remove the account with everything stored for it; an OAuth2 account's refresh token
+    is revoked first where the provider can (a failure is logged, never blocks)."""
+    with Session(gw.engine) as session:
+        account = load_account(session, tenant_id, account_id)
+    if account.auth_type == "oauth2":
+        revoke_refresh_token(gw, account)
     with session_scope(gw.engine) as session:
         session.delete(load_account(session, tenant_id, account_id))
     gw.mailboxes.forget(account_id)
@@ -180,6 +227,8 @@ def to_out(account: Account) -> AccountOut:
         security=account.security,
         tls_verify=account.tls_verify,
         username=account.username,
+        auth_type="oauth2" if account.auth_type == "oauth2" else "password",
+        oauth2_app_id=account.oauth2_app_id,
         pop3=account.pop3_policy() if traits(account.protocol).keeps_state else None,
         watched_folders=None
         if account.watched_folders is None

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from mailgate.gateway.cache import TtlCache
 from mailgate.gateway.crypto import PasswordBox, load_password_box
 from mailgate.gateway.mailboxes import Mailboxes
+from mailgate.gateway.oauth2.provider import Provider
 from mailgate.gateway.settings import Settings
 from mailgate.store.db import make_engine
 from mailgate.store.migrate import upgrade
@@ -21,9 +22,11 @@ class Gateway:
     passwords: PasswordBox
     mailboxes: Mailboxes = field(init=False)
     key_cache: TtlCache = field(init=False)
+    oauth2: Provider = field(init=False)
 
     def __post_init__(self) -> None:
-        self.mailboxes = Mailboxes(self.settings, self.engine, self.passwords)
+        self.oauth2 = Provider(self.settings.allow_private_mailboxes)
+        self.mailboxes = Mailboxes(self.settings, self.engine, self.passwords, self.oauth2)
         self.key_cache = TtlCache(seconds=self.settings.api_key_cache_seconds)
 
     @classmethod
@@ -52,4 +55,5 @@ class Gateway:
 
     def close(self) -> None:
         self.mailboxes.close()
+        self.oauth2.close()
         self.engine.dispose()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
+
 from mailgate.domain.errors import (
     MailboxAuthFailed,
     MailboxError,
@@ -10,7 +12,6 @@ from mailgate.domain.errors import (
     MailboxTLSError,
     MailboxUnreachable,
 )
-from mailgate.gateway.context import Gateway
 from mailgate.store.db import session_scope
 from mailgate.store.models import Account, utcnow
 from mailgate.store.outbox import enqueue
@@ -24,10 +25,10 @@ def state_for(error: MailboxError) -> str:
     return "error"
 
 
-def mark_failed(gw: Gateway, account_id: str, error: MailboxError) -> bool:
+def mark_failed(engine: Engine, account_id: str, error: MailboxError) -> bool:
     """Record the failure; True when this is news (an account.error event was queued)."""
     state = state_for(error)
-    with session_scope(gw.engine) as session:
+    with session_scope(engine) as session:
         account = session.get(Account, account_id)
         if account is None:
             return False
@@ -41,8 +42,8 @@ def mark_failed(gw: Gateway, account_id: str, error: MailboxError) -> bool:
         return news
 
 
-def mark_working(gw: Gateway, account_id: str) -> None:
-    with session_scope(gw.engine) as session:
+def mark_working(engine: Engine, account_id: str) -> None:
+    with session_scope(engine) as session:
         account = session.get(Account, account_id)
         if account is not None and account.state != "connected":
             account.state, account.state_detail = "connected", None

@@ -10,24 +10,38 @@ from sqlmodel import Session, col, select
 
 from mailgate.adapters.base import MailAdapter
 from mailgate.adapters.registry import adapter_for, protocols_that, traits
-from mailgate.domain.endpoint import MailboxEndpoint
+from mailgate.domain.endpoint import MailboxEndpoint, TokenSource
 from mailgate.domain.ids import folder_path
 from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.crypto import PasswordBox
+from mailgate.gateway.oauth2.provider import Provider
+from mailgate.gateway.oauth2.tokens import AccountTokens
 from mailgate.gateway.settings import Settings
 from mailgate.store.aliases import SqlAliasStore
 from mailgate.store.models import Account
 
 
 class Mailboxes:
-    def __init__(self, settings: Settings, engine: Engine, passwords: PasswordBox) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, passwords: PasswordBox, oauth2: Provider
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.passwords = passwords
+        self.oauth2 = oauth2
         self._lock = threading.Lock()
         self._adapters: dict[str, tuple[tuple[object, ...], MailAdapter]] = {}
 
-    def endpoint(self, account: Account, password: str | None = None) -> MailboxEndpoint:
+    def endpoint(
+        self, account: Account, password: str | None = None, token: TokenSource | None = None
+    ) -> MailboxEndpoint:
+        """How to reach and log in to the account; ``password`` or ``token``: credentials
+        not yet stored. An OAuth2 account logs in with its stored access token, refreshed
+        as needed."""
+        if account.auth_type == "oauth2":
+            if token is None:
+                token = AccountTokens(self.engine, self.passwords, self.oauth2, account.id)
+            password = ""
         return MailboxEndpoint(
             account_id=account.id,
             host=account.host,
@@ -41,13 +55,16 @@ class Mailboxes:
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.command_timeout,
             allow_private=self.settings.allow_private_mailboxes,
+            token=token,
         )
 
-    def build(self, account: Account, password: str | None = None) -> MailAdapter:
+    def build(
+        self, account: Account, password: str | None = None, token: TokenSource | None = None
+    ) -> MailAdapter:
         """A fresh adapter, not cached (to verify new settings before saving them)."""
         return adapter_for(
             account.protocol,
-            self.endpoint(account, password),
+            self.endpoint(account, password, token),
             aliases=SqlAliasStore(self.engine, account.id),
             engine=self.engine,
             changes=AccountChanges(self.engine, account.id),

@@ -10,14 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from socket import getaddrinfo
-from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, or_, select
 
-from mailgate.domain.addresses import NotPublic, Resolver, resolve
+from mailgate.domain.addresses import Resolver
 from mailgate.domain.errors import InvalidRequest, NotFound
 from mailgate.domain.ids import is_valid_id, new_id
 from mailgate.domain.webhooks import (
@@ -31,6 +29,7 @@ from mailgate.domain.webhooks import (
     WebhookUpdate,
 )
 from mailgate.gateway.context import Gateway
+from mailgate.gateway.outbound import HttpTarget, check_url
 from mailgate.store.db import session_scope
 from mailgate.store.models import (
     Account,
@@ -50,53 +49,23 @@ WEBHOOK_PREFIX = "whk"
 # --- the SSRF guard ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WebhookTarget:
-    """Where a webhook URL points: its host name and port, and the addresses the one lookup
-    found (empty when the URL was only checked for shape). A delivery connects to exactly
-    these addresses, so a name that answers differently a moment later (DNS rebinding)
-    cannot steer it elsewhere."""
-
-    url: str
-    host: str
-    port: int
-    addresses: tuple[str, ...] = ()
-
-
 def check_webhook_url(
     url: str, allow_private: bool, *, resolve_now: bool = False, resolver: Resolver = getaddrinfo
-) -> WebhookTarget:
+) -> HttpTarget:
     """Refuse URLs that would make the gateway call into its own network.
 
     Called when an endpoint is saved and again before every delivery, whose connection then
     goes to the addresses checked here (``resolve_now``). With ``allow_private``
     (development, tests) addresses are not judged, and a save checks only the URL's shape.
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise InvalidRequest("the webhook url must be http:// or https://")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidRequest("the webhook url must not carry credentials (user:password@)")
-    host = parts.hostname
-    if not host:
-        raise InvalidRequest("the webhook url must name a host")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise InvalidRequest("the webhook url has an invalid port") from None
-    if allow_private and not resolve_now:
-        return WebhookTarget(url, host, port)
-    try:
-        addresses = resolve(host, port, allow_private=allow_private, resolver=resolver)
-    except NotPublic as exc:
-        raise InvalidRequest(
-            f"the webhook host {exc}; such targets are refused unless "
-            "MAILGATE_ALLOW_PRIVATE_WEBHOOKS is set"
-        ) from None
-    except (OSError, UnicodeError, ValueError):
-        raise InvalidRequest(f"the webhook host {host!r} does not resolve") from None
-    return WebhookTarget(url, host, port, tuple(addresses))
+    return check_url(
+        url,
+        allow_private,
+        what="webhook",
+        setting="MAILGATE_ALLOW_PRIVATE_WEBHOOKS=true",
+        resolve_now=resolve_now,
+        resolver=resolver,
+    )
 
 
 # --- endpoints ------------------------------------------------------------------------------

@@ -70,7 +70,11 @@ class Account(SQLModel, table=True):
     security: Security = Field(sa_type=AutoString(length=8))
     tls_verify: bool = True
     username: str = Field(max_length=320)
-    password_encrypted: str = Field(sa_type=sa.Text)
+    password_encrypted: str = Field(sa_type=sa.Text)  # "" for an OAuth2 account (AccountToken)
+    auth_type: str = Field(default="password", max_length=16)
+    oauth2_app_id: str | None = Field(
+        default=None, foreign_key="oauth_app.id", index=True, max_length=40
+    )
     pop3_leave_on_server: bool = True
     pop3_delete_after_days: int | None = None
     pop3_purge_on_server: bool = False
@@ -196,6 +200,64 @@ class ChangeLog(SQLModel, table=True):
     object_id: str = Field(max_length=2100)
     change: str = Field(max_length=16, description="created, updated or destroyed")
     created_at: datetime = _timestamp()
+
+
+class OAuthApp(SQLModel, table=True):
+    """A tenant's OAuth2 client at a provider; the client secret is Fernet-encrypted. Lists
+    and server settings are JSON."""
+
+    __tablename__ = "oauth_app"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40, ondelete="CASCADE")
+    provider: str = Field(max_length=16)
+    name: str | None = Field(default=None, max_length=200)
+    client_id: str = Field(max_length=1000)
+    client_secret_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    redirect_uri: str = Field(max_length=2000)
+    return_to_allowed: str = Field(sa_type=sa.Text)
+    scopes: str = Field(sa_type=sa.Text)
+    authorization_url: str = Field(max_length=2000)
+    token_url: str = Field(max_length=2000)
+    userinfo_url: str | None = Field(default=None, max_length=2000)
+    revocation_url: str | None = Field(default=None, max_length=2000)
+    mail_servers: str = Field(sa_type=sa.Text)  # JSON: {protocol: {host, port, security}}
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class OAuthSignin(SQLModel, table=True):
+    """A sign-in under way: found by the hash of its single-use ``state``, bound to the tenant
+    (and, to reauthorize, the account) that started it; gone once used or expired."""
+
+    __tablename__ = "oauth_signin"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40, ondelete="CASCADE")
+    app_id: str = Field(foreign_key="oauth_app.id", max_length=40, ondelete="CASCADE")
+    account_id: str | None = Field(
+        default=None, foreign_key="account.id", max_length=40, ondelete="CASCADE"
+    )
+    protocol: str = Field(max_length=8)
+    name: str | None = Field(default=None, max_length=200)
+    return_to: str = Field(max_length=2000)
+    code_verifier_encrypted: str = Field(sa_type=sa.Text)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class AccountToken(SQLModel, table=True):
+    """An OAuth2 account's tokens (its app: ``Account.oauth2_app_id``), both
+    Fernet-encrypted; a refresh replaces them together."""
+
+    __tablename__ = "account_token"
+
+    account_id: str = Field(
+        primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
+    )
+    access_token_encrypted: str = Field(sa_type=sa.Text)
+    refresh_token_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = _timestamp()
 
 
 class ChangeCounter(SQLModel, table=True):

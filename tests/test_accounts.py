@@ -273,7 +273,19 @@ def test_missing_fields_and_wrong_json_types(client: TestClient, auth: dict[str,
         client.post("/v1/accounts", json={}, headers=auth), 422, "validation-error"
     )
     missing = {tuple(e["loc"]) for e in problem["errors"]}  # type: ignore[union-attr]
-    assert ("body", "protocol") in missing and ("body", "password") in missing
+    assert ("body", "protocol") in missing and ("body", "username") in missing
+    no_login = {"protocol": "imap", "host": "mail.example.com", "username": "u"}
+    problem = assert_problem(
+        client.post("/v1/accounts", json=no_login, headers=auth), 422, "validation-error"
+    )
+    assert "`password` or `auth`" in str(problem["errors"])
+    both = {**no_login, "password": "p", "auth": {"type": "password", "password": "p"}}
+    assert_problem(client.post("/v1/accounts", json=both, headers=auth), 422, "validation-error")
+    no_host = {"protocol": "imap", "username": "u", "password": "p"}
+    problem = assert_problem(
+        client.post("/v1/accounts", json=no_host, headers=auth), 422, "validation-error"
+    )
+    assert "`host` is required" in str(problem["errors"])
     assert_problem(client.post("/v1/accounts", json=["a"], headers=auth), 422, "validation-error")
 
 

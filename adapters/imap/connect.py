@@ -14,6 +14,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError, ProtocolError
 from imapclient.util import to_unicode
 
+from mailgate.adapters import sasl
 from mailgate.adapters._net import connect_checked, network_errors, set_nodelay
 from mailgate.adapters.imap import wire
 from mailgate.domain.addresses import Resolver
@@ -124,7 +125,9 @@ def open_imap(endpoint: MailboxEndpoint, resolver: Resolver = socket.getaddrinfo
             set_nodelay(client.socket())
             if endpoint.security == "starttls":
                 _starttls(client, endpoint)
-            if f"{endpoint.username}{endpoint.password}".isascii():
+            if endpoint.token is not None:
+                _oauth2_login(client, endpoint)
+            elif f"{endpoint.username}{endpoint.password}".isascii():
                 client.login(endpoint.username, endpoint.password)
             else:  # LOGIN's strings are ASCII; SASL PLAIN carries UTF-8 (RFC 4616)
                 client.plain_login(endpoint.username, endpoint.password)
@@ -144,6 +147,31 @@ def open_imap(endpoint: MailboxEndpoint, resolver: Resolver = socket.getaddrinfo
             _close_quietly(client)
             raise
     return client
+
+
+def _oauth2_login(client: IMAPClient, endpoint: MailboxEndpoint) -> None:
+    """AUTHENTICATE OAUTHBEARER (or XOAUTH2) with the account's access token; a refused token
+    is refreshed once (unless another process already did) and tried again."""
+    assert endpoint.token is not None
+    offered = {
+        capability.decode("ascii", "replace")[5:]
+        for capability in client.capabilities()
+        if capability.upper().startswith(b"AUTH=")
+    }
+    mechanism = sasl.choose(offered)
+    token = endpoint.token(None)
+    for attempt in (1, 2):
+        first = sasl.initial_response(
+            mechanism, endpoint.username, token, endpoint.host, endpoint.port
+        )
+        try:
+            wire.authenticate(client, mechanism, first, sasl.acknowledgement(mechanism))
+            return
+        except LoginError:
+            fresh = endpoint.token(token)
+            if attempt == 2 or fresh == token:
+                raise
+            token = fresh
 
 
 def _starttls(client: IMAPClient, endpoint: MailboxEndpoint) -> None:

@@ -5,13 +5,15 @@ a command it does not know (NOTIFY, RFC 5465; ESEARCH's SEARCH RETURN, RFC 4731)
 untagged codes of UID COPY/MOVE (COPYUID, RFC 4315), read each FETCH answer on its own (its
 ``fetch`` merges them) or see the lines a connection sent and read. Everything here leans on
 ``IMAPClient._imap`` (its imaplib.IMAP4: ``_command``, ``_command_complete``,
-``_untagged_response``, the ``_mesg`` debug hook), ``_raw_command*``, ``_checkok``,
-``_normalise_folder`` and imapclient's response parser; the imapclient range in
-pyproject.toml is the one tests/unit/test_imap_wire.py checks them on.
+``_untagged_response``, the ``_mesg`` debug hook, ``authenticate``), ``_raw_command*``,
+``_checkok``, ``_normalise_folder``, ``_cached_capabilities`` and imapclient's response
+parser; the imapclient range in pyproject.toml is the one tests/unit/test_imap_wire.py
+checks them on.
 """
 
 from __future__ import annotations
 
+import imaplib
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -20,12 +22,13 @@ from weakref import WeakKeyDictionary
 
 from imapclient import IMAPClient
 from imapclient.datetime_util import parse_to_datetime
-from imapclient.exceptions import ProtocolError
+from imapclient.exceptions import LoginError, ProtocolError
 from imapclient.imapclient import _literal, join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import gen_parsed_response, parse_message_list
 from imapclient.response_types import BodyData
 
 from mailgate.adapters.imap.search import Text
+from mailgate.adapters.sasl import describe_challenge
 
 
 def is_selected(client: IMAPClient) -> bool:
@@ -257,3 +260,26 @@ def status(client: IMAPClient, folder: str, items: Sequence[bytes]) -> list[Any]
     what = b"(" + b" ".join(items) + b")"
     data = client._command_and_check("status", client._normalise_folder(folder), what)
     return list(data)
+
+
+def authenticate(client: IMAPClient, mechanism: str, first: bytes, acknowledgement: bytes) -> None:
+    """SASL ``AUTHENTICATE`` (imaplib's, which imapclient wraps only with a response that it
+    sends again to every challenge). ``first`` answers the server's first (empty)
+    challenge; ``acknowledgement`` answers the error challenge of a refused login, whose
+    content then travels with the LoginError raised (RFC 7628 section 3.2.2)."""
+    challenges: list[bytes] = []
+
+    def respond(challenge: bytes) -> bytes:
+        challenges.append(challenge)
+        return first if len(challenges) == 1 else acknowledgement
+
+    try:
+        client._imap.authenticate(mechanism, respond)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        words = str(exc.args[0]) if exc.args else mechanism
+        if len(challenges) > 1 and challenges[1]:
+            words = f"{words} ({describe_challenge(challenges[1])})"
+        raise LoginError(words) from exc
+    client._cached_capabilities = None  # the server may say more once logged in

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import poplib
 import socket
 
+from mailgate.adapters import sasl
 from mailgate.adapters._net import connect_checked, network_errors, set_nodelay
 from mailgate.adapters.pop3.respcodes import busy_error, response_code, server_words
 from mailgate.domain.addresses import Resolver
@@ -65,8 +67,11 @@ def _login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:
     """USER/PASS (RFC 1939 section 7). An -ERR to either is the server refusing the login,
     unless its response code says otherwise (RFC 2449, RFC 3206; see respcodes)."""
     try:
-        client.user(endpoint.username)
-        client.pass_(endpoint.password)
+        if endpoint.token is not None:
+            _oauth2_login(client, endpoint)
+        else:
+            client.user(endpoint.username)
+            client.pass_(endpoint.password)
     except poplib.error_proto as exc:
         if (busy := busy_error(exc)) is not None:
             raise busy from exc
@@ -74,6 +79,49 @@ def _login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:
             words = server_words(exc)
             raise MailboxError(f"the POP3 server has a lasting problem: {words}") from exc
         raise MailboxAuthFailed(server_words(exc)) from exc
+
+
+def _oauth2_login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:
+    """AUTH OAUTHBEARER (or XOAUTH2) with the account's access token (RFC 5034 with an
+    initial response); a refused token is refreshed once (unless another process already
+    did) and tried again."""
+    assert endpoint.token is not None
+    try:
+        offered = set(client.capa().get("SASL", []))
+    except poplib.error_proto:
+        offered = set()
+    mechanism = sasl.choose(offered)
+    token = endpoint.token(None)
+    for attempt in (1, 2):
+        first = sasl.initial_response(
+            mechanism, endpoint.username, token, endpoint.host, endpoint.port
+        )
+        try:
+            _authenticate(client, mechanism, first, sasl.acknowledgement(mechanism))
+            return
+        except poplib.error_proto:
+            fresh = endpoint.token(token)
+            if attempt == 2 or fresh == token:
+                raise
+            token = fresh
+
+
+def _authenticate(client: poplib.POP3, mechanism: str, first: bytes, acknowledge: bytes) -> None:
+    """``AUTH mechanism initial-response``; poplib has no AUTH, and its answer reader takes a
+    ``+ challenge`` (the refusal's error challenge, RFC 7628 section 3.2.2) for ``+OK``.
+    A refusal raises poplib.error_proto with the server's words and the challenge."""
+    client._putcmd(f"AUTH {mechanism} {base64.b64encode(first).decode('ascii')}")  # type: ignore[attr-defined]  # poplib's command writer; not in typeshed
+    line, _ = client._getline()  # type: ignore[attr-defined]  # poplib's line reader
+    challenge = b""
+    if line == b"+" or line.startswith(b"+ "):
+        challenge = base64.b64decode(line[2:] or b"", validate=False)
+        client._putcmd(base64.b64encode(acknowledge).decode("ascii"))  # type: ignore[attr-defined]
+        line, _ = client._getline()  # type: ignore[attr-defined]
+    if line.startswith(b"+OK"):
+        return
+    if challenge:
+        line += f" ({sasl.describe_challenge(challenge)})".encode()
+    raise poplib.error_proto(line)
 
 
 def _stls(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:

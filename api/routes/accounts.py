@@ -7,7 +7,9 @@ from fastapi import APIRouter, Response, status
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
 from mailgate.api.schemas.common import problem_responses
 from mailgate.domain.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
+from mailgate.domain.oauth2 import AuthorizeAnswer, ReauthorizeRequest
 from mailgate.gateway import accounts
+from mailgate.gateway.oauth2 import signin
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=problem_responses(401, 422))
 
@@ -20,6 +22,9 @@ _MAILBOX_ERRORS = problem_responses(502, 504)
     response_model=AccountOut,
     summary="Add a mailbox",
     description="Logs in to the mailbox first; only a mailbox that accepts the login is added. "
+    "Log in with `password` (or `auth` of type `password`), or with OAuth2 tokens an "
+    "integration got itself (`auth` of type `oauth2`: the app's mail server is the default "
+    "`host`; an expired or refused access token is refreshed once). "
     "`mailbox-auth-failed` (422) carries the server's words; `mailbox-host-not-allowed` (422) "
     "when the deployment refuses private hosts; `mailbox-unreachable` and "
     "`mailbox-tls-failed` (502), `mailbox-timeout` (504).",
@@ -68,3 +73,18 @@ def update_account(
 def delete_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> Response:
     accounts.delete_account(gw, tenant_id, account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{account_id}/reauthorize",
+    response_model=AuthorizeAnswer,
+    summary="Sign an OAuth2 account in again (its consent was revoked or expired)",
+    description="As `POST /v1/oauth2/apps/{id}/authorize`, for this account: it keeps its id, "
+    "data and webhooks. The sign-in must reach the same mailbox, else the browser comes back "
+    "with `error=oauth2-wrong-mailbox`.",
+    responses=problem_responses(400, 404, 413),
+)
+def reauthorize(
+    account_id: AccountId, body: ReauthorizeRequest, gw: GatewayDep, tenant_id: TenantId
+) -> AuthorizeAnswer:
+    return signin.reauthorize(gw, tenant_id, account_id, body)

@@ -38,3 +38,10 @@ def test_the_internals_wire_uses_are_there() -> None:
     assert issubclass(imaplib.IMAP4.abort, imaplib.IMAP4.error)
     source = inspect.getsource(IMAPClient.__init__)
     assert "self._imap" in source or "_imap" in inspect.getsource(IMAPClient)
+    # wire.authenticate: imaplib's AUTHENTICATE, then imapclient's capability cache reset
+    assert list(inspect.signature(imaplib.IMAP4.authenticate).parameters) == [
+        "self",
+        "mechanism",
+        "authobject",
+    ]
+    assert "_cached_capabilities" in inspect.getsource(IMAPClient.capabilities)
