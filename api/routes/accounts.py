@@ -5,13 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
-from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.domain.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
 from mailgate.gateway import accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=problem_responses(401, 422))
-
-_MAILBOX_ERRORS = problem_responses(502, 504)
 
 
 @router.post(
@@ -21,8 +19,8 @@ _MAILBOX_ERRORS = problem_responses(502, 504)
     summary="Add a mailbox",
     description="Logs in to the mailbox first; only a mailbox that accepts the login is added. "
     "`mailbox-auth-failed` (422) carries the server's words; `mailbox-unreachable` and "
-    "`mailbox-tls-failed` (502), `mailbox-timeout` (504).",
-    responses={**_MAILBOX_ERRORS, **problem_responses(400, 413)},
+    "`mailbox-tls-failed` (502), `mailbox-busy` (503), `mailbox-timeout` (504).",
+    responses={**MAILBOX_ERRORS, **BODY_ERRORS},
 )
 def create_account(body: AccountCreate, gw: GatewayDep, tenant_id: TenantId) -> AccountOut:
     return accounts.create_account(gw, tenant_id, body)
@@ -49,7 +47,7 @@ def get_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> A
     summary="Change a mailbox's settings or credentials",
     description="New connection settings are verified by a login before they are saved. "
     "`watched_folders` must name folders the mailbox has now, else `invalid-folder-id` (422).",
-    responses={**_MAILBOX_ERRORS, **problem_responses(400, 404, 413)},
+    responses={**MAILBOX_ERRORS, **BODY_ERRORS, **problem_responses(404)},
 )
 def update_account(
     account_id: AccountId, body: AccountUpdate, gw: GatewayDep, tenant_id: TenantId
