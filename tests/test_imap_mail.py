@@ -306,6 +306,22 @@ def test_raw_is_byte_exact_and_attachments_decode(mailbox: Mailbox, dovecot: Dov
     )  # a multipart
 
 
+def test_an_attachment_comes_with_its_own_type_as_documented(
+    mailbox: Mailbox, dovecot: DovecotServer
+) -> None:
+    """A PDF attachment answers `application/pdf`, and the API says it may (schemathesis:
+    the spec promised `application/octet-stream` alone)."""
+    dovecot.deliver(mailbox.user, [message_with_attachments()])  # Résumé.pdf
+    id_ = mailbox.messages()[0]["id"]
+    (attachment,) = mailbox.get(f"/messages/{id_}")["attachments"]
+    response = mailbox.call("GET", f"/messages/{id_}/attachments/{attachment['id']}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == attachment["content_type"] == "application/pdf"
+    spec = mailbox.client.get("/openapi.json").json()
+    path = "/v1/accounts/{account_id}/messages/{message_id}/attachments/{attachment_id}"
+    assert list(spec["paths"][path]["get"]["responses"]["200"]["content"]) == ["*/*"]
+
+
 @pytest.mark.parametrize(
     "raw",
     [

@@ -123,9 +123,7 @@ def _stream(download: Download, chunks: Iterator[bytes], attachment: bool) -> St
     "/{message_id}/raw",
     response_class=StreamingResponse,
     summary="The RFC 5322 source, streamed",
-    responses={
-        200: {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}
-    },
+    responses={200: {"content": {"message/rfc822": {"schema": _BINARY}}}},
 )
 def get_raw(
     account_id: AccountId, message_id: MessageId, gw: GatewayDep, tenant_id: TenantId
@@ -138,13 +136,9 @@ def get_raw(
     "/{message_id}/attachments/{attachment_id}",
     response_class=StreamingResponse,
     summary="One attachment, decoded and streamed",
-    responses={
-        200: {
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            }
-        }
-    },
+    description="The body is the attachment's own media type (its `content_type`, e.g. "
+    "`application/pdf`), offered as a download (`Content-Disposition: attachment`).",
+    responses={200: {"content": {"*/*": {"schema": _BINARY}}}},
 )
 def get_attachment(
     account_id: AccountId,
