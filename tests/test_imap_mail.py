@@ -410,6 +410,27 @@ def test_bad_keywords_are_refused(mailbox: Mailbox, dovecot: DovecotServer, keyw
     assert server_flags(dovecot, mailbox.user)[1] == set()
 
 
+def test_a_keyword_with_an_open_bracket_is_refused_and_the_mailbox_stays_readable(
+    mailbox: Mailbox, dovecot: DovecotServer
+) -> None:
+    """RFC 3501 allows "[" in a keyword, but imapclient's lexer reads "[" as the start of
+    a section (BODY[...]) up to the next "]": once set, every FETCH of the message failed
+    and the folder listed as 502 mailbox-protocol-error (found by schemathesis)."""
+    dovecot.deliver(mailbox.user, dated(1))
+    id_ = mailbox.messages()[0]["id"]
+    for field in ("keywords_add", "keywords_remove"):
+        body = {field: ["Z0_I[xw8"]}
+        problem = assert_problem(
+            mailbox.call("PATCH", f"/messages/{id_}", json=body), 422, "validation-error"
+        )
+        errors = problem["errors"]
+        assert isinstance(errors, list) and errors[0]["loc"] == ["body", field, 0]
+        batch = mailbox.call("POST", "/messages/batch", json={"ids": [id_], **body})
+        assert_problem(batch, 422, "validation-error")
+    assert server_flags(dovecot, mailbox.user)[1] == set()
+    assert [m["id"] for m in mailbox.messages()] == [id_]
+
+
 def test_move_keeps_the_id(mailbox: Mailbox, dovecot: DovecotServer) -> None:
     dovecot.deliver(mailbox.user, dated(2))
     id_ = mailbox.messages()[0]["id"]
