@@ -118,7 +118,22 @@ def _validation_errors(exc: RequestValidationError) -> JSONResponse:
 _UNPARSEABLE_BODY = "There was an error parsing the body"
 
 
-def _http_error(exc: StarletteHTTPException) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """The methods the API documents for the request's path, for `Allow` on a 405. Starlette
+    names only those of the first route whose path matched, and FastAPI makes one route per
+    method; None for a path the OpenAPI document does not list (the docs pages)."""
+    segments = request.url.path.split("/")
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = template.split("/")
+        if len(parts) == len(segments) and all(
+            part == segment or (part.startswith("{") and part.endswith("}") and segment)
+            for part, segment in zip(parts, segments, strict=True)
+        ):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
+
+
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     type_ = _HTTP_TYPES.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else None
     if exc.status_code == 400 and detail == _UNPARSEABLE_BODY:
@@ -126,6 +141,9 @@ def _http_error(exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route."
     headers = dict(exc.headers) if exc.headers else None
+    allow = _allowed_methods(request) if exc.status_code == 405 else None
+    if allow:
+        headers = {**(headers or {}), "Allow": allow}
     return problem_response(exc.status_code, type_, detail, headers=headers)
 
 
@@ -148,9 +166,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return _validation_errors(exc)
 
-    async def on_http(_r: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return _http_error(exc)
+        return _http_error(request, exc)
 
     async def on_problem(_r: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemException)

@@ -154,6 +154,27 @@ def test_unknown_host_is_unreachable(
     assert "no-such-host.invalid" in str(problem["detail"])
 
 
+@pytest.mark.parametrize("protocol,other_port", [("imap", "pop3_port"), ("pop3", "imap_port")])
+def test_a_server_of_another_protocol_is_a_protocol_error(
+    client: TestClient,
+    auth: dict[str, str],
+    mail_user: MailUser,
+    dovecot: DovecotServer,
+    protocol: str,
+    other_port: str,
+) -> None:
+    """IMAP pointed at a POP3 server, or the other way round, is a 502
+    mailbox-protocol-error naming the server. IMAP at POP3 was a 500: imaplib takes "+OK"
+    for a continuation and raises error(None), which had no words (found by schemathesis)."""
+    port = getattr(dovecot, other_port)
+    body = account_body(dovecot, mail_user, protocol, port=port)
+    problem = assert_problem(
+        client.post("/v1/accounts", json=body, headers=auth), 502, "mailbox-protocol-error"
+    )
+    assert str(port) in str(problem["detail"])
+    assert list_ids(client, auth) == []
+
+
 @pytest.mark.timeout(20)  # connect_timeout is 2 s in the test settings
 @pytest.mark.parametrize(
     "protocol,security", [("imap", "none"), ("imap", "tls"), ("pop3", "none"), ("pop3", "tls")]

@@ -47,6 +47,26 @@ def test_unknown_route_and_wrong_method(client: TestClient, auth: dict[str, str]
     assert_problem(client.put("/v1/accounts", headers=auth), 405, "method-not-allowed")
 
 
+def test_wrong_method_names_every_method_of_the_path(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """`Allow` lists what the path answers to (RFC 9110), not only the method of the first
+    route that matched it (schemathesis: `Allow: POST` on /v1/accounts)."""
+    expected = {
+        "/v1/accounts": "GET, POST",
+        "/v1/accounts/acc_x": "DELETE, GET, PATCH",
+        "/v1/accounts/acc_x/folders/fld_x": "DELETE, PATCH",
+        "/v1/accounts/acc_x/messages/msg_x": "DELETE, GET, PATCH",
+        "/v1/webhooks/wh_x/secret": "GET",
+        "/healthz": "GET",
+    }
+    for path, allow in expected.items():
+        for method in ("PUT", "OPTIONS"):
+            response = client.request(method, path, headers=auth)
+            assert_problem(response, 405, "method-not-allowed")
+            assert response.headers["allow"] == allow, (method, path)
+
+
 def test_request_id_is_on_every_response(client: TestClient) -> None:
     generated = client.get("/healthz").headers["x-request-id"]
     assert generated.startswith("req_")

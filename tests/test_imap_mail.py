@@ -306,6 +306,22 @@ def test_raw_is_byte_exact_and_attachments_decode(mailbox: Mailbox, dovecot: Dov
     )  # a multipart
 
 
+def test_an_attachment_comes_with_its_own_type_as_documented(
+    mailbox: Mailbox, dovecot: DovecotServer
+) -> None:
+    """A PDF attachment answers `application/pdf`, and the API says it may (schemathesis:
+    the spec promised `application/octet-stream` alone)."""
+    dovecot.deliver(mailbox.user, [message_with_attachments()])  # Résumé.pdf
+    id_ = mailbox.messages()[0]["id"]
+    (attachment,) = mailbox.get(f"/messages/{id_}")["attachments"]
+    response = mailbox.call("GET", f"/messages/{id_}/attachments/{attachment['id']}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == attachment["content_type"] == "application/pdf"
+    spec = mailbox.client.get("/openapi.json").json()
+    path = "/v1/accounts/{account_id}/messages/{message_id}/attachments/{attachment_id}"
+    assert list(spec["paths"][path]["get"]["responses"]["200"]["content"]) == ["*/*"]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -392,6 +408,27 @@ def test_bad_keywords_are_refused(mailbox: Mailbox, dovecot: DovecotServer, keyw
         "validation-error",
     )
     assert server_flags(dovecot, mailbox.user)[1] == set()
+
+
+def test_a_keyword_with_an_open_bracket_is_refused_and_the_mailbox_stays_readable(
+    mailbox: Mailbox, dovecot: DovecotServer
+) -> None:
+    """RFC 3501 allows "[" in a keyword, but imapclient's lexer reads "[" as the start of
+    a section (BODY[...]) up to the next "]": once set, every FETCH of the message failed
+    and the folder listed as 502 mailbox-protocol-error (found by schemathesis)."""
+    dovecot.deliver(mailbox.user, dated(1))
+    id_ = mailbox.messages()[0]["id"]
+    for field in ("keywords_add", "keywords_remove"):
+        body = {field: ["Z0_I[xw8"]}
+        problem = assert_problem(
+            mailbox.call("PATCH", f"/messages/{id_}", json=body), 422, "validation-error"
+        )
+        errors = problem["errors"]
+        assert isinstance(errors, list) and errors[0]["loc"] == ["body", field, 0]
+        batch = mailbox.call("POST", "/messages/batch", json={"ids": [id_], **body})
+        assert_problem(batch, 422, "validation-error")
+    assert server_flags(dovecot, mailbox.user)[1] == set()
+    assert [m["id"] for m in mailbox.messages()] == [id_]
 
 
 def test_move_keeps_the_id(mailbox: Mailbox, dovecot: DovecotServer) -> None:

@@ -54,11 +54,14 @@ def garbled(exc: BaseException) -> bool:
 
 
 def server_words(exc: BaseException) -> str:
-    """The server's text from an imaplib/imapclient error, without Python's bytes repr."""
-    text = to_unicode(exc.args[0]) if exc.args else str(exc)
+    """The server's text from an imaplib/imapclient error, without Python's bytes repr.
+    imaplib raises ``error(None)`` for a greeting it takes for a continuation ("+OK" from a
+    POP3 server on the IMAP port): that has no words."""
+    words = exc.args[0] if exc.args else str(exc)
+    text = "" if words is None else to_unicode(words)
     if text.startswith(("b'", 'b"')) and text.endswith(("'", '"')):
         text = text[2:-1]
-    return text.strip() or type(exc).__name__
+    return text.strip() or "no words from the server"
 
 
 def protocol_error(

@@ -5,15 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
-from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.domain.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
 from mailgate.domain.oauth2 import AuthorizeAnswer, ReauthorizeRequest
 from mailgate.gateway import accounts
 from mailgate.gateway.oauth2 import signin
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=problem_responses(401, 422))
-
-_MAILBOX_ERRORS = problem_responses(502, 504)
 
 
 @router.post(
@@ -27,8 +25,8 @@ _MAILBOX_ERRORS = problem_responses(502, 504)
     "`host`; an expired or refused access token is refreshed once). "
     "`mailbox-auth-failed` (422) carries the server's words; `mailbox-host-not-allowed` (422) "
     "when the deployment refuses private hosts; `mailbox-unreachable` and "
-    "`mailbox-tls-failed` (502), `mailbox-timeout` (504).",
-    responses={**_MAILBOX_ERRORS, **problem_responses(400, 413)},
+    "`mailbox-tls-failed` (502), `mailbox-busy` (503), `mailbox-timeout` (504).",
+    responses={**MAILBOX_ERRORS, **BODY_ERRORS},
 )
 def create_account(body: AccountCreate, gw: GatewayDep, tenant_id: TenantId) -> AccountOut:
     return accounts.create_account(gw, tenant_id, body)
@@ -55,7 +53,7 @@ def get_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> A
     summary="Change a mailbox's settings or credentials",
     description="New connection settings are verified by a login before they are saved. "
     "`watched_folders` must name folders the mailbox has now, else `invalid-folder-id` (422).",
-    responses={**_MAILBOX_ERRORS, **problem_responses(400, 404, 413)},
+    responses={**MAILBOX_ERRORS, **BODY_ERRORS, **problem_responses(404)},
 )
 def update_account(
     account_id: AccountId, body: AccountUpdate, gw: GatewayDep, tenant_id: TenantId

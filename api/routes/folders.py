@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
-from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.api.schemas.mail import FolderCreate, FolderList, FolderUpdate
 from mailgate.domain.mail import Folder
 from mailgate.gateway import messages
@@ -15,7 +15,7 @@ from mailgate.gateway import messages
 router = APIRouter(
     prefix="/v1/accounts/{account_id}/folders",
     tags=["folders"],
-    responses=problem_responses(401, 404, 422, 502, 504),
+    responses={**problem_responses(401, 404, 422), **MAILBOX_ERRORS},
 )
 FolderId = Annotated[str, Path(description="Opaque folder id.")]
 
@@ -30,7 +30,7 @@ def list_folders(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> 
     status_code=status.HTTP_201_CREATED,
     response_model=Folder,
     summary="Create a folder",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **BODY_ERRORS},
 )
 def create_folder(
     account_id: AccountId, body: FolderCreate, gw: GatewayDep, tenant_id: TenantId
@@ -44,7 +44,7 @@ def create_folder(
     summary="Rename or move a folder",
     description="On IMAP a folder's id follows its path, so a rename answers a new id; on "
     "POP3 accounts (folders kept by Mailgate) the id stays. Use the id in the answer.",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **BODY_ERRORS},
 )
 def update_folder(
     account_id: AccountId,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
-from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.api.schemas.mail import BatchRequest, BatchResponse, CopyRequest, MessageUpdate
 from mailgate.domain.mail import Download, Message, MessageFilter, MessagePage, MessageSummary
 from mailgate.gateway import messages
@@ -19,7 +19,7 @@ from mailgate.gateway import messages
 router = APIRouter(
     prefix="/v1/accounts/{account_id}/messages",
     tags=["messages"],
-    responses=problem_responses(401, 404, 422, 502, 504),
+    responses={**problem_responses(401, 404, 422), **MAILBOX_ERRORS},
 )
 MessageId = Annotated[str, Path(description="Opaque message id.")]
 AttachmentId = Annotated[str, Path(description="Attachment id from the message's `attachments`.")]
@@ -79,7 +79,7 @@ def list_messages(
     response_model=BatchResponse,
     summary="Change, move or delete many messages at once",
     description="Each id answers on its own: `status` 200, or 404 for an unknown id.",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **BODY_ERRORS},
 )
 def batch(
     account_id: AccountId, body: BatchRequest, gw: GatewayDep, tenant_id: TenantId
@@ -123,9 +123,7 @@ def _stream(download: Download, chunks: Iterator[bytes], attachment: bool) -> St
     "/{message_id}/raw",
     response_class=StreamingResponse,
     summary="The RFC 5322 source, streamed",
-    responses={
-        200: {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}
-    },
+    responses={200: {"content": {"message/rfc822": {"schema": _BINARY}}}},
 )
 def get_raw(
     account_id: AccountId, message_id: MessageId, gw: GatewayDep, tenant_id: TenantId
@@ -138,13 +136,9 @@ def get_raw(
     "/{message_id}/attachments/{attachment_id}",
     response_class=StreamingResponse,
     summary="One attachment, decoded and streamed",
-    responses={
-        200: {
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            }
-        }
-    },
+    description="The body is the attachment's own media type (its `content_type`, e.g. "
+    "`application/pdf`), offered as a download (`Content-Disposition: attachment`).",
+    responses={200: {"content": {"*/*": {"schema": _BINARY}}}},
 )
 def get_attachment(
     account_id: AccountId,
@@ -164,6 +158,7 @@ def get_attachment(
     response_model=MessageSummary,
     summary="Change flags and keywords, or move",
     description="A move keeps the id where the server reports the new UID (UIDPLUS).",
+    responses=BODY_ERRORS,
 )
 def update_message(
     account_id: AccountId,
@@ -182,6 +177,7 @@ def update_message(
     status_code=status.HTTP_201_CREATED,
     response_model=MessageSummary,
     summary="Copy a message into another folder",
+    responses=BODY_ERRORS,
 )
 def copy_message(
     account_id: AccountId,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from mailgate.api.deps import GatewayDep, TenantId
-from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.common import BODY_ERRORS, problem_responses
 from mailgate.domain.webhooks import (
     DeliveryList,
     WebhookCreate,
@@ -33,7 +33,7 @@ WebhookId = Annotated[str, Path(description="Opaque webhook endpoint id.")]
     "`webhook-signature`). A URL on a loopback, private or otherwise non-public address, or "
     "a name that does not resolve, is a `validation-error` (422) unless the server allows "
     "private webhooks.",
-    responses=problem_responses(400, 413),
+    responses=BODY_ERRORS,
 )
 def create_webhook(body: WebhookCreate, gw: GatewayDep, tenant_id: TenantId) -> WebhookCreated:
     return webhooks.create_webhook(gw, tenant_id, body)
@@ -70,7 +70,7 @@ def get_webhook_secret(webhook_id: WebhookId, gw: GatewayDep, tenant_id: TenantI
     summary="Change a webhook endpoint, or re-enable it",
     description="`enabled: true` re-enables an endpoint disabled after repeated failures; "
     "its pending events are then delivered, oldest first.",
-    responses=problem_responses(400, 404, 413),
+    responses={**BODY_ERRORS, **problem_responses(404)},
 )
 def update_webhook(
     webhook_id: WebhookId, body: WebhookUpdate, gw: GatewayDep, tenant_id: TenantId

@@ -11,11 +11,13 @@ from mailgate.domain.base import StrictModel
 from mailgate.domain.mail import BatchResult, Folder, MessageChange
 
 # RFC 3501 flag-keyword: an atom (printable ASCII minus atom-specials); system flags (\Seen...)
-# are the boolean fields, so a leading backslash is refused too.
+# are the boolean fields, so a leading backslash is refused too. "[" is refused as well,
+# though an atom may hold it: imapclient's lexer reads "[" as the start of a section (as in
+# BODY[...]) up to the next "]", so a message with such a keyword could no longer be read.
 Keyword = Annotated[
     str,
     StringConstraints(
-        min_length=1, max_length=100, pattern=r"^[!#$&'+,\-./0-9:;<=>?@A-Z\[^_`a-z|~]+$"
+        min_length=1, max_length=100, pattern=r"^[!#$&'+,\-./0-9:;<=>?@A-Z^_`a-z|~]+$"
     ),
 ]
 
