@@ -1,5 +1,7 @@
 """The real things a schemathesis run (tests/test_fuzz_api.py) aims at: an IMAP and a POP3
-account of real Dovecot users, seeded with mail, and a webhook endpoint.
+account of real Dovecot users, seeded with mail, an IMAP account that logs in with OAuth2
+(the test authorization server and its Dovecot), two OAuth2 apps (one in use, one spare), a
+sign-in under way for the callback, and a webhook endpoint.
 
 Schemathesis draws ids from dictionaries of placeholders (``~imap``, ``~message``, ...), not
 of real ids, because the run deletes and re-creates things: an account the fuzzer deleted
@@ -11,6 +13,7 @@ encoded); the two port placeholders are numbers no other field takes.
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,14 +22,21 @@ from urllib.parse import quote
 from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.oauth import OAuthServer, follow_authorize
 from tests.helpers import account_body
 from tests.mail_factory import dated, message_with_attachments
 
 FUZZ_FOLDER = "Fuzz"  # a folder of the run's own, next to INBOX and the special-use ones
 WEBHOOK_URL = "https://1.1.1.1/mailgate-fuzz"  # public, so the SSRF guard lets it in; never called
+RETURN_TO = "https://frontend.example/fuzz"  # where a finished sign-in sends the browser
+REDIRECT_URI = "http://testserver/v1/oauth2/callback"  # the TestClient's own address
 # What schemathesis draws from, by dictionary name (see PARAMETERS in test_fuzz_api.py).
 PLACEHOLDERS: dict[str, list[str | int]] = {
-    "accounts": ["~imap", "~pop3"],
+    "accounts": ["~imap", "~pop3", "~oauth"],
+    "apps": ["~app", "~spare-app"],
+    "return_tos": [RETURN_TO],
+    "signin_states": ["~signin-state"],
+    "signin_codes": ["~signin-code"],
     "folders": ["~inbox", "~folder"],
     "messages": ["~message", "~other-message"],
     "attachments": ["~attachment"],
@@ -57,6 +67,7 @@ class Box:
     user: MailUser
     account_id: str = ""
     ids: dict[str, str] | None = None
+    oauth2: bool = False  # added with tokens of the test authorization server
 
 
 @dataclass
@@ -64,16 +75,35 @@ class World:
     client: TestClient
     auth: dict[str, str]
     dovecot: DovecotServer
+    oauth_server: OAuthServer
+    oauth_dovecot: DovecotServer
     boxes: dict[str, Box] = field(default_factory=dict)
     webhook_id: str = ""
+    apps: dict[str, str] = field(default_factory=dict)  # placeholder -> app id
+    client_id: str = ""
+    client_secret: str = ""
     # (operation label, status) -> how many calls answered it
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
+    # operation label -> how many calls did what it is for
+    successes: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def make(cls, client: TestClient, auth: dict[str, str], dovecot: DovecotServer) -> World:
-        world = cls(client, auth, dovecot)
+    def make(
+        cls,
+        client: TestClient,
+        auth: dict[str, str],
+        dovecot: DovecotServer,
+        oauth_server: OAuthServer,
+        oauth_dovecot: DovecotServer,
+    ) -> World:
+        world = cls(client, auth, dovecot, oauth_server, oauth_dovecot)
+        world.client_id, world.client_secret = oauth_server.register_client([REDIRECT_URI])
         for protocol in ("imap", "pop3"):
             world.boxes["~" + protocol] = Box(protocol, dovecot.add_user())
+        user = oauth_dovecot.add_user(f"fuzz-{secrets.token_hex(4)}@example.org")
+        oauth_server.add_user(user.username, email=user.username)
+        world.boxes["~oauth"] = Box("imap", user, oauth2=True)
+        world._apps()
         for box in world.boxes.values():
             world._refresh(box)
         return world
@@ -94,24 +124,32 @@ class World:
             quoted = {key: quote(str(value), safe="") for key, value in values.items()}
             case.path_parameters = _replace(case.path_parameters, quoted)
         if case.query:
+            if "~signin-state" in case.query.values() or "~signin-code" in case.query.values():
+                values = {**values, **self._signin()}
             case.query = _replace(case.query, values)
         if isinstance(case.body, dict | list):
             case.body = _replace(case.body, values)
 
-    def record(self, case: Any, status: int) -> None:
-        """Count the answer; anything but a read may have changed the mailboxes."""
-        self.answers[(case.operation.label, status)] += 1
-        if case.method.upper() != "GET":
+    def record(self, case: Any, response: Any) -> None:
+        """Count the answer; anything but a read may have changed the mailboxes. A success
+        is a 2xx, or the sign-in callback's redirect with a new account."""
+        label, status = case.operation.label, response.status_code
+        self.answers[(label, status)] += 1
+        landed = str(response.headers.get("location", "")) if status == 303 else ""
+        if status < 300 or "account_id=" in landed:
+            self.successes[label] += 1
+        if case.method.upper() != "GET" or "/oauth2/" in label:
             for box in self.boxes.values():
                 box.ids = None
 
     def succeeded(self, label: str) -> int:
-        return sum(n for (op, status), n in self.answers.items() if op == label and status < 300)
+        return self.successes[label]
 
     # -- the real things -----------------------------------------------------------------
 
     def _values(self, box: Box) -> dict[str | int, str | int]:
         if box.ids is None:
+            self._apps()
             self._refresh(box)
             self._webhook()
         assert box.ids is not None
@@ -120,6 +158,7 @@ class World:
             **box.ids,
             **{key: b.account_id for key, b in self.boxes.items()},
             "~webhook": self.webhook_id,
+            **self.apps,
             "~host": self.dovecot.host,
             65143: self.dovecot.imap_port,
             65110: self.dovecot.pop3_port,
@@ -135,8 +174,7 @@ class World:
         attachment) are there, and note their ids."""
         base = f"/v1/accounts/{box.account_id}"
         if not box.account_id or self._call("GET", base).status_code == 404:
-            port = self.dovecot.imap_port if box.protocol == "imap" else self.dovecot.pop3_port
-            body = account_body(box.protocol, port, box.user)
+            body = self._oauth2_account(box) if box.oauth2 else self._password_account(box)
             box.account_id = _expect(self._call("POST", "/v1/accounts", json=body), 201)["id"]
             base = f"/v1/accounts/{box.account_id}"
         listed = _expect(self._call("GET", base + "/folders"), 200)["items"]
@@ -146,7 +184,8 @@ class World:
             folders[FUZZ_FOLDER] = _expect(made, 201)["id"]
         messages = self._inbox(base, folders["INBOX"])
         if len(messages) < MIN_MESSAGES or not any(m["has_attachments"] for m in messages):
-            self.dovecot.deliver(box.user, [*dated(2), message_with_attachments()])
+            server = self.oauth_dovecot if box.oauth2 else self.dovecot
+            server.deliver(box.user, [*dated(2), message_with_attachments()])
             messages = self._inbox(base, folders["INBOX"])
         with_attachment = next(m for m in messages if m["has_attachments"])
         other = next(m for m in messages if m["id"] != with_attachment["id"])
@@ -161,6 +200,60 @@ class World:
             "~cursor": _expect(page, 200)["next_cursor"],
             "~state": _expect(self._call("GET", base + "/changes"), 200)["state"],
         }
+
+    def _password_account(self, box: Box) -> dict[str, Any]:
+        port = self.dovecot.imap_port if box.protocol == "imap" else self.dovecot.pop3_port
+        return account_body(box.protocol, port, box.user)
+
+    def _oauth2_account(self, box: Box) -> dict[str, Any]:
+        """Bring your own token: tokens of the test authorization server for the app."""
+        tokens = self.oauth_server.issue_tokens(box.user.username, self.client_id)
+        auth = {
+            "type": "oauth2",
+            "app_id": self.apps["~app"],
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+        }
+        return {"protocol": box.protocol, "username": box.user.username, "auth": auth}
+
+    def _apps(self) -> None:
+        """The app the OAuth2 account signs in with, and a spare one the run may delete."""
+        body = self._app_body()
+        for name in ("~app", "~spare-app"):
+            known = self.apps.get(name) and self._call(
+                "PATCH",  # as it was: the run may have changed it
+                f"/v1/oauth2/apps/{self.apps[name]}",
+                json={k: v for k, v in body.items() if k != "provider"},
+            )
+            if not known or known.status_code == 404:
+                made = self._call("POST", "/v1/oauth2/apps", json=body)
+                self.apps[name] = _expect(made, 201)["id"]
+
+    def _app_body(self) -> dict[str, Any]:
+        server = self.oauth_server
+        return {
+            "provider": "custom",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "redirect_uri": REDIRECT_URI,
+            "return_to_allowed": [RETURN_TO],
+            "scopes": ["mail"],
+            "authorization_url": server.authorize_url,
+            "token_url": server.token_url,
+            "userinfo_url": server.userinfo_url,
+            "revocation_url": server.revocation_url,
+            "imap": {"host": "127.0.0.1", "port": self.oauth_dovecot.imap_port, "security": "none"},
+            "pop3": {"host": "127.0.0.1", "port": self.oauth_dovecot.pop3_port, "security": "none"},
+        }
+
+    def _signin(self) -> dict[str, str]:
+        """A fresh sign-in, as far as the provider's redirect: its ``state`` and ``code``
+        for the callback (each works once)."""
+        user = self.boxes["~oauth"].user.username
+        body = {"return_to": RETURN_TO, "login_hint": user}
+        started = self._call("POST", f"/v1/oauth2/apps/{self.apps['~app']}/authorize", json=body)
+        back = follow_authorize(_expect(started, 200)["authorization_url"])
+        return {"~signin-state": back.params["state"], "~signin-code": back.params["code"]}
 
     def _inbox(self, base: str, inbox_id: str) -> list[dict[str, Any]]:
         listing = self._call("GET", base + "/messages", params={"folder_id": inbox_id})

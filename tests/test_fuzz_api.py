@@ -40,9 +40,10 @@ from mailgate.store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.fuzz_world import PLACEHOLDERS, World
 from tests.harness.dovecot import DovecotServer
+from tests.harness.oauth import OAuthServer
 
 SEED = 20250611
-EXAMPLES = 150  # generated cases per operation, besides the coverage phase's
+EXAMPLES = 100  # generated cases per operation, besides the coverage phase's
 
 # Where placeholders go in, and how often (else schemathesis' own value stays).
 PARAMETERS = {
@@ -56,6 +57,16 @@ PARAMETERS = {
     "body.ids[*]": ("messages", 0.6),
     "path.attachment_id": ("attachments", 0.6),
     "path.webhook_id": ("webhooks", 0.7),
+    "path.app_id": ("apps", 0.7),
+    "body.return_to": ("return_tos", 0.7),
+    "body.return_to_allowed[*]": ("return_tos", 0.7),
+    "body.redirect_uri": ("urls", 0.7),
+    "body.authorization_url": ("urls", 0.5),
+    "body.token_url": ("urls", 0.5),
+    "body.userinfo_url": ("urls", 0.5),
+    "body.revocation_url": ("urls", 0.5),
+    "query.state": ("signin_states", 0.7),
+    "query.code": ("signin_codes", 0.7),
     "query.cursor": ("cursors", 0.3),
     "query.since": ("states", 0.5),
     "body.host": ("hosts", 0.8),
@@ -107,6 +118,7 @@ _COVERAGE_IDS = {
     "message_id": itertools.cycle(PLACEHOLDERS["messages"]),
     "attachment_id": itertools.cycle(PLACEHOLDERS["attachments"]),
     "webhook_id": itertools.cycle(PLACEHOLDERS["webhooks"]),
+    "app_id": itertools.cycle(PLACEHOLDERS["apps"]),
 }
 
 
@@ -152,14 +164,19 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
 
 
 @pytest.fixture(scope="module")
-def world(fuzz_app: FastAPI, dovecot: DovecotServer) -> Iterator[World]:
+def world(
+    fuzz_app: FastAPI,
+    dovecot: DovecotServer,
+    oauth_server: OAuthServer,
+    oauth_dovecot: DovecotServer,
+) -> Iterator[World]:
     gw: Gateway = fuzz_app.state.gateway
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tenants, "new_api_key", lambda: API_KEY)
         assert tenants.issue_api_key(gw.engine, "fuzz").key == API_KEY
     auth = {"Authorization": f"Bearer {API_KEY}"}
     with TestClient(fuzz_app, raise_server_exceptions=False) as client:
-        yield World.make(client, auth, dovecot)
+        yield World.make(client, auth, dovecot, oauth_server, oauth_dovecot)
 
 
 @pytest.fixture
@@ -198,7 +215,7 @@ def test_api(case: Any, world: World) -> None:
         excluded_checks=[not_a_server_error, positive_data_acceptance, negative_data_rejection],
         additional_checks=[only_mailbox_server_errors],
     )
-    world.record(case, response.status_code)
+    world.record(case, response)
 
 
 def test_the_run_covers_every_operation_of_the_app(fuzz_app: FastAPI) -> None:

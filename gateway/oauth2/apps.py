@@ -20,7 +20,7 @@ from mailgate.domain.oauth2 import (
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.oauth2.providers import PROVIDERS
 from mailgate.store.db import session_scope
-from mailgate.store.models import Account, OAuthApp, utcnow
+from mailgate.store.models import Account, OAuthApp, as_utc, utcnow
 
 APP_PREFIX = "oap"
 PROTOCOLS: tuple[str, ...] = get_args(MailProtocol)  # each has a field on the app
@@ -149,8 +149,8 @@ def to_out(app: OAuthApp) -> OAuthAppOut:
         userinfo_url=app.userinfo_url,
         revocation_url=app.revocation_url,
         **{protocol: server_of(app, protocol) for protocol in PROTOCOLS},
-        created_at=app.created_at,
-        updated_at=app.updated_at,
+        created_at=as_utc(app.created_at),
+        updated_at=as_utc(app.updated_at),
     )
 
 
