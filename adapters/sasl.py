@@ -9,6 +9,9 @@ response for XOAUTH2, a single ``%x01`` for OAUTHBEARER (RFC 7628 section 3.2.3)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
+from mailgate.domain.endpoint import MailboxEndpoint
 
 PREFERRED = ("OAUTHBEARER", "XOAUTH2")
 
@@ -47,3 +50,27 @@ def describe_challenge(challenge: bytes) -> str:
     if not isinstance(document, dict):
         return str(document)[:200]
     return ", ".join(f"{key}={value}" for key, value in document.items())[:200]
+
+
+def log_in(
+    endpoint: MailboxEndpoint,
+    offered: set[str],
+    send: Callable[[str, bytes, bytes], None],
+    refused: type[Exception] | tuple[type[Exception], ...],
+) -> None:
+    """Log in with the endpoint's access token: ``send(mechanism, first, acknowledgement)``
+    runs the protocol's exchange and raises ``refused`` when the server refuses. A refused
+    token is refreshed once (unless another process already did) and tried again."""
+    assert endpoint.token is not None
+    mechanism = choose(offered)
+    token = endpoint.token(None)
+    for attempt in (1, 2):
+        first = initial_response(mechanism, endpoint.username, token, endpoint.host, endpoint.port)
+        try:
+            send(mechanism, first, acknowledgement(mechanism))
+            return
+        except refused:
+            fresh = endpoint.token(token)
+            if attempt == 2 or fresh == token:
+                raise
+            token = fresh

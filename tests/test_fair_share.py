@@ -6,7 +6,6 @@ come back while the flood is still stuck."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,15 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from mailgate.api.app import create_app
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.tenants import issue_api_key
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer
-from tests.harness.net import free_port
 from tests.harness.proxy import FaultProxy
+from tests.harness.serve import served as serving
 from tests.helpers import account_body
 
 FLOOD = 60  # more than the worker pool's 40 threads
@@ -32,17 +30,8 @@ FLOOD = 60  # more than the worker pool's 40 threads
 def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Gateway]]:
     gw = Gateway.from_settings(make_settings(tmp_path, sqlite_url, connect_timeout=5.0))
     gw.migrate()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(gw), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", gw
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(create_app(gw)) as base:
+        yield base, gw
     gw.close()
 
 

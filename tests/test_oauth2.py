@@ -5,7 +5,6 @@ served by uvicorn, driven by one httpx client that follows redirects as a browse
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlmodel import Session, col, select, update
 
 from mailgate.api.app import create_app
@@ -27,8 +25,8 @@ from mailgate.gateway.tenants import issue_api_key
 from mailgate.store.models import Account, AccountToken, OAuthSignin, WebhookEvent, utcnow
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.harness.net import free_port
 from tests.harness.oauth import OAuthServer
+from tests.harness.serve import served as serving
 from tests.helpers import assert_problem
 from tests.mail_factory import dated
 
@@ -48,23 +46,13 @@ def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
     settings = make_settings(tmp_path, database_url, allow_private_webhooks=True)
     gw = Gateway.from_settings(settings)
     gw.migrate()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(gw), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
     key = issue_api_key(gw.engine, "tenant-a").key
     with (
+        serving(create_app(gw)) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
         httpx.Client(timeout=60) as browser,
     ):
         yield Served(base, gw, http, browser)
-    server.should_exit = True
-    thread.join(timeout=30)
     gw.close()
 
 

@@ -153,28 +153,17 @@ def open_imap(endpoint: MailboxEndpoint, resolver: Resolver = socket.getaddrinfo
 
 
 def _oauth2_login(client: IMAPClient, endpoint: MailboxEndpoint) -> None:
-    """AUTHENTICATE OAUTHBEARER (or XOAUTH2) with the account's access token; a refused token
-    is refreshed once (unless another process already did) and tried again."""
-    assert endpoint.token is not None
+    """AUTHENTICATE OAUTHBEARER (or XOAUTH2) with the account's access token."""
     offered = {
         capability.decode("ascii", "replace")[5:]
         for capability in client.capabilities()
         if capability.upper().startswith(b"AUTH=")
     }
-    mechanism = sasl.choose(offered)
-    token = endpoint.token(None)
-    for attempt in (1, 2):
-        first = sasl.initial_response(
-            mechanism, endpoint.username, token, endpoint.host, endpoint.port
-        )
-        try:
-            wire.authenticate(client, mechanism, first, sasl.acknowledgement(mechanism))
-            return
-        except LoginError:
-            fresh = endpoint.token(token)
-            if attempt == 2 or fresh == token:
-                raise
-            token = fresh
+
+    def send(mechanism: str, first: bytes, acknowledgement: bytes) -> None:
+        wire.authenticate(client, mechanism, first, acknowledgement)
+
+    sasl.log_in(endpoint, offered, send, LoginError)
 
 
 def _starttls(client: IMAPClient, endpoint: MailboxEndpoint) -> None:

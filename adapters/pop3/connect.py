@@ -82,28 +82,17 @@ def _login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:
 
 
 def _oauth2_login(client: poplib.POP3, endpoint: MailboxEndpoint) -> None:
-    """AUTH OAUTHBEARER (or XOAUTH2) with the account's access token (RFC 5034 with an
-    initial response); a refused token is refreshed once (unless another process already
-    did) and tried again."""
-    assert endpoint.token is not None
+    """AUTH OAUTHBEARER (or XOAUTH2) with the account's access token (RFC 5034, with an
+    initial response)."""
     try:
         offered = set(client.capa().get("SASL", []))
     except poplib.error_proto:
         offered = set()
-    mechanism = sasl.choose(offered)
-    token = endpoint.token(None)
-    for attempt in (1, 2):
-        first = sasl.initial_response(
-            mechanism, endpoint.username, token, endpoint.host, endpoint.port
-        )
-        try:
-            _authenticate(client, mechanism, first, sasl.acknowledgement(mechanism))
-            return
-        except poplib.error_proto:
-            fresh = endpoint.token(token)
-            if attempt == 2 or fresh == token:
-                raise
-            token = fresh
+
+    def send(mechanism: str, first: bytes, acknowledgement: bytes) -> None:
+        _authenticate(client, mechanism, first, acknowledgement)
+
+    sasl.log_in(endpoint, offered, send, poplib.error_proto)
 
 
 def _authenticate(client: poplib.POP3, mechanism: str, first: bytes, acknowledge: bytes) -> None:
