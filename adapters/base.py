@@ -78,6 +78,11 @@ class MailAdapter(Protocol):
 
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary: ...
 
+    def append_message(self, raw: bytes, role: str, *, seen: bool, draft: bool) -> MessageSummary:
+        """Put a message Mailgate made (a sent copy, a draft) into the folder with ``role``
+        (made on first need), as the gateway's own change."""
+        ...
+
     def open_watch(self) -> Watch | None:
         """A connection of its own on which a watcher waits for the server to report
         changes and looks for them; None where the protocol cannot tell (the service then

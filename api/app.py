@@ -14,7 +14,16 @@ from fastapi.openapi.utils import get_openapi
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from mailgate.api.problems import install_problem_handlers
-from mailgate.api.routes import accounts, changes, folders, health, messages, oauth2, webhooks
+from mailgate.api.routes import (
+    accounts,
+    changes,
+    folders,
+    health,
+    messages,
+    oauth2,
+    sending,
+    webhooks,
+)
 from mailgate.api.schemas.common import problem_responses
 from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
@@ -72,6 +81,9 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(changes.router)
     app.include_router(oauth2.router)
+    app.include_router(sending.drafts_router)
+    # Sending (SMTP settings, send, submissions) is served once its tests against a real
+    # Postfix are in (issue 13); its worker starts with it.
     settings = gateway.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mailgate.domain.base import StrictModel
@@ -35,6 +36,23 @@ def _no_control_chars(value: str) -> str:
 
 
 Host = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_host)]
+
+
+def _email(value: str) -> str:
+    """An address's syntax (RFC 5321/5322, internationalized allowed), not whether its domain
+    exists (no DNS). Domains without a dot are fine; special-use ones (``.invalid``,
+    ``.localhost``, ``.local``) are refused, except ``.test`` (RFC 6761: for testing)."""
+    try:
+        checked = validate_email(
+            value, check_deliverability=False, globally_deliverable=False, test_environment=True
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return str(checked.normalized)
+
+
+EmailAddress = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_email)]
+
 Username = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_control_chars)]
 Password = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_control_chars)]
 Name = Annotated[str, Field(max_length=200), AfterValidator(_no_control_chars)]
@@ -55,6 +73,13 @@ _WATCHED_DOC = (
     "clients become events and changes; null: every folder; `[]`: none (changes made "
     "through the API are recorded all the same). Repeated ids count once."
 )
+
+
+_SEND_AS_DOC = (
+    "Addresses this account may send as (`from`); null: its username, when that is an "
+    "address. The first is the default `from`."
+)
+SendAs = Annotated[list[EmailAddress] | None, Field(max_length=50)]
 
 
 class Pop3Policy(StrictModel):
@@ -128,6 +153,7 @@ class AccountCreate(StrictModel):
     )
     name: Name | None = Field(None, description="A label for people.")
     pop3: Pop3Policy | None = Field(None, description="POP3 server policy (POP3 accounts only).")
+    send_as: SendAs = Field(None, description=_SEND_AS_DOC)
 
     @model_validator(mode="after")
     def _one_way_to_log_in(self) -> AccountCreate:
@@ -141,7 +167,7 @@ class AccountCreate(StrictModel):
         return self
 
 
-_NULLABLE = frozenset({"name", "watched_folders"})
+_NULLABLE = frozenset({"name", "watched_folders", "send_as"})
 
 
 class AccountUpdate(StrictModel):
@@ -156,6 +182,7 @@ class AccountUpdate(StrictModel):
     name: Name | None = None
     pop3: Pop3Policy | None = None
     watched_folders: WatchedFolders = Field(None, description=_WATCHED_DOC)
+    send_as: SendAs = Field(None, description=_SEND_AS_DOC)
 
     @model_validator(mode="after")
     def _null_only_where_allowed(self) -> AccountUpdate:
@@ -180,6 +207,9 @@ class AccountOut(BaseModel):
     oauth2_app_id: str | None = Field(description="The OAuth2 app of an OAuth2 account.")
     pop3: Pop3Policy | None = Field(description="POP3 policy; null for IMAP accounts.")
     watched_folders: list[str] | None = Field(description=_WATCHED_DOC)
+    send_as: list[str] = Field(
+        description="The addresses it may send as; the first is the default."
+    )
     state: AccountState = Field(description="The last known state of the mailbox connection.")
     state_detail: str | None = Field(description="Why, when the state is not `connected`.")
     created_at: datetime

@@ -17,6 +17,8 @@ EventType = Literal[
     "message.created",
     "message.updated",
     "message.deleted",
+    "message.sent",
+    "message.failed",
     "folder.created",
     "folder.updated",
     "folder.deleted",

@@ -60,6 +60,8 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
     )
     if policy is not None:
         account.set_pop3_policy(policy)
+    if spec.send_as is not None:
+        account.send_as = json.dumps(spec.send_as)
     if isinstance(auth, OAuth2Auth) and app is not None:
         account.auth_type, account.oauth2_app_id = "oauth2", app.id
         expires_at = as_utc(auth.expires_at) if auth.expires_at is not None else None
@@ -140,6 +142,8 @@ def update_account(
             account.state, account.state_detail = "connected", None
         if "watched_folders" in given:
             account.watched_folders = _watch_list(gw, account, changes.watched_folders)
+        if "send_as" in given:
+            account.send_as = None if changes.send_as is None else json.dumps(changes.send_as)
         account.updated_at = utcnow()
         session.add(account)
         session.commit()
@@ -233,6 +237,7 @@ def to_out(account: Account) -> AccountOut:
         watched_folders=None
         if account.watched_folders is None
         else json.loads(account.watched_folders),
+        send_as=account.sender_addresses(),
         state=account.state,
         state_detail=account.state_detail,
         created_at=as_utc(account.created_at),

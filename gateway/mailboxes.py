@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from mailgate.adapters.base import MailAdapter
 from mailgate.adapters.registry import adapter_for, protocols_that, traits
 from mailgate.domain.endpoint import MailboxEndpoint, TokenSource
+from mailgate.domain.errors import InvalidRequest
 from mailgate.domain.ids import folder_path
 from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.crypto import PasswordBox
@@ -56,6 +57,28 @@ class Mailboxes:
             read_timeout=self.settings.command_timeout,
             allow_private=self.settings.allow_private_mailboxes,
             token=token,
+        )
+
+    def smtp_endpoint(self, account: Account, password: str | None = None) -> MailboxEndpoint:
+        """Where and how the account sends: its SMTP settings, with the mailbox's own
+        credentials (password or OAuth2 token) unless it has a password of its own."""
+        if account.smtp_host is None or account.smtp_port is None:
+            raise InvalidRequest("the account has no SMTP settings; PUT them first")
+        if password is None and account.smtp_password_encrypted:
+            password = self.passwords.decrypt(account.smtp_password_encrypted)
+        base = self.endpoint(account)  # the mailbox's own credentials
+        return MailboxEndpoint(
+            account_id=account.id,
+            host=account.smtp_host,
+            port=account.smtp_port,
+            security=account.smtp_security,  # type: ignore[arg-type]  # a Security, as stored
+            username=account.smtp_username or account.username,
+            password=base.password if password is None else password,
+            tls_verify=account.smtp_tls_verify,
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.command_timeout,
+            allow_private=self.settings.allow_private_mailboxes,
+            token=base.token if password is None else None,
         )
 
     def build(

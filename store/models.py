@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +76,16 @@ class Account(SQLModel, table=True):
     oauth2_app_id: str | None = Field(
         default=None, foreign_key="oauth_app.id", index=True, max_length=40
     )
+    # Sending (SMTP submission); no host: the account does not send. Username and password
+    # default to the mailbox's credentials (its password or its OAuth2 token).
+    smtp_host: str | None = Field(default=None, max_length=253)
+    smtp_port: int | None = None
+    smtp_security: str | None = Field(default=None, max_length=8)
+    smtp_tls_verify: bool = True
+    smtp_username: str | None = Field(default=None, max_length=320)
+    smtp_password_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    smtp_save_sent_copy: bool = True
+    send_as: str | None = Field(default=None, sa_type=sa.Text)  # JSON list; null: the username
     pop3_leave_on_server: bool = True
     pop3_delete_after_days: int | None = None
     pop3_purge_on_server: bool = False
@@ -87,6 +98,13 @@ class Account(SQLModel, table=True):
     state_detail: str | None = Field(default=None, max_length=500)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+    def sender_addresses(self) -> list[str]:
+        """What it may send as: ``send_as``, else its username when that is an address."""
+        if self.send_as is not None:
+            listed: list[str] = json.loads(self.send_as)
+            return listed
+        return [self.username] if "@" in self.username else []
 
     def pop3_policy(self) -> Pop3Policy:
         """The POP3 policy kept in the ``pop3_<field>`` columns."""
@@ -257,6 +275,41 @@ class AccountToken(SQLModel, table=True):
     access_token_encrypted: str = Field(sa_type=sa.Text)
     refresh_token_encrypted: str | None = Field(default=None, sa_type=sa.Text)
     expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = _timestamp()
+
+
+class Submission(SQLModel, table=True):
+    """A message to send, queued: the SMTP worker claims it (``claimed_until``, a lease),
+    sends it and records the outcome. ``final_dot_at`` is set just before the server may
+    accept it: a submission claimed again after that is never sent a second time."""
+
+    __tablename__ = "submission"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "idempotency_key", name="uq_submission_idempotency"),
+        sa.Index("ix_submission_due", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40, ondelete="CASCADE")
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=40, ondelete="CASCADE")
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="queued", max_length=16)
+    message_id: str = Field(max_length=998)
+    sender: str = Field(max_length=320)
+    recipients: str = Field(sa_type=sa.Text)  # JSON list
+    raw: bytes = Field(sa_type=sa.LargeBinary)
+    attempts: int = 0
+    next_attempt_at: datetime = _timestamp()
+    claimed_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    final_dot_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    smtp_code: int | None = None
+    smtp_response: str | None = Field(default=None, max_length=1000)
+    sent_copy_id: str | None = Field(default=None, max_length=2100)
+    # the message this one answers (it gets \\Answered once sent) or forwards ($Forwarded)
+    answers_id: str | None = Field(default=None, max_length=2100)
+    forwards_id: str | None = Field(default=None, max_length=2100)
+    draft_id: str | None = Field(default=None, max_length=2100)  # a sent draft goes
+    created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
 

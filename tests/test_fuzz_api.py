@@ -43,7 +43,7 @@ from tests.harness.dovecot import DovecotServer
 from tests.harness.oauth import OAuthServer
 
 SEED = 20250611
-EXAMPLES = 100  # generated cases per operation, besides the coverage phase's
+EXAMPLES = 80  # generated cases per operation, besides the coverage phase's
 
 # Where placeholders go in, and how often (else schemathesis' own value stays).
 PARAMETERS = {
@@ -58,6 +58,9 @@ PARAMETERS = {
     "path.attachment_id": ("attachments", 0.6),
     "path.webhook_id": ("webhooks", 0.7),
     "path.app_id": ("apps", 0.7),
+    "path.draft_id": ("drafts", 0.7),
+    "body.from.email": ("senders", 0.6),
+    "body.send_as[*]": ("senders", 0.6),
     "body.return_to": ("return_tos", 0.7),
     "body.return_to_allowed[*]": ("return_tos", 0.7),
     "body.redirect_uri": ("urls", 0.7),
@@ -119,6 +122,7 @@ _COVERAGE_IDS = {
     "attachment_id": itertools.cycle(PLACEHOLDERS["attachments"]),
     "webhook_id": itertools.cycle(PLACEHOLDERS["webhooks"]),
     "app_id": itertools.cycle(PLACEHOLDERS["apps"]),
+    "draft_id": itertools.cycle(PLACEHOLDERS["drafts"]),
 }
 
 

@@ -332,7 +332,14 @@ def test_invalid_webhooks_are_refused(
         (["folder.*"], ["folder.created", "folder.updated", "folder.deleted"]),
         (
             ["account.error", "message.*", "message.deleted"],
-            ["account.error", "message.created", "message.updated", "message.deleted"],
+            [
+                "account.error",
+                "message.created",
+                "message.updated",
+                "message.deleted",
+                "message.sent",
+                "message.failed",
+            ],
         ),
         (["*"], list(EVENT_TYPES)),
     ],

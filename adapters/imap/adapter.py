@@ -284,6 +284,24 @@ class ImapAdapter:
         new_location = self._run("copy_message", work)
         return self._summary(ids.message_id(new_location, self.endpoint.account_id))
 
+    def append_message(self, raw: bytes, role: str, *, seen: bool, draft: bool) -> MessageSummary:
+        flags = [flag for flag, on in ((b"\\Seen", seen), (b"\\Draft", draft)) if on]
+
+        def work(client: IMAPClient) -> MessageLocation:
+            target = folders.ensure_role(client, role)  # type: ignore[arg-type]  # a Role
+            with self._changing([target]) as own:
+                arrivals = Arrivals(client, target)
+                answer = client.append(target, raw, flags=flags)
+                appended = uidplus.parse_appenduid(answer)
+                if appended is not None:
+                    own.add([OwnChange(target, appended[0], appended[1], "created")])
+                    return MessageLocation(target, *appended)
+                own.add(arrivals.records(1))
+                return _new_location(client, target, MessageLocation(target, 0, 0), None)
+
+        location = self._run("append_message", work)
+        return self._summary(ids.message_id(location, self.endpoint.account_id))
+
     def _summary(self, id_: str) -> MessageSummary:
         location = locate(self.aliases, id_)
         return self._run("summary", lambda c: _summary_at(c, self.aliases, location, id_))

@@ -17,6 +17,9 @@ from mailgate.adapters.imap import wire
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
 
 
+_APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+
+
 def expand_uid_set(text: bytes) -> list[int]:
     """``1:3,7`` -> [1, 2, 3, 7] (RFC 3501 sequence-set, UIDs in the order given)."""
     uids: list[int] = []
@@ -41,6 +44,13 @@ def parse_copyuid(text: bytes | None) -> tuple[int, dict[int, int]] | None:
     if len(sources) != len(targets):
         return None
     return int(match.group(1)), dict(zip(sources, targets, strict=True))
+
+
+def parse_appenduid(answer: bytes | str | None) -> tuple[int, int] | None:
+    """``[APPENDUID validity uid]`` of an APPEND's tagged OK (RFC 4315 section 3)."""
+    text = answer.decode("ascii", "replace") if isinstance(answer, bytes) else (answer or "")
+    match = _APPENDUID.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _text(data: list[Any]) -> str:

@@ -163,6 +163,24 @@ class MailStore:
             session.flush()
             return summary(clone)
 
+    def add(self, raw: bytes, role: str, *, seen: bool, draft: bool) -> MessageSummary:
+        """A message of Mailgate's own (never on the server) into the folder with ``role``."""
+        with session_scope(self.engine) as session:
+            folder = self.folders.ensure_standard_folders(session)[role]
+            row = Pop3Message(
+                **{
+                    **self.downloaded_row("", raw, folder.id),
+                    "uidl": None,
+                    "on_server": False,
+                    "seen": seen,
+                    "draft": draft,
+                }
+            )
+            describe_row(row)
+            session.add(row)
+            session.flush()
+            return summary(row)
+
     def purge(self, message_ids: Iterable[str]) -> tuple[dict[str, bool], list[str]]:
         """Purge for good; returns which ids existed and the UIDLs still on the server."""
         found: dict[str, bool] = {}

@@ -17,8 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "store": {"domain"},
     "adapters": {"domain", "store"},
-    "gateway": {"domain", "store", "adapters.base", "adapters.registry"},
-    "events": {"domain", "store", "gateway", "adapters.base"},
+    "gateway": {"domain", "store", "adapters.base", "adapters.registry", "adapters.sending"},
+    "events": {"domain", "store", "gateway", "adapters.base", "adapters.sending"},
     "api": {"domain", "gateway", "events"},
     "migrations": {"domain", "store"},
 }
