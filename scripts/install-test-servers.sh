@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Install Cyrus IMAP 3.6 and Courier-IMAP 5 / Courier-POP3 for the interop tests, beside Dovecot.
+# Install Cyrus IMAP 3.6 and Courier-IMAP 5 / Courier-POP3 for the interop tests, beside Dovecot,
+# and Postfix 3.7 with Dovecot's LMTP server for the SMTP submission tests.
 #
 # cyrus-imapd, cyrus-pop3d, courier-imap and courier-pop each conflict with dovecot-imapd and
 # dovecot-pop3d (imap-server / pop3-server), so `apt-get install` of them would remove Dovecot.
 # Only the packages that do not conflict are installed; the conflicting ones are fetched with
 # `apt-get download` and unpacked with `dpkg -x` into $MAILGATE_TEST_SERVERS_DIR (default
 # /var/cache/mailgate-test-servers)/{cyrus,courier}/pkg, where tests/harness finds them.
+# Postfix conflicts with the machine's MTA (exim4 here): it is unpacked the same way into
+# $MAILGATE_TEST_SERVERS_DIR/postfix/pkg, its binaries' RUNPATH set to the unpacked libraries
+# (patchelf), and its accounts (user postfix, groups postfix and postdrop) are created.
 # Idempotent; quiet and fast (one dpkg-query) when everything is there already. Runs apt-get
 # update only when something is missing. Uses sudo when not root.
 set -euo pipefail
@@ -13,7 +17,7 @@ set -euo pipefail
 CACHE="${MAILGATE_TEST_SERVERS_DIR:-/var/cache/mailgate-test-servers}"
 # --no-install-recommends matters: cyrus-common recommends cyrus-imapd (would remove Dovecot).
 INSTALL=(cyrus-common sasl2-bin courier-base courier-authdaemon courier-authlib-userdb
-  gamin libgamin0)
+  gamin libgamin0 dovecot-lmtpd patchelf)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -112,4 +116,31 @@ if ! unpacked courier usr/bin/imapd "$courier_version"; then
     exit 1
   fi
   unpack courier "$courier_version" "courier-imap=$imap" "courier-pop=$courier_version"
+fi
+
+# Postfix: accounts as the package's postinst would make them, then the unpacked tree.
+getent group postfix >/dev/null || as_root groupadd --system postfix
+getent group postdrop >/dev/null || as_root groupadd --system postdrop
+getent passwd postfix >/dev/null ||
+  as_root useradd --system --gid postfix --home-dir /var/spool/postfix --no-create-home \
+    --shell /usr/sbin/nologin postfix
+
+POSTFIX_LAYOUT=2 # bump when the steps below change
+if [ "$(cat "$CACHE/postfix/pkg/.mailgate-ready" 2>/dev/null)" != "$POSTFIX_LAYOUT" ]; then
+  unpack postfix any postfix
+  pkg="$CACHE/postfix/pkg"
+  # The binaries look for libpostfix-*.so in /usr/lib/postfix: point them at the unpacked ones.
+  for file in "$pkg"/usr/sbin/* "$pkg"/usr/lib/postfix/sbin/* "$pkg"/usr/lib/postfix/*.so; do
+    [ -n "$(as_root patchelf --print-rpath "$file" 2>/dev/null)" ] || continue # scripts, .a
+    case $file in
+      "$pkg"/usr/sbin/*) runpath='$ORIGIN/../lib/postfix' ;;
+      "$pkg"/usr/lib/postfix/sbin/*) runpath='$ORIGIN/..' ;;
+      *) runpath='$ORIGIN' ;;
+    esac
+    as_root patchelf --set-rpath "$runpath" "$file"
+  done
+  # as the package sets them up (else `postfix check` warns on every start)
+  as_root chgrp postdrop "$pkg/usr/sbin/postqueue" "$pkg/usr/sbin/postdrop"
+  as_root chmod g+s "$pkg/usr/sbin/postqueue" "$pkg/usr/sbin/postdrop"
+  echo "$POSTFIX_LAYOUT" | as_root tee "$pkg/.mailgate-ready" >/dev/null
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need (the venv, Dovecot from Debian's packages, Cyrus and Courier beside it, a running
+# Install what the tests need (the venv, Dovecot from Debian's packages, Cyrus, Courier and Postfix beside it, a running
 # PostgreSQL on 127.0.0.1:5432), then lint and run the whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ if [ ! -x /usr/sbin/dovecot ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     dovecot-core dovecot-imapd dovecot-pop3d >/dev/null
 fi
-./scripts/install-test-servers.sh  # Cyrus + Courier for the interop tests, beside Dovecot
+./scripts/install-test-servers.sh  # Cyrus + Courier (interop tests), Postfix (SMTP tests), beside Dovecot
 
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "starting PostgreSQL"

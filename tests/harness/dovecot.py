@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import tempfile
 import threading
@@ -47,6 +48,8 @@ _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@+-]*")
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 _HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "localhost"
 _UNIX_SOCKET_MAX = 107
+# LMTP recipients in this domain are Dovecot users named by the local part (see smtp_backend)
+LMTP_LOCAL_DOMAIN = "example.test"
 
 
 class DovecotError(RuntimeError):
@@ -194,6 +197,7 @@ class DovecotServer(ImapAccess):
         imap_capability: str | None = None,
         *,
         oauth2_introspection_url: str | None = None,
+        smtp_backend: bool = False,
     ) -> None:
         """``imap_capability`` replaces what IMAP advertises after login, to play a
         plainer server (no MOVE, UIDPLUS, PREVIEW, ...).
@@ -201,9 +205,19 @@ class DovecotServer(ImapAccess):
         ``oauth2_introspection_url`` (``http://CLIENT:SECRET@host:port/introspect``, see
         ``OAuthServer.dovecot_introspection_url``) adds OAuth2 logins, SASL XOAUTH2 and
         OAUTHBEARER, for IMAP and POP3: Dovecot checks each token by RFC 7662 introspection
-        there, every time (no auth cache); passwords keep working for PLAIN and LOGIN."""
+        there, every time (no auth cache); passwords keep working for PLAIN and LOGIN.
+
+        ``smtp_backend`` makes it the backend of a Postfix (``PostfixServer``): LMTP delivery
+        on ``lmtp_port`` and Postfix's SASL socket ``postfix_auth_socket`` (Postfix's
+        ``smtpd_sasl_type = dovecot``; it takes every mechanism IMAP takes, OAuth2 ones
+        included). An LMTP recipient in ``LMTP_LOCAL_DOMAIN`` is the user named by its local
+        part (``bob@example.test`` -> ``bob``); any other recipient is the user named by the
+        whole address (``bob@corp.test``). LMTP delivers without ``mail_chroot``, as nobody,
+        so every directory above ``base_dir`` must be searchable by others (pytest's tmp dirs
+        are not: make ``base_dir`` with ``tempfile.mkdtemp()`` and chmod it 0o711)."""
         self.imap_capability = imap_capability
         self.oauth2_introspection_url = oauth2_introspection_url
+        self.smtp_backend = smtp_backend
         self.base_dir = Path(base_dir).resolve()
         self.config_file = self.base_dir / "dovecot.conf"
         self.log_file = self.base_dir / "dovecot.log"
@@ -216,6 +230,12 @@ class DovecotServer(ImapAccess):
         self.oauth2_file = self.base_dir / "dovecot-oauth2.conf.ext"
         self.instance_name = f"mailgate-test-{os.getpid()}-{secrets.token_hex(3)}"
         self.imap_port = self.imaps_port = self.pop3_port = self.pop3s_port = 0
+        self.lmtp_port = 0
+        # Postfix's smtpd (user postfix) must reach the SASL socket, and base_dir may sit
+        # below a private (0700) directory: so the socket gets a directory of its own in /tmp.
+        self.postfix_auth_socket = Path(
+            tempfile.gettempdir(), f"{self.instance_name}-auth", "auth-postfix"
+        )
         self.uid = pwd.getpwnam("nobody").pw_uid
         self.gid = grp.getgrnam("nogroup").gr_gid
         self._run_dir: Path | None = None
@@ -229,12 +249,15 @@ class DovecotServer(ImapAccess):
 
     @property
     def ports(self) -> dict[str, int]:
-        return {
+        ports = {
             "imap": self.imap_port,
             "imaps": self.imaps_port,
             "pop3": self.pop3_port,
             "pop3s": self.pop3s_port,
         }
+        if self.smtp_backend:
+            ports["lmtp"] = self.lmtp_port
+        return ports
 
     @property
     def running(self) -> bool:
@@ -246,12 +269,16 @@ class DovecotServer(ImapAccess):
             raise DovecotError(f"{self.instance_name} is already running")
         if not self.config_file.exists():
             self._prepare()
+        if self.smtp_backend:
+            self._check_traversable()
         fresh_ports = self.imap_port == 0
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if fresh_ports:
                 self._pick_ports()
             run_dir = self._write_config()
+            if self.smtp_backend:
+                self._make_auth_socket_dir()
             # Start from an empty base_dir: a stale master.pid (after a SIGKILL) or auth socket
             # (after any stop) is left there, and a stale auth socket stalls logins for 5 s.
             _empty_dir(run_dir)
@@ -274,7 +301,11 @@ class DovecotServer(ImapAccess):
             time.sleep(0.05)
         self._attach_master(deadline)
         atexit.register(self.stop)
-        while not (_greets(self.imap_port, b"* OK") and _greets(self.pop3_port, b"+OK")):
+        while not (
+            _greets(self.imap_port, b"* OK")
+            and _greets(self.pop3_port, b"+OK")
+            and (not self.smtp_backend or _greets(self.lmtp_port, b"220 "))
+        ):
             if not self._master_alive() or time.monotonic() > deadline:
                 self.stop()
                 raise DovecotError(
@@ -315,6 +346,8 @@ class DovecotServer(ImapAccess):
                 os.close(fd)
             if self._run_dir is not None and not self._run_dir.is_relative_to(self.base_dir):
                 shutil.rmtree(self._run_dir, ignore_errors=True)
+            if self.smtp_backend:
+                shutil.rmtree(self.postfix_auth_socket.parent, ignore_errors=True)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -431,9 +464,11 @@ class DovecotServer(ImapAccess):
 
     def _pick_ports(self) -> None:
         ports: set[int] = set()
-        while len(ports) < 4:
+        while len(ports) < 5:
             ports.add(free_port())
-        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = sorted(ports)
+        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port, self.lmtp_port = sorted(
+            ports
+        )
 
     def _write_config(self) -> Path:
         run = self.base_dir / "run"
@@ -445,12 +480,15 @@ class DovecotServer(ImapAccess):
         mechanisms, oauth2_passdb, password_mechanisms = "plain login", "", ""
         if self.oauth2_introspection_url is not None:
             mechanisms, oauth2_passdb, password_mechanisms = self._write_oauth2_config()
+        protocols, smtp_backend = "imap pop3", ""
+        if self.smtp_backend:
+            protocols, smtp_backend = "imap pop3 lmtp", self._smtp_backend_config()
         self.config_file.write_text(f"""\
 instance_name = {self.instance_name}
 base_dir = {run}
 state_dir = {self.base_dir}/state
 log_path = {self.log_file}
-protocols = imap pop3
+protocols = {protocols}
 listen = {LOOPBACK}
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -545,8 +583,45 @@ protocol pop3 {{
   mail_max_userip_connections = 100
   pop3_uidl_format = %08Xu%08Xv
 }}
-""")
+{smtp_backend}""")
         return run
+
+    def _check_traversable(self) -> None:
+        for directory in self.base_dir.parents:
+            if not directory.stat().st_mode & stat.S_IXOTH:
+                raise DovecotError(
+                    f"{directory} is not searchable by others: LMTP (smtp_backend) delivers to"
+                    f" {self.mail_dir} as nobody without chroot; put base_dir elsewhere"
+                )
+        self.base_dir.chmod(self.base_dir.stat().st_mode | stat.S_IXOTH)
+
+    def _make_auth_socket_dir(self) -> None:
+        """The SASL socket's directory: root:postfix 0750 (Dovecot's master makes the socket)."""
+        directory = self.postfix_auth_socket.parent
+        directory.mkdir(mode=0o750, exist_ok=True)
+        os.chown(directory, 0, grp.getgrnam("postfix").gr_gid)
+        directory.chmod(0o750)
+
+    def _smtp_backend_config(self) -> str:
+        """dovecot.conf lines for LMTP delivery and Postfix's SASL socket."""
+        return f"""
+service lmtp {{
+  inet_listener lmtp {{
+    port = {self.lmtp_port}
+  }}
+}}
+protocol lmtp {{
+  # bob@example.test is the user bob; bob@corp.test is the user bob@corp.test
+  auth_username_format = %{{if;%Ld;eq;{LMTP_LOCAL_DOMAIN};%Ln;%Lu}}
+}}
+service auth {{
+  unix_listener {self.postfix_auth_socket} {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+"""
 
     def _write_oauth2_config(self) -> tuple[str, str, str]:
         """Write dovecot-oauth2.conf.ext; return the auth_mechanisms, the oauth2 passdb and the

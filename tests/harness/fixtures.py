@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from .cyrus import CyrusServer, cyrus_missing
 from .dovecot import DOVECOT_BIN, DovecotServer, MailUser
 from .net import SilentListener
 from .oauth import OAuthServer
+from .postfix import PostfixServer, postfix_missing
 from .servers import MailServer
 
 
@@ -126,16 +129,25 @@ def oauth_server() -> Iterator[OAuthServer]:
 
 
 @pytest.fixture(scope="session")
-def oauth_dovecot(
-    tmp_path_factory: pytest.TempPathFactory, oauth_server: OAuthServer
-) -> Iterator[DovecotServer]:
+def oauth_dovecot(oauth_server: OAuthServer) -> Iterator[DovecotServer]:
     """A Dovecot of its own that also takes OAuth2 logins (XOAUTH2, OAUTHBEARER; IMAP and
-    POP3), checking each token by introspection at ``oauth_server``. Passwords still work."""
-    with DovecotServer(
-        tmp_path_factory.mktemp("oauth-dovecot"),
-        oauth2_introspection_url=oauth_server.dovecot_introspection_url,
-    ) as server:
-        yield server
+    POP3), checking each token by introspection at ``oauth_server``. Passwords still work.
+
+    It is also the backend of the ``postfix`` fixture (``smtp_backend``: LMTP delivery and
+    Postfix's SASL socket), so one mailbox serves IMAP, POP3 and SMTP submission, with
+    passwords and tokens alike. Its base_dir is outside pytest's private tmp dirs (LMTP
+    delivers without chroot) and is removed afterwards."""
+    _require_postfix()
+    base = _searchable_tmpdir("mailgate-oauth-dovecot-")
+    try:
+        with DovecotServer(
+            base / "dovecot",
+            oauth2_introspection_url=oauth_server.dovecot_introspection_url,
+            smtp_backend=True,
+        ) as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -144,4 +156,51 @@ def oauth_user(oauth_dovecot: DovecotServer, oauth_server: OAuthServer) -> MailU
     (same username; email ``<username>@example.org``). The password works too."""
     user = oauth_dovecot.add_user()
     oauth_server.add_user(user.username)
+    return user
+
+
+def _require_postfix() -> None:
+    if missing := postfix_missing():
+        pytest.fail(
+            f"{', '.join(missing)} not found: these tests need a real Postfix. Install it with"
+            " scripts/install-test-servers.sh (scripts/test.sh runs it; it keeps exim4).",
+            pytrace=False,
+        )
+
+
+def _searchable_tmpdir(prefix: str) -> Path:
+    """A fresh directory in /tmp that other users may pass through (0711): Dovecot's LMTP
+    (as nobody) and Postfix's daemons (as postfix) reach into it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o711)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postfix(oauth_dovecot: DovecotServer) -> Iterator[PostfixServer]:
+    """One real Postfix for the session: SMTP submission on 127.0.0.1 (``submission_port``
+    with STARTTLS, ``smtps_port`` implicit TLS, ``smtp_port`` plaintext), SASL through
+    ``oauth_dovecot`` (passwords and OAuth2 tokens), delivering to ``oauth_dovecot``'s
+    mailboxes over LMTP. ``message_size_limit`` is 10 MiB.
+
+    Tests that turn its knobs put them back: ``with postfix.recipient_reply(address): ...``;
+    ``postfix.stop()`` then ``postfix.start()`` in a ``try/finally``."""
+    base = _searchable_tmpdir("mailgate-postfix-")
+    try:
+        with PostfixServer(base / "postfix", oauth_dovecot) as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def smtp_user(
+    oauth_dovecot: DovecotServer, oauth_server: OAuthServer, postfix: PostfixServer
+) -> MailUser:
+    """A fresh mailbox on ``oauth_dovecot`` that can send (SMTP AUTH with its password, or
+    with a token of ``oauth_server``, where it is a user of the same name) and receive mail
+    at ``postfix.address(user)`` (``<username>@example.test``)."""
+    user = oauth_dovecot.add_user()
+    oauth_server.add_user(user.username)
+    postfix.add_recipient(user)
     return user
