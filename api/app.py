@@ -27,6 +27,7 @@ from mailgate.api.routes import (
 from mailgate.api.schemas.common import problem_responses
 from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
+from mailgate.events.sender import Sender
 from mailgate.events.watchers import ImapWatchers
 from mailgate.gateway.context import Gateway
 
@@ -47,7 +48,9 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         poller = MailPoller(gateway, max(settings.pop3_sync_interval, 1.0), kept_state_only=True)
         watchers = ImapWatchers(gateway, settings.imap_poll_interval)
         dispatcher = Dispatcher(gateway)
+        sender = Sender(gateway)
         tasks = [
+            asyncio.create_task(sender.run_forever()),
             asyncio.create_task(poller.run_forever()),
             asyncio.create_task(watchers.run_forever()),
             asyncio.create_task(dispatcher.run_forever(interval=1.0)),
@@ -82,8 +85,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(changes.router)
     app.include_router(oauth2.router)
     app.include_router(sending.drafts_router)
-    # Sending (SMTP settings, send, submissions) is served once its tests against a real
-    # Postfix are in (issue 13); its worker starts with it.
+    app.include_router(sending.router)
     settings = gateway.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -112,16 +112,7 @@ def submit(
     submission = _submission(account, composed, idempotency_key)
     submission.answers_id = spec.reply_to_message_id
     submission.forwards_id = spec.forward_message_id
-    try:
-        with session_scope(gw.engine) as session:
-            session.add(submission)
-    except IntegrityError:  # the same key at the same moment: the other request's stands
-        with Session(gw.engine) as session:
-            earlier = _by_key(session, account_id, idempotency_key or "")
-            if earlier is None:
-                raise
-            return to_out(earlier)
-    return to_out(submission)
+    return _queue(gw, submission)
 
 
 def submit_stored(
@@ -136,10 +127,27 @@ def submit_stored(
         raise InvalidRequest("the account has no SMTP settings; PUT /smtp first")
     if _sender(account, Recipient(email=composed.sender)).email.lower() != composed.sender.lower():
         raise InvalidRequest(f"this account may not send as {composed.sender}")
+    if idempotency_key is not None:
+        with Session(gw.engine) as session:
+            earlier = _by_key(session, account.id, idempotency_key)
+        if earlier is not None:
+            return to_out(earlier)
     submission = _submission(account, composed, idempotency_key)
     submission.draft_id = draft_id
-    with session_scope(gw.engine) as session:
-        session.add(submission)
+    return _queue(gw, submission)
+
+
+def _queue(gw: Gateway, submission: Submission) -> SubmissionOut:
+    """Store the submission; the same key at the same moment: the other request's stands."""
+    try:
+        with session_scope(gw.engine) as session:
+            session.add(submission)
+    except IntegrityError:
+        with Session(gw.engine) as session:
+            earlier = _by_key(session, submission.account_id, submission.idempotency_key or "")
+        if earlier is None:
+            raise
+        return to_out(earlier)
     return to_out(submission)
 
 

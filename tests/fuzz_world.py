@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.oauth import OAuthServer, follow_authorize
+from tests.harness.postfix import PostfixServer
 from tests.helpers import account_body
 from tests.mail_factory import dated, message_with_attachments
 
@@ -41,6 +42,7 @@ PLACEHOLDERS: dict[str, list[str | int]] = {
     "folders": ["~inbox", "~folder"],
     "messages": ["~message", "~other-message"],
     "drafts": ["~draft"],
+    "submissions": ["~submission"],
     "senders": [SENDER],
     "attachments": ["~attachment"],
     "webhooks": ["~webhook"],
@@ -48,13 +50,32 @@ PLACEHOLDERS: dict[str, list[str | int]] = {
     "states": ["~state"],
     # a new account's connection settings: the test Dovecot, plain, a real user
     "hosts": ["~host"],
-    "ports": [65143, 65110],
+    "ports": [65143, 65110, 65025],
     "usernames": ["~username"],
     "passwords": ["~password"],
     "securities": ["none"],
     "urls": [WEBHOOK_URL],
 }
 MIN_MESSAGES = 3
+# Bodies that succeed on the OAuth2 account (see World._steer), by the path below the account.
+_STEERED: dict[str, dict[str, Any]] = {
+    "PUT /v1/accounts/{account_id}/smtp": {"host": "~host", "port": 65025, "security": "none"},
+    "POST /v1/accounts/{account_id}/send": {"to": [{"email": SENDER}], "text": "steered"},
+    "POST /v1/accounts": {
+        "protocol": "imap",
+        "host": "~host",
+        "port": 65143,
+        "security": "none",
+        "username": "~username",
+        "password": "~password",
+    },
+    "POST /v1/oauth2/apps": {
+        "provider": "google",
+        "client_id": "fuzz",
+        "redirect_uri": REDIRECT_URI,
+        "return_to_allowed": [RETURN_TO],
+    },
+}
 
 
 def _expect(response: Any, status: int) -> Any:
@@ -80,11 +101,14 @@ class World:
     dovecot: DovecotServer
     oauth_server: OAuthServer
     oauth_dovecot: DovecotServer
+    postfix: PostfixServer
     boxes: dict[str, Box] = field(default_factory=dict)
     webhook_id: str = ""
     apps: dict[str, str] = field(default_factory=dict)  # placeholder -> app id
     client_id: str = ""
     client_secret: str = ""
+    submission_id: str = ""  # a queued submission of the OAuth2 account
+    steered: Counter[str] = field(default_factory=Counter)
     # (operation label, status) -> how many calls answered it
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
     # operation label -> how many calls did what it is for
@@ -98,8 +122,9 @@ class World:
         dovecot: DovecotServer,
         oauth_server: OAuthServer,
         oauth_dovecot: DovecotServer,
+        postfix: PostfixServer,
     ) -> World:
-        world = cls(client, auth, dovecot, oauth_server, oauth_dovecot)
+        world = cls(client, auth, dovecot, oauth_server, oauth_dovecot, postfix)
         world.client_id, world.client_secret = oauth_server.register_client([REDIRECT_URI])
         for protocol in ("imap", "pop3"):
             world.boxes["~" + protocol] = Box(protocol, dovecot.add_user())
@@ -120,6 +145,7 @@ class World:
     def resolve(self, case: Any) -> None:
         """Replace the placeholders in ``case`` (path, query, body) with current real values.
         Folder, message and attachment ids are those of the account the path names."""
+        self._steer(case)
         path = case.path_parameters or {}
         box = self.boxes.get(str(path.get("account_id")), self.boxes["~imap"])
         values = self._values(box)
@@ -137,8 +163,28 @@ class World:
                 del case.body["auth"]
             elif "password" not in case.body and "auth" not in case.body:
                 case.body["password"] = "~password"
+        if case.operation.label.endswith("/smtp") and isinstance(case.body, dict):
+            # the run's password user is no user of the Postfix: let the account's own
+            # credentials (the OAuth2 token) log in
+            for name in ("username", "password"):
+                if case.body.get(name) in ("~username", "~password"):
+                    del case.body[name]
         if isinstance(case.body, dict | list):
             case.body = _replace(case.body, values)
+
+    def _steer(self, case: Any) -> None:
+        """Every fourth case of the operations that succeed only with a narrow body (and, for
+        sending, the account that sends through the test Postfix) gets them, so each one
+        succeeds in every run; the other cases stay as schemathesis made them."""
+        label = case.operation.label
+        good = _STEERED.get(label)
+        if good is None:
+            return
+        self.steered[label] += 1
+        if self.steered[label] % 4 == 0:
+            if case.path_parameters and "account_id" in case.path_parameters:
+                case.path_parameters = {**case.path_parameters, "account_id": "~oauth"}
+            case.body = dict(good)
 
     def record(self, case: Any, response: Any) -> None:
         """Count the answer; anything but a read may have changed the mailboxes. A success
@@ -172,6 +218,8 @@ class World:
             "~host": self.dovecot.host,
             65143: self.dovecot.imap_port,
             65110: self.dovecot.pop3_port,
+            65025: self.postfix.smtp_port,
+            "~submission": self.submission_id,
             "~username": imap_user.username,
             "~password": imap_user.password,
         }
@@ -211,6 +259,8 @@ class World:
             "~state": _expect(self._call("GET", base + "/changes"), 200)["state"],
             "~draft": self._draft(base),
         }
+        if box.oauth2:
+            self.submission_id = self._sending(base)
 
     def _draft(self, base: str) -> str:
         """A draft to replace, delete or send; the account may send as SENDER (the fuzzer may
@@ -218,6 +268,15 @@ class World:
         _expect(self._call("PATCH", base, json={"send_as": [SENDER]}), 200)
         body = {"to": [{"email": SENDER}], "subject": "fuzz draft", "text": "draft"}
         return str(_expect(self._call("POST", base + "/drafts", json=body), 201)["id"])
+
+    def _sending(self, base: str) -> str:
+        """The OAuth2 account sends through the test Postfix (its token, over the plain port:
+        no certificate to trust); a submission of it, for the submission's own operations.
+        The worker does not run here: submissions stay queued."""
+        smtp = {"host": self.postfix.host, "port": self.postfix.smtp_port, "security": "none"}
+        _expect(self._call("PUT", base + "/smtp", json=smtp), 200)
+        body = {"to": [{"email": SENDER}], "subject": "fuzz", "text": "queued"}
+        return str(_expect(self._call("POST", base + "/send", json=body), 202)["id"])
 
     def _password_account(self, box: Box) -> dict[str, Any]:
         port = self.dovecot.imap_port if box.protocol == "imap" else self.dovecot.pop3_port

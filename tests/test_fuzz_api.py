@@ -41,9 +41,10 @@ from tests.conftest import make_settings
 from tests.fuzz_world import PLACEHOLDERS, World
 from tests.harness.dovecot import DovecotServer
 from tests.harness.oauth import OAuthServer
+from tests.harness.postfix import PostfixServer
 
 SEED = 20250611
-EXAMPLES = 80  # generated cases per operation, besides the coverage phase's
+EXAMPLES = 60  # generated cases per operation, besides the coverage phase's
 
 # Where placeholders go in, and how often (else schemathesis' own value stays).
 PARAMETERS = {
@@ -59,8 +60,12 @@ PARAMETERS = {
     "path.webhook_id": ("webhooks", 0.7),
     "path.app_id": ("apps", 0.7),
     "path.draft_id": ("drafts", 0.7),
+    "path.submission_id": ("submissions", 0.7),
     "body.from.email": ("senders", 0.6),
     "body.send_as[*]": ("senders", 0.6),
+    "body.to[*].email": ("senders", 0.7),
+    "body.cc[*].email": ("senders", 0.5),
+    "body.bcc[*].email": ("senders", 0.5),
     "body.return_to": ("return_tos", 0.7),
     "body.return_to_allowed[*]": ("return_tos", 0.7),
     "body.redirect_uri": ("urls", 0.7),
@@ -91,7 +96,11 @@ CONFIG = schemathesis.Config.from_dict(
 )
 # Where a 5xx may come from the mail server itself: operations that try connection settings
 # the caller gave. Everywhere else the mailbox is one of the run's healthy Dovecot accounts.
-CONNECTING = {"POST /v1/accounts", "PATCH /v1/accounts/{account_id}"}
+CONNECTING = {
+    "POST /v1/accounts",
+    "PATCH /v1/accounts/{account_id}",
+    "PUT /v1/accounts/{account_id}/smtp",
+}
 MAILBOX_PROBLEMS = {MailboxError.type} | {cls.type for cls in MailboxError.__subclasses__()}
 
 
@@ -123,6 +132,7 @@ _COVERAGE_IDS = {
     "webhook_id": itertools.cycle(PLACEHOLDERS["webhooks"]),
     "app_id": itertools.cycle(PLACEHOLDERS["apps"]),
     "draft_id": itertools.cycle(PLACEHOLDERS["drafts"]),
+    "submission_id": itertools.cycle(PLACEHOLDERS["submissions"]),
 }
 
 
@@ -173,6 +183,7 @@ def world(
     dovecot: DovecotServer,
     oauth_server: OAuthServer,
     oauth_dovecot: DovecotServer,
+    postfix: PostfixServer,
 ) -> Iterator[World]:
     gw: Gateway = fuzz_app.state.gateway
     with pytest.MonkeyPatch.context() as patch:
@@ -180,7 +191,7 @@ def world(
         assert tenants.issue_api_key(gw.engine, "fuzz").key == API_KEY
     auth = {"Authorization": f"Bearer {API_KEY}"}
     with TestClient(fuzz_app, raise_server_exceptions=False) as client:
-        yield World.make(client, auth, dovecot, oauth_server, oauth_dovecot)
+        yield World.make(client, auth, dovecot, oauth_server, oauth_dovecot, postfix)
 
 
 @pytest.fixture

@@ -1,0 +1,391 @@
+"""Sending end to end (issue 13): a real Postfix takes the submission (SASL through Dovecot)
+and delivers over LMTP into the recipient's real Dovecot mailbox; the send worker runs as
+`mailgate serve` runs it (Sender.send_due), or in a process of its own that is killed."""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from mailgate.events.sender import Sender
+from mailgate.gateway.context import Gateway
+from mailgate.store.models import Submission, WebhookEvent, utcnow
+from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.postfix import PostfixServer
+from tests.harness.proxy import FaultProxy
+from tests.helpers import account_body, assert_problem
+from tests.test_imap_mail import Mailbox
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+@pytest.fixture(autouse=True)
+def trust_test_ca(oauth_dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(oauth_dovecot.ca_file))
+
+
+def person(dovecot: DovecotServer, postfix: PostfixServer, name: str) -> MailUser:
+    """A Dovecot user whose login is its address, and who receives mail through Postfix."""
+    user = dovecot.add_user(f"{name}-{secrets.token_hex(3)}@corp.test")
+    postfix.add_recipient(user)
+    return user
+
+
+def sending_account(
+    client: TestClient,
+    auth: dict[str, str],
+    dovecot: DovecotServer,
+    postfix: PostfixServer,
+    user: MailUser,
+    protocol: str = "imap",
+    port: int | None = None,
+) -> Mailbox:
+    mailbox_port = dovecot.imap_port if protocol == "imap" else dovecot.pop3_port
+    made = client.post(
+        "/v1/accounts", json=account_body(protocol, mailbox_port, user, name="Alice"), headers=auth
+    )
+    assert made.status_code == 201, made.text
+    box = Mailbox(client, auth, made.json()["id"], user, dovecot)
+    smtp = {"host": "127.0.0.1", "port": port or postfix.submission_port, "security": "starttls"}
+    answer = box.call("PUT", "/smtp", json=smtp)
+    assert answer.status_code == 200, answer.text
+    return box
+
+
+@pytest.fixture
+def alice(
+    client: TestClient, auth: dict[str, str], oauth_dovecot: DovecotServer, postfix: PostfixServer
+) -> Mailbox:
+    return sending_account(
+        client, auth, oauth_dovecot, postfix, person(oauth_dovecot, postfix, "alice")
+    )
+
+
+@pytest.fixture
+def bob(oauth_dovecot: DovecotServer, postfix: PostfixServer) -> MailUser:
+    return person(oauth_dovecot, postfix, "bob")
+
+
+def send(box: Mailbox, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+    answer = box.client.post(box.base + "/send", json=body, headers={**box.auth, **headers})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "queued"
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def submission(box: Mailbox, submission_id: str) -> dict[str, Any]:
+    return box.get(f"/submissions/{submission_id}")  # type: ignore[no-any-return]
+
+
+def delivered(
+    postfix: PostfixServer, user: MailUser, count: int = 1
+) -> list[email.message.EmailMessage]:
+    files = postfix.wait_for_delivery(user, count)
+    return [email.message_from_bytes(f.read_bytes(), policy=default) for f in files]  # type: ignore[misc]
+
+
+def test_a_message_arrives_whole_and_a_copy_lands_in_sent(
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    gateway: Gateway,
+    oauth_dovecot: DovecotServer,
+) -> None:
+    carol = person(oauth_dovecot, postfix, "carol")
+    queued = send(
+        alice,
+        {
+            "to": [{"name": "Bøb", "email": bob.username}],
+            "bcc": [{"email": carol.username}],
+            "subject": "Grüße from Mailgate",
+            "text": "Hello Bob,\nthe report is attached.",
+            "html": "<p>Hello <b>Bob</b>, the report is attached.</p>",
+            "attachments": [
+                {
+                    "filename": "résumé.pdf",
+                    "content_type": "application/pdf",
+                    "content_base64": base64.b64encode(PDF).decode(),
+                }
+            ],
+        },
+    )
+    assert Sender(gateway).send_due() == 1
+    done = submission(alice, queued["id"])
+    assert done["status"] == "sent" and done["smtp_code"] == 250, done
+    [message] = delivered(postfix, bob)
+    assert message["Subject"] == "Grüße from Mailgate"
+    assert message["From"].addresses[0].addr_spec == alice.user.username
+    assert message["To"].addresses[0].display_name == "Bøb"
+    assert message["Bcc"] is None and carol.username not in message.as_string()
+    assert message["Message-ID"] == queued["message_id"]
+    assert "the report is attached" in message.get_body(("plain",)).get_content()
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "résumé.pdf"
+    assert attachment.get_content() == PDF
+    assert len(delivered(postfix, carol)) == 1  # Bcc receives it
+    sent = alice.call("GET", "/messages", params={"folder_id": alice.folder_id("Sent")}).json()
+    [copy] = sent["items"]
+    assert copy["subject"] == "Grüße from Mailgate" and copy["flags"]["seen"] is True
+
+
+def test_a_reply_threads_and_marks_the_original_answered(
+    client: TestClient,
+    auth: dict[str, str],
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    oauth_dovecot: DovecotServer,
+    gateway: Gateway,
+) -> None:
+    first = send(alice, {"to": [{"email": bob.username}], "subject": "Lunch?", "text": "Noon?"})
+    Sender(gateway).send_due()
+    delivered(postfix, bob)
+    bobs = sending_account(client, auth, oauth_dovecot, postfix, bob)
+    [original] = bobs.messages()
+    reply = send(bobs, {"reply_to_message_id": original["id"], "text": "Yes."})
+    Sender(gateway).send_due()
+    assert submission(bobs, reply["id"])["status"] == "sent"
+    answers = delivered(postfix, alice.user)
+    answer = answers[-1]
+    assert answer["Subject"] == "Re: Lunch?"
+    assert answer["In-Reply-To"] == first["message_id"]
+    assert first["message_id"] in answer["References"]
+    assert answer["To"].addresses[0].addr_spec == alice.user.username
+    assert bobs.get(f"/messages/{original['id']}")["flags"]["answered"] is True
+
+
+def test_a_permanent_refusal_fails_with_the_servers_words_and_one_event(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
+) -> None:
+    hook = alice.client.post(  # public, so the SSRF guard takes it; never called here
+        "/v1/webhooks",
+        json={"url": "https://1.1.1.1/hook", "events": ["message.failed"]},
+        headers=alice.auth,
+    )
+    assert hook.status_code == 201, hook.text
+    with postfix.recipient_reply(bob.username, "550 5.2.1 Mailbox disabled for this test"):
+        queued = send(alice, {"to": [{"email": bob.username}], "text": "hi"})
+        Sender(gateway).send_due()
+    failed = submission(alice, queued["id"])
+    assert failed["status"] == "failed" and failed["smtp_code"] == 550
+    assert "Mailbox disabled for this test" in failed["smtp_response"]
+    assert Sender(gateway).send_due() == 0  # never tried again
+    with Session(gateway.engine) as session:
+        events = session.exec(
+            select(WebhookEvent).where(WebhookEvent.type == "message.failed")
+        ).all()
+    assert len(events) == 1 and json.loads(events[0].payload)["data"]["smtp_code"] == 550
+
+
+def test_smtp_down_is_retried_and_sent_once_it_is_back(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
+) -> None:
+    postfix.stop()
+    try:
+        queued = send(alice, {"to": [{"email": bob.username}], "text": "while down"})
+        Sender(gateway).send_due()
+        waiting = submission(alice, queued["id"])
+        assert waiting["status"] == "queued" and waiting["attempts"] == 1
+    finally:
+        postfix.start()
+    _make_due(gateway)
+    Sender(gateway).send_due()
+    assert submission(alice, queued["id"])["status"] == "sent"
+    assert len(delivered(postfix, bob)) == 1
+
+
+def test_the_same_idempotency_key_sends_once(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
+) -> None:
+    body = {"to": [{"email": bob.username}], "text": "only once"}
+    first = send(alice, body, **{"Idempotency-Key": "order-42"})
+    again = send(alice, {**body, "text": "a retry"}, **{"Idempotency-Key": "order-42"})
+    assert again["id"] == first["id"]
+    Sender(gateway).send_due()
+    other = send(alice, body, **{"Idempotency-Key": "order-43"})
+    Sender(gateway).send_due()
+    assert other["id"] != first["id"]
+    messages = delivered(postfix, bob, 2)
+    time.sleep(0.5)  # anything a second send would have brought is in by now
+    assert len(postfix.wait_for_delivery(bob, 2)) == 2
+    assert [m.get_body(("plain",)).get_content().strip() for m in messages] == ["only once"] * 2
+
+
+def test_a_gateway_killed_after_the_final_dot_never_sends_again(
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    gateway: Gateway,
+    tmp_path: Path,
+) -> None:
+    """The worker runs in a process of its own, through a proxy that holds back Postfix's
+    answer to the final dot: Postfix has the message, the worker has not heard so. Killed
+    there, and a new worker started: exactly one message arrives."""
+    # in the clear (Postfix' smtp_port takes AUTH without TLS), so the proxy reads the lines
+    with FaultProxy((postfix.host, postfix.smtp_port)) as proxy:
+        through = {"host": "127.0.0.1", "port": proxy.port, "security": "none"}
+        moved = alice.call("PUT", "/smtp", json=through)
+        assert moved.status_code == 200, moved.text
+        queued = send(alice, {"to": [{"email": bob.username}], "text": "exactly once"})
+
+        def hold_the_answer(line: bytes) -> bytes:
+            if line.startswith(b"250 2.0.0 Ok: queued"):
+                time.sleep(60)
+            return line
+
+        proxy.rewrite(hold_the_answer)
+        worker = _worker_process(gateway, tmp_path)
+        try:
+            delivered(postfix, bob)  # Postfix took it
+            _wait_for(lambda: _row(gateway, queued["id"]).final_dot_at is not None)
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        proxy.rewrite(None)
+    with gateway.engine.begin() as connection:  # its lease runs out
+        connection.execute(update(Submission).values(claimed_until=utcnow()))
+    Sender(gateway).send_due()
+    done = submission(alice, queued["id"])
+    assert done["status"] == "sent" and "not sent again" in done["smtp_response"]
+    time.sleep(0.5)
+    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+
+
+def test_bad_input_queues_nothing(alice: Mailbox, gateway: Gateway, bob: MailUser) -> None:
+    cases: list[dict[str, Any]] = [
+        {"to": [], "text": "no one"},
+        {"to": [{"email": "not an address"}], "text": "x"},
+        {"to": [{"email": bob.username}], "subject": "a\r\nBcc: evil@corp.test", "text": "x"},
+        {"to": [{"email": bob.username}], "headers": {"Bcc": "evil@corp.test"}, "text": "x"},
+        {"to": [{"email": f"r{i}@corp.test"} for i in range(1000)], "text": "x"},
+        {"to": [{"email": bob.username}], "from": {"email": "ceo@corp.test"}, "text": "x"},
+        {"to": [{"email": bob.username}], "reply_to_message_id": "msg_nope", "text": "x"},
+    ]
+    for body in cases:
+        answer = alice.call("POST", "/send", json=body)
+        assert_problem(answer, 422, "validation-error")
+    assert alice.get("/submissions")["items"] == []
+
+
+def test_smtp_settings_are_verified_with_the_mailbox_problem_types(
+    client: TestClient, auth: dict[str, str], oauth_dovecot: DovecotServer, postfix: PostfixServer
+) -> None:
+    user = person(oauth_dovecot, postfix, "dave")
+    made = client.post(
+        "/v1/accounts", json=account_body("imap", oauth_dovecot.imap_port, user), headers=auth
+    ).json()
+    base = f"/v1/accounts/{made['id']}/smtp"
+    wrong = {"host": "127.0.0.1", "port": postfix.submission_port, "password": "wrong"}
+    problem = assert_problem(client.put(base, json=wrong, headers=auth), 422, "mailbox-auth-failed")
+    assert "535" in str(problem["detail"])
+    refused = {"host": "127.0.0.1", "port": 1, "security": "none"}
+    assert_problem(client.put(base, json=refused, headers=auth), 502, "mailbox-unreachable")
+    assert_problem(client.get(base, headers=auth), 404, "not-found")
+    tls = {"host": "127.0.0.1", "port": postfix.smtps_port, "security": "tls"}
+    answer = client.put(base, json=tls, headers=auth)
+    assert answer.status_code == 200, answer.text
+    assert (
+        answer.json()["port"] == postfix.smtps_port and answer.json()["has_own_password"] is False
+    )
+
+
+def test_pop3_accounts_send_and_keep_the_copy_in_the_store(
+    client: TestClient,
+    auth: dict[str, str],
+    oauth_dovecot: DovecotServer,
+    postfix: PostfixServer,
+    bob: MailUser,
+    gateway: Gateway,
+) -> None:
+    pop3 = sending_account(
+        client, auth, oauth_dovecot, postfix, person(oauth_dovecot, postfix, "erin"), "pop3"
+    )
+    queued = send(pop3, {"to": [{"email": bob.username}], "subject": "From POP3", "text": "x"})
+    Sender(gateway).send_due()
+    assert submission(pop3, queued["id"])["status"] == "sent"
+    assert len(delivered(postfix, bob)) == 1
+    sent = pop3.call("GET", "/messages", params={"folder_id": pop3.folder_id("Sent")}).json()
+    assert [m["subject"] for m in sent["items"]] == ["From POP3"]
+
+
+def _make_due(gateway: Gateway) -> None:
+    with gateway.engine.begin() as connection:
+        connection.execute(update(Submission).values(next_attempt_at=utcnow()))
+
+
+def _row(gateway: Gateway, submission_id: str) -> Submission:
+    with Session(gateway.engine) as session:
+        row = session.exec(select(Submission).where(col(Submission.id) == submission_id)).one()
+        return row
+
+
+def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def _worker_process(gateway: Gateway, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """`Sender.send_due` in a process of its own, on the same database and key."""
+    script = (
+        "from mailgate.gateway.context import Gateway\n"
+        "from mailgate.gateway.settings import Settings\n"
+        "from mailgate.events.sender import Sender\n"
+        "Sender(Gateway.from_settings(Settings())).send_due()\n"
+    )
+    env = {
+        **os.environ,
+        "MAILGATE_DATABASE_URL": gateway.settings.resolved_database_url,
+        "MAILGATE_DATA_DIR": str(gateway.settings.data_dir),
+        "MAILGATE_CONNECT_TIMEOUT": "5",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=log, stderr=log)
+
+
+def test_a_draft_is_sent_as_it_is_and_leaves_the_drafts_folder(
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    gateway: Gateway,
+    oauth_dovecot: DovecotServer,
+) -> None:
+    carol = person(oauth_dovecot, postfix, "carol")
+    body = {
+        "to": [{"email": bob.username}],
+        "bcc": [{"email": carol.username}],
+        "subject": "From a draft",
+        "text": "Written earlier.",
+    }
+    draft = alice.call("POST", "/drafts", json=body)
+    assert draft.status_code == 201, draft.text
+    queued = alice.client.post(f"{alice.base}/drafts/{draft.json()['id']}/send", headers=alice.auth)
+    assert queued.status_code == 202, queued.text
+    Sender(gateway).send_due()
+    assert submission(alice, queued.json()["id"])["status"] == "sent"
+    [message] = delivered(postfix, bob)
+    assert message["Subject"] == "From a draft" and message["Bcc"] is None
+    assert carol.username not in message.as_string()
+    assert len(delivered(postfix, carol)) == 1
+    assert alice.call("GET", f"/messages/{draft.json()['id']}").status_code == 404
