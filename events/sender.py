@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import smtplib
 import time
 from datetime import timedelta
 from typing import Any
@@ -53,13 +54,19 @@ class Sender:
         self.lease = timedelta(seconds=lease)
 
     def send_due(self) -> int:
-        """Claim due submissions and try each once; returns how many were tried."""
+        """Claim due submissions and try each once, on one SMTP session per account for the
+        round (a new one after a failure); returns how many were tried."""
         claimed = self._claim()
-        for submission in claimed:
-            try:
-                self._deliver(submission)
-            except Exception:
-                log.exception("sending crashed", extra={"submission_id": submission.id})
+        sessions: dict[str, smtplib.SMTP] = {}
+        try:
+            for submission in claimed:
+                try:
+                    self._deliver(submission, sessions)
+                except Exception:
+                    log.exception("sending crashed", extra={"submission_id": submission.id})
+        finally:
+            for client in sessions.values():
+                close_quietly(client)
         return len(claimed)
 
     def _claim(self) -> list[Submission]:
@@ -95,7 +102,7 @@ class Sender:
                 session.expunge(row)
             return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
 
-    def _deliver(self, submission: Submission) -> None:
+    def _deliver(self, submission: Submission, sessions: dict[str, smtplib.SMTP]) -> None:
         started = time.monotonic()
         if submission.final_dot_at is not None:  # handed over before a crash: never again
             self._finish(
@@ -111,20 +118,21 @@ class Sender:
         if account is None:
             return  # deleted with its submissions
         try:
-            endpoint = self.gateway.mailboxes.smtp_endpoint(account)
-            client = open_smtp(endpoint)
-            try:
-                accepted = send(
-                    client,
-                    submission.sender,
-                    json.loads(submission.recipients),
-                    submission.raw,
-                    lambda: self._mark_final_dot(submission.id),
+            client = sessions.get(account.id)
+            if client is None:
+                client = sessions[account.id] = open_smtp(
+                    self.gateway.mailboxes.smtp_endpoint(account)
                 )
-            finally:
-                close_quietly(client)
+            accepted = send(
+                client,
+                submission.sender,
+                json.loads(submission.recipients),
+                submission.raw,
+                lambda: self._mark_final_dot(submission.id),
+            )
         except SmtpRefused as exc:
-            if exc.temporary:
+            if exc.temporary:  # a 421 ends the session too: the next message opens another
+                close_quietly(sessions.pop(account.id))
                 self._retry(submission, exc.code, exc.words, started)
             else:
                 self._finish(submission, "failed", exc.code, exc.words, started)
@@ -134,6 +142,12 @@ class Sender:
             return
         except (MailboxError, MailgateError) as exc:
             self._retry(submission, None, exc.detail, started)
+            return
+        except (smtplib.SMTPException, OSError) as exc:  # the session broke mid-message
+            broken = sessions.pop(account.id, None)
+            if broken is not None:
+                close_quietly(broken)
+            self._retry(submission, None, f"the SMTP session broke: {exc}", started)
             return
         refused = "; ".join(f"{r}: {c} {w}" for r, (c, w) in accepted.refused.items())
         words = accepted.words + (f" (refused: {refused})" if refused else "")
