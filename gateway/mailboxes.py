@@ -66,19 +66,22 @@ class Mailboxes:
             raise InvalidRequest("the account has no SMTP settings; PUT them first")
         if password is None and account.smtp_password_encrypted:
             password = self.passwords.decrypt(account.smtp_password_encrypted)
-        base = self.endpoint(account)  # the mailbox's own credentials
+        token = None
+        if password is None:  # the mailbox's own credentials
+            mailbox = self.endpoint(account)
+            password, token = mailbox.password, mailbox.token
         return MailboxEndpoint(
             account_id=account.id,
             host=account.smtp_host,
             port=account.smtp_port,
             security=account.smtp_security,  # type: ignore[arg-type]  # a Security, as stored
             username=account.smtp_username or account.username,
-            password=base.password if password is None else password,
+            password=password,
             tls_verify=account.smtp_tls_verify,
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.command_timeout,
             allow_private=self.settings.allow_private_mailboxes,
-            token=base.token if password is None else None,
+            token=token,
         )
 
     def build(

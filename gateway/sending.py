@@ -39,26 +39,22 @@ def set_smtp(gw: Gateway, tenant_id: str, account_id: str, spec: SmtpSettings) -
     """Log in to the SMTP server with the settings (EHLO, STARTTLS, AUTH) before keeping them."""
     with Session(gw.engine) as session:
         account = load_account(session, tenant_id, account_id)
-    account.smtp_host = spec.host
-    account.smtp_port = spec.port or _DEFAULT_PORTS[spec.security]
-    account.smtp_security = spec.security
-    account.smtp_tls_verify = spec.tls_verify
-    account.smtp_username = spec.username
-    account.smtp_save_sent_copy = spec.save_sent_copy
-    account.smtp_password_encrypted = gw.passwords.encrypt(spec.password) if spec.password else None
+    settings = {
+        "smtp_host": spec.host,
+        "smtp_port": spec.port or _DEFAULT_PORTS[spec.security],
+        "smtp_security": spec.security,
+        "smtp_tls_verify": spec.tls_verify,
+        "smtp_username": spec.username,
+        "smtp_save_sent_copy": spec.save_sent_copy,
+        "smtp_password_encrypted": gw.passwords.encrypt(spec.password) if spec.password else None,
+    }
+    for name, value in settings.items():  # tried on a copy first, kept once they work
+        setattr(account, name, value)
     close_quietly(open_smtp(gw.mailboxes.smtp_endpoint(account, spec.password)))
     with session_scope(gw.engine) as session:
         stored = load_account(session, tenant_id, account_id)
-        for name in (
-            "smtp_host",
-            "smtp_port",
-            "smtp_security",
-            "smtp_tls_verify",
-            "smtp_username",
-            "smtp_save_sent_copy",
-            "smtp_password_encrypted",
-        ):
-            setattr(stored, name, getattr(account, name))
+        for name, value in settings.items():
+            setattr(stored, name, value)
         stored.updated_at = utcnow()
         session.add(stored)
     return smtp_out(account)

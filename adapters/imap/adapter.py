@@ -257,7 +257,7 @@ class ImapAdapter:
         target = _target_path(folder_id)  # no COPYUID: the moved message is the newest there
 
         def work(client: IMAPClient) -> MessageSummary:
-            moved = _new_location(client, target, MessageLocation(target, 0, 0), None)
+            moved = _newest(client, target)
             return summary_of(client, self.aliases, moved)
 
         return self._run("summary", work)
@@ -297,7 +297,7 @@ class ImapAdapter:
                     own.add([OwnChange(target, appended[0], appended[1], "created")])
                     return MessageLocation(target, *appended)
                 own.add(arrivals.records(1))
-                return _new_location(client, target, MessageLocation(target, 0, 0), None)
+                return _newest(client, target)
 
         location = self._run("append_message", work)
         return self._summary(ids.message_id(location, self.endpoint.account_id))
@@ -455,7 +455,13 @@ def _new_location(
 ) -> MessageLocation:
     if mapping and source.uid in mapping[1]:
         return MessageLocation(target, mapping[0], mapping[1][source.uid])
-    selected = select(client, target)  # no COPYUID: the copy is the newest message there
+    return _newest(client, target)  # no COPYUID: the copy is the newest message there
+
+
+def _newest(client: IMAPClient, target: str) -> MessageLocation:
+    """The newest message in ``target``: where a message just put there is when the server
+    did not say its UID (no COPYUID/APPENDUID, RFC 4315)."""
+    selected = select(client, target)
     uids = client.search(["ALL"])
     if not uids:
         raise NotFound("message")

@@ -30,13 +30,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import imapclient
 import trustme
 from imapclient.imap_utf7 import encode as imap_utf7_encode
 
+from .lifecycle import Lifecycle
 from .net import LOOPBACK, free_port
 
 DOVECOT_BIN = "/usr/sbin/dovecot"
@@ -116,7 +115,7 @@ def _empty_dir(path: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
-class ImapAccess:
+class ImapAccess(Lifecycle):
     """What every test server (Dovecot, Cyrus, Courier) shares: restart and use as a context
     manager around its own start/stop, and its IMAP as another mail client uses it (a
     logged-in client, APPEND). Needs ``start``, ``stop``, ``host``, ``imap_port``,
@@ -126,31 +125,8 @@ class ImapAccess:
     imap_port: int
     imaps_port: int
 
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
     def ssl_context(self) -> ssl.SSLContext:
         raise NotImplementedError
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, with the same users and mail."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def folder_name(self, folder: str) -> str:
         """The folder's name on the wire: as a client sees it (no namespace prefix here)."""

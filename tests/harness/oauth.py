@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +43,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from .lifecycle import Lifecycle
 from .net import LOOPBACK
 
 START_TIMEOUT = 5.0
@@ -400,7 +401,7 @@ class _OneRequestPerConnection(WSGIRequestHandler):
 # -- the server ------------------------------------------------------------------------------------
 
 
-class OAuthServer:
+class OAuthServer(Lifecycle):
     """The authorization server: a context manager (start/stop), knobs are plain attributes.
 
     ``token_lifetime`` (seconds, default 3600) applies to tokens issued from then on; tests
@@ -487,13 +488,6 @@ class OAuthServer:
             yield
         finally:
             self.up()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- endpoints -------------------------------------------------------------------------------
 

@@ -50,10 +50,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from .dovecot import LMTP_LOCAL_DOMAIN, DovecotServer, MailUser
+from .lifecycle import Lifecycle
 from .net import LOOPBACK, free_port
 
 SERVERS_DIR = Path(os.environ.get("MAILGATE_TEST_SERVERS_DIR", "/var/cache/mailgate-test-servers"))
@@ -126,7 +125,7 @@ def _write_settled(path: Path, text: str) -> None:
     os.utime(path, (past, past))
 
 
-class PostfixServer:
+class PostfixServer(Lifecycle):
     """One private Postfix instance in front of *dovecot* (which needs ``smtp_backend``).
 
     Start/stop/restart keep the ports, the recipients and the queue. Not thread-safe for
@@ -252,23 +251,6 @@ class PostfixServer:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
             time.sleep(0.01)
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, with the same recipients and queue."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def set_message_size_limit(self, limit: int) -> None:
         """Change ``message_size_limit`` (bytes); restarts a running server to apply it."""
