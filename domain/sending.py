@@ -48,6 +48,14 @@ def _one_line(value: str | None) -> str | None:
 OneLine = Annotated[str, AfterValidator(_one_line)]
 
 
+def _no_directories(value: str) -> str:
+    """A file name alone: mail readers (Mailgate's own included) drop what comes before a
+    ``/`` or ``\\``, so the recipient would see another name than the one sent."""
+    if "/" in value or "\\" in value or value in (".", ".."):
+        raise ValueError("must be a file name without / or \\")
+    return value
+
+
 class Recipient(StrictModel):
     name: Annotated[OneLine, Field(max_length=200)] | None = None
     email: EmailAddress
@@ -56,7 +64,9 @@ class Recipient(StrictModel):
 class InlineAttachment(StrictModel):
     """A small attachment given in the request itself."""
 
-    filename: Annotated[OneLine, Field(min_length=1, max_length=255)]
+    filename: Annotated[
+        OneLine, Field(min_length=1, max_length=255), AfterValidator(_no_directories)
+    ]
     content_type: str = Field(
         "application/octet-stream", pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$"
     )

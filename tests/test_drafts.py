@@ -70,3 +70,39 @@ def test_a_draft_needs_an_address_to_come_from(box: Mailbox) -> None:  # noqa: F
     problem = assert_problem(box.call("POST", "/drafts", json=other), 422, "validation-error")
     assert "may not send as ceo@example.test" in str(problem["detail"])
     assert drafts(box) == []
+
+
+HOSTILE = 'x {5+} ~{1} [y] (z) * % " \\ A5 CREATE pwned Ünï €'
+NAME = 'x {5+} ~{1} [y] (z) * % " A5 CREATE Ünï €.txt'  # a file name has no \\ (a directory)
+
+
+def test_hostile_strings_are_data_in_a_draft(box: Mailbox) -> None:  # noqa: F811
+    """Literal markers, brackets, quotes, backslashes and 8-bit text in every string of a
+    draft reach the server (IMAP APPEND) or the store as data, and come back as written;
+    CR and LF, which would start a header of their own, are refused."""
+    box.call("PATCH", "", json={"send_as": [ME]})
+    body = {
+        "to": [{"name": HOSTILE, "email": "bob@example.test"}],
+        "subject": HOSTILE,
+        "text": HOSTILE + "\r\n.\r\nA6 LOGOUT\r\n",
+        "attachments": [{"filename": NAME, "content_base64": "aGk="}],
+        "headers": {"Keywords": HOSTILE},
+    }
+    made = box.call("POST", "/drafts", json=body)
+    assert made.status_code == 201, made.text
+    whole = box.get(f"/messages/{made.json()['id']}")
+    assert whole["subject"] == HOSTILE and whole["to"][0]["name"] == HOSTILE
+    assert whole["text"].startswith(HOSTILE) and "A6 LOGOUT" in whole["text"]
+    assert [a["filename"] for a in whole["attachments"]] == [NAME]
+    injected = "x\r\nBcc: evil@example.test"
+    for broken in (
+        {**body, "subject": injected},
+        {**body, "headers": {"Keywords": injected}},
+        {**body, "attachments": [{"filename": "../../etc/passwd", "content_base64": "aGk="}]},
+        {**body, "attachments": [{"filename": "a\\b.txt", "content_base64": "aGk="}]},
+    ):
+        assert_problem(box.call("POST", "/drafts", json=broken), 422, "validation-error")
+    if box.protocol() == "imap":  # another mail client sees no folder the strings named
+        with box.server.imap_client(box.user) as client:
+            names = [name for _, _, name in client.list_folders()]
+        assert not any("pwned" in str(name) for name in names)
