@@ -104,6 +104,10 @@ class Sender:
 
     def _deliver(self, submission: Submission, sessions: dict[str, smtplib.SMTP]) -> None:
         started = time.monotonic()
+        with Session(self.gateway.engine) as session:
+            account = session.get(Account, submission.account_id)
+        if account is None:
+            return  # deleted with its submissions
         if submission.final_dot_at is not None:  # handed over before a crash: never again
             self._finish(
                 submission,
@@ -111,12 +115,9 @@ class Sender:
                 None,
                 "the gateway stopped after handing the message over; taken as sent, not "
                 "sent again (the server may have dropped it with the connection)",
+                account=account,
             )
             return
-        with Session(self.gateway.engine) as session:
-            account = session.get(Account, submission.account_id)
-        if account is None:
-            return  # deleted with its submissions
         try:
             client = sessions.get(account.id)
             if client is None:
@@ -151,7 +152,7 @@ class Sender:
             return
         refused = "; ".join(f"{r}: {c} {w}" for r, (c, w) in accepted.refused.items())
         words = accepted.words + (f" (refused: {refused})" if refused else "")
-        self._finish(submission, "sent", accepted.code, words, started)
+        self._finish(submission, "sent", accepted.code, words, started, account=account)
 
     def _mark_final_dot(self, submission_id: str) -> None:
         with self.gateway.engine.begin() as connection:
@@ -188,8 +189,11 @@ class Sender:
         code: int | None,
         words: str,
         started: float | None = None,
+        *,
+        account: Account | None = None,
     ) -> None:
-        """``sent`` or ``failed``, with its event in the same transaction; then the Sent copy."""
+        """``sent`` or ``failed``, with its event in the same transaction; then, for a sent
+        message of ``account``, the Sent copy, its original marked and its draft gone."""
         event_type = "message.sent" if status == "sent" else "message.failed"
         data = {
             "submission_id": submission.id,
@@ -206,18 +210,16 @@ class Sender:
             row.attempts, row.claimed_until, row.updated_at = row.attempts + 1, None, utcnow()
             session.add(row)
             enqueue(session, row.tenant_id, row.account_id, event_type, data)
-        if status == "sent":
-            self._save_copy(submission)
-            self._mark_original(submission)
-            self._drop_draft(submission)
+        if status == "sent" and account is not None:
+            self._save_copy(submission, account)
+            self._mark_original(submission, account)
+            self._drop_draft(submission, account)
         self._log(submission, status, code, words, started)
 
-    def _save_copy(self, submission: Submission) -> None:
+    def _save_copy(self, submission: Submission, account: Account) -> None:
         """The copy in the Sent folder, as the gateway's own change (``message.created``);
         a failure is logged, the message is sent all the same."""
-        with Session(self.gateway.engine) as session:
-            account = session.get(Account, submission.account_id)
-        if account is None or not account.smtp_save_sent_copy:
+        if not account.smtp_save_sent_copy:
             return
         try:
             adapter = self.gateway.mailboxes.adapter(account)
@@ -241,7 +243,7 @@ class Sender:
                 row.sent_copy_id = copy.id
                 session.add(row)
 
-    def _mark_original(self, submission: Submission) -> None:
+    def _mark_original(self, submission: Submission, account: Account) -> None:
         """The message a reply answers gets \\Answered, one a forward carries $Forwarded
         (on the server, or in the POP3 store), recorded as a change of the gateway's own."""
         target = submission.answers_id or submission.forwards_id
@@ -252,10 +254,6 @@ class Sender:
             if submission.answers_id
             else MessageChange(keywords_add=["$Forwarded"])
         )
-        with Session(self.gateway.engine) as session:
-            account = session.get(Account, submission.account_id)
-        if account is None:
-            return
         try:
             now = self.gateway.mailboxes.adapter(account).update_message(target, change)
         except MailgateError as exc:  # gone meanwhile, or the server refused: sent all the same
@@ -266,12 +264,8 @@ class Sender:
             Event("message", now.id, "updated", payload(now))
         )
 
-    def _drop_draft(self, submission: Submission) -> None:
+    def _drop_draft(self, submission: Submission, account: Account) -> None:
         if submission.draft_id is None:
-            return
-        with Session(self.gateway.engine) as session:
-            account = session.get(Account, submission.account_id)
-        if account is None:
             return
         try:
             remove_sent_draft(self.gateway, account, submission.draft_id)
