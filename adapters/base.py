@@ -83,6 +83,12 @@ class MailAdapter(Protocol):
         (made on first need), as the gateway's own change."""
         ...
 
+    def find_by_message_id(self, role: str, message_id: str) -> MessageSummary | None:
+        """The newest message in the folder with ``role`` whose Message-ID header is
+        ``message_id`` (with its angle brackets); None when there is none (or no such
+        folder). The send worker asks it before saving a Sent copy a second time."""
+        ...
+
     def open_watch(self) -> Watch | None:
         """A connection of its own on which a watcher waits for the server to report
         changes and looks for them; None where the protocol cannot tell (the service then

@@ -24,10 +24,12 @@ import json
 import logging
 import smtplib
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, or_, select
 
 from mailgate.adapters.sending import SmtpRefused, close_quietly, open_smtp, send
@@ -38,16 +40,35 @@ from mailgate.gateway.backoff import backoff
 from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.drafts import remove_sent_draft
+from mailgate.gateway.sending import queued
 from mailgate.store.db import session_scope
 from mailgate.store.models import Account, Submission, utcnow
-from mailgate.store.outbox import enqueue
+from mailgate.store.outbox import enabled_endpoints, enqueue
 
 log = logging.getLogger("mailgate.sending")
+
+RECORD_EVERY = 25  # outcomes written in one transaction (and at the end of each round)
+RECORD_AFTER_S = 0.5  # or once the oldest unwritten one is this old
+
+
+class ClaimLost(Exception):
+    """Another process holds the submission now (this one's lease ran out): not sent here."""
+
+
+@dataclass
+class Outcome:
+    submission: Submission
+    status: str  # queued (to retry), sent or failed
+    code: int | None
+    words: str
+    started: float | None = None
+    next_attempt_at: datetime | None = None
+    sent_copy_id: str | None = None
 
 
 class Sender:
     def __init__(
-        self, gateway: Gateway, *, batch: int = 20, max_attempts: int = 10, lease: float = 300.0
+        self, gateway: Gateway, *, batch: int = 100, max_attempts: int = 10, lease: float = 300.0
     ) -> None:
         self.gateway = gateway
         self.batch, self.max_attempts = batch, max_attempts
@@ -55,22 +76,46 @@ class Sender:
 
     def send_due(self) -> int:
         """Claim due submissions and try each once, on one SMTP session per account for the
-        round (a new one after a failure); returns how many were tried."""
-        claimed = self._claim()
+        round (a new one after a failure); returns how many were tried.
+
+        Per message, one write goes to the database before the final dot (on a connection
+        kept for the round); the outcomes are written together, every few messages and at
+        the end. A crash before they are written leaves ``final_dot_at`` set, so the next
+        claim reconciles the message instead of sending it again."""
+        stamp, claimed = self._claim()
+        if not claimed:
+            return 0
         sessions: dict[str, smtplib.SMTP] = {}
+        pending: list[Outcome] = []
+        oldest = 0.0
         try:
-            for submission in claimed:
-                try:
-                    self._deliver(submission, sessions)
-                except Exception:
-                    log.exception("sending crashed", extra={"submission_id": submission.id})
+            with self.gateway.engine.connect() as marks:
+                marks = marks.execution_options(isolation_level="AUTOCOMMIT")
+                for submission, account in claimed:
+                    try:
+                        outcome = self._deliver(submission, account, sessions, marks, stamp)
+                    except Exception:
+                        log.exception("sending crashed", extra=_where(submission))
+                        continue
+                    if outcome is None:
+                        continue
+                    if not pending:
+                        oldest = time.monotonic()
+                    pending.append(outcome)
+                    if len(pending) >= RECORD_EVERY or time.monotonic() - oldest > RECORD_AFTER_S:
+                        self._record(pending, stamp)
+                        pending = []
         finally:
             for client in sessions.values():
                 close_quietly(client)
+            if pending:
+                self._record(pending, stamp)
         return len(claimed)
 
-    def _claim(self) -> list[Submission]:
+    def _claim(self) -> tuple[datetime, list[tuple[Submission, Account | None]]]:
+        """Due submissions, leased to this round (``stamp``), each with its account."""
         now = utcnow()
+        stamp = now + self.lease
         claimable = or_(
             col(Submission.claimed_until).is_(None), col(Submission.claimed_until) < now
         )
@@ -89,35 +134,35 @@ class Sender:
         claim = (
             update(Submission)
             .where(col(Submission.id).in_(due), claimable)
-            .values(claimed_until=now + self.lease, status="sending")
+            .values(claimed_until=stamp, status="sending")
             .returning(col(Submission.id))
         )
         with self.gateway.engine.begin() as connection:
             ids = list(connection.execute(claim).scalars())
         if not ids:
-            return []
+            return stamp, []
         with Session(self.gateway.engine) as session:
             rows = session.exec(select(Submission).where(col(Submission.id).in_(ids))).all()
-            for row in rows:
-                session.expunge(row)
-            return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+            owners = {row.account_id for row in rows}
+            accounts = session.exec(select(Account).where(col(Account.id).in_(owners))).all()
+            session.expunge_all()
+        by_id = {account.id: account for account in accounts}
+        rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+        return stamp, [(row, by_id.get(row.account_id)) for row in rows]
 
-    def _deliver(self, submission: Submission, sessions: dict[str, smtplib.SMTP]) -> None:
+    def _deliver(
+        self,
+        submission: Submission,
+        account: Account | None,
+        sessions: dict[str, smtplib.SMTP],
+        marks: Connection,
+        stamp: datetime,
+    ) -> Outcome | None:
         started = time.monotonic()
-        with Session(self.gateway.engine) as session:
-            account = session.get(Account, submission.account_id)
         if account is None:
-            return  # deleted with its submissions
+            return None  # deleted with its submissions
         if submission.final_dot_at is not None:  # handed over before a crash: never again
-            self._finish(
-                submission,
-                "sent",
-                None,
-                "the gateway stopped after handing the message over; taken as sent, not "
-                "sent again (the server may have dropped it with the connection)",
-                account=account,
-            )
-            return
+            return self._reconcile(submission, account, started)
         try:
             client = sessions.get(account.id)
             if client is None:
@@ -129,119 +174,149 @@ class Sender:
                 submission.sender,
                 json.loads(submission.recipients),
                 submission.raw,
-                lambda: self._mark_final_dot(submission.id),
+                lambda: self._mark_final_dot(marks, submission.id, stamp),
             )
+        except ClaimLost:  # the dot never went: the server drops what it was given
+            sessions.pop(account.id).close()
+            log.warning("submission claimed by another process", extra=_where(submission))
+            return None
         except SmtpRefused as exc:
             if exc.temporary:  # a 421 ends the session too: the next message opens another
                 close_quietly(sessions.pop(account.id))
-                self._retry(submission, exc.code, exc.words, started)
-            else:
-                self._finish(submission, "failed", exc.code, exc.words, started)
-            return
+                return self._retry(submission, exc.code, exc.words, started)
+            return Outcome(submission, "failed", exc.code, exc.words, started)
         except MailboxAuthFailed as exc:  # fix the credentials, then send again
-            self._finish(submission, "failed", None, f"SMTP login refused: {exc.detail}", started)
-            return
+            return Outcome(submission, "failed", None, f"SMTP login refused: {exc.detail}", started)
         except (MailboxError, MailgateError) as exc:
-            self._retry(submission, None, exc.detail, started)
-            return
+            return self._retry(submission, None, exc.detail, started)
         except (smtplib.SMTPException, OSError) as exc:  # the session broke mid-message
             broken = sessions.pop(account.id, None)
             if broken is not None:
                 close_quietly(broken)
-            self._retry(submission, None, f"the SMTP session broke: {exc}", started)
-            return
+            return self._retry(submission, None, f"the SMTP session broke: {exc}", started)
         refused = "; ".join(f"{r}: {c} {w}" for r, (c, w) in accepted.refused.items())
         words = accepted.words + (f" (refused: {refused})" if refused else "")
-        self._finish(submission, "sent", accepted.code, words, started, account=account)
+        copy_id, _ = self._after_sent(submission, account, reconciling=False)
+        return Outcome(submission, "sent", accepted.code, words, started, sent_copy_id=copy_id)
 
-    def _mark_final_dot(self, submission_id: str) -> None:
-        with self.gateway.engine.begin() as connection:
-            connection.execute(
-                update(Submission)
-                .where(col(Submission.id) == submission_id)
-                .values(final_dot_at=utcnow())
+    def _reconcile(self, submission: Submission, account: Account, started: float) -> Outcome:
+        """A submission this or another process handed over and then stopped: sent, and what
+        follows a send done now, unless it was done then (its copy in Sent, by Message-ID)."""
+        copy_id, found = self._after_sent(submission, account, reconciling=True)
+        how = (
+            "the server accepted it (its copy was in Sent already)"
+            if found
+            else "taken as sent (the server may have dropped it with the connection)"
+        )
+        words = f"the gateway stopped after handing the message over; {how}, not sent again"
+        return Outcome(submission, "sent", None, words, started, sent_copy_id=copy_id)
+
+    def _mark_final_dot(self, marks: Connection, submission_id: str, stamp: datetime) -> None:
+        """Committed before the dot, and only while this round still holds the lease."""
+        done = marks.execute(
+            update(Submission)
+            .where(
+                col(Submission.id) == submission_id,
+                col(Submission.claimed_until) == stamp,
+                col(Submission.final_dot_at).is_(None),
             )
+            .values(final_dot_at=utcnow())
+        )
+        if done.rowcount != 1:
+            raise ClaimLost(submission_id)
 
-    def _retry(self, submission: Submission, code: int | None, words: str, started: float) -> None:
+    def _retry(
+        self, submission: Submission, code: int | None, words: str, started: float
+    ) -> Outcome:
         attempt = submission.attempts + 1
         if attempt >= self.max_attempts:
-            self._finish(submission, "failed", code, f"gave up after {attempt} tries: {words}")
-            return
-        values: dict[str, Any] = {
-            "status": "queued",
-            "attempts": attempt,
-            "claimed_until": None,
-            "next_attempt_at": utcnow() + timedelta(seconds=backoff(attempt, cap=1800.0)),
-            "smtp_code": code,
-            "smtp_response": words[:1000],
-            "updated_at": utcnow(),
-        }
-        with self.gateway.engine.begin() as connection:
-            connection.execute(
-                update(Submission).where(col(Submission.id) == submission.id).values(**values)
+            return Outcome(
+                submission, "failed", code, f"gave up after {attempt} tries: {words}", started
             )
-        self._log(submission, "retry", code, words, started)
+        due = utcnow() + timedelta(seconds=backoff(attempt, cap=1800.0))
+        return Outcome(submission, "queued", code, words, started, next_attempt_at=due)
 
-    def _finish(
-        self,
-        submission: Submission,
-        status: str,
-        code: int | None,
-        words: str,
-        started: float | None = None,
-        *,
-        account: Account | None = None,
-    ) -> None:
-        """``sent`` or ``failed``, with its event in the same transaction; then, for a sent
-        message of ``account``, the Sent copy, its original marked and its draft gone."""
-        event_type = "message.sent" if status == "sent" else "message.failed"
-        data = {
-            "submission_id": submission.id,
-            "message_id": submission.message_id,
-            "recipients": json.loads(submission.recipients),
-            "smtp_code": code,
-            "smtp_response": words[:1000],
-        }
+    def _record(self, outcomes: list[Outcome], stamp: datetime) -> None:
+        """The outcomes in one transaction, each ``sent`` or ``failed`` with its event; one
+        whose lease another process has taken meanwhile is that process's to record."""
+        now = utcnow()
         with session_scope(self.gateway.engine) as session:
-            row = session.get(Submission, submission.id)
-            if row is None:
-                return
-            row.status, row.smtp_code, row.smtp_response = status, code, words[:1000]
-            row.attempts, row.claimed_until, row.updated_at = row.attempts + 1, None, utcnow()
-            session.add(row)
-            enqueue(session, row.tenant_id, row.account_id, event_type, data)
-        if status == "sent" and account is not None:
-            self._save_copy(submission, account)
-            self._mark_original(submission, account)
-            self._drop_draft(submission, account)
-        self._log(submission, status, code, words, started)
+            connection = session.connection()
+            endpoints: dict[str, Any] = {}
+            for outcome in outcomes:
+                row = outcome.submission
+                values: dict[str, Any] = {
+                    "status": outcome.status,
+                    "attempts": row.attempts + 1,
+                    "claimed_until": None,
+                    "smtp_code": outcome.code,
+                    "smtp_response": outcome.words[:1000],
+                    "updated_at": now,
+                }
+                if outcome.next_attempt_at is not None:
+                    values["next_attempt_at"] = outcome.next_attempt_at
+                if outcome.sent_copy_id is not None:
+                    values["sent_copy_id"] = outcome.sent_copy_id
+                done = connection.execute(
+                    update(Submission)
+                    .where(col(Submission.id) == row.id, col(Submission.claimed_until) == stamp)
+                    .values(**values)
+                )
+                if done.rowcount != 1:
+                    continue
+                if outcome.status != "queued":
+                    if row.tenant_id not in endpoints:
+                        endpoints[row.tenant_id] = enabled_endpoints(session, row.tenant_id)
+                    enqueue(
+                        session,
+                        row.tenant_id,
+                        row.account_id,
+                        "message.sent" if outcome.status == "sent" else "message.failed",
+                        {
+                            "submission_id": row.id,
+                            "message_id": row.message_id,
+                            "recipients": json.loads(row.recipients),
+                            "smtp_code": outcome.code,
+                            "smtp_response": outcome.words[:1000],
+                        },
+                        endpoints[row.tenant_id],
+                    )
+        for outcome in outcomes:
+            self._log(outcome)
 
-    def _save_copy(self, submission: Submission, account: Account) -> None:
+    def _after_sent(
+        self, submission: Submission, account: Account, *, reconciling: bool
+    ) -> tuple[str | None, bool]:
+        """The Sent copy (its id, and whether it was there already), the original marked,
+        the draft gone: each step done again after a crash is harmless (the copy is looked
+        for first)."""
+        copy = self._save_copy(submission, account, reconciling)
+        self._mark_original(submission, account)
+        self._drop_draft(submission, account)
+        return copy
+
+    def _save_copy(
+        self, submission: Submission, account: Account, reconciling: bool
+    ) -> tuple[str | None, bool]:
         """The copy in the Sent folder, as the gateway's own change (``message.created``);
-        a failure is logged, the message is sent all the same."""
+        when ``reconciling``, the one saved before a crash if it is there. A failure is
+        logged; the message is sent all the same."""
         if not account.smtp_save_sent_copy:
-            return
+            return None, False
         try:
             adapter = self.gateway.mailboxes.adapter(account)
+            if reconciling:
+                found = adapter.find_by_message_id("sent", submission.message_id)
+                if found is not None:
+                    return found.id, True
             copy = adapter.append_message(submission.raw, "sent", seen=True, draft=False)
         except MailgateError as exc:
-            log.warning(
-                "sent copy not saved",
-                extra={
-                    "account_id": account.id,
-                    "submission_id": submission.id,
-                    "error": exc.detail,
-                },
-            )
-            return
+            log.warning("sent copy not saved", extra={**_where(submission), "error": exc.detail})
+            return None, False
         AccountChanges(self.gateway.engine, account.id).record(
             Event("message", copy.id, "created", payload(copy))
         )
-        with session_scope(self.gateway.engine) as session:
-            row = session.get(Submission, submission.id)
-            if row is not None:
-                row.sent_copy_id = copy.id
-                session.add(row)
+        return copy.id, False
 
     def _mark_original(self, submission: Submission, account: Account) -> None:
         """The message a reply answers gets \\Answered, one a forward carries $Forwarded
@@ -257,8 +332,7 @@ class Sender:
         try:
             now = self.gateway.mailboxes.adapter(account).update_message(target, change)
         except MailgateError as exc:  # gone meanwhile, or the server refused: sent all the same
-            where = {"account_id": account.id, "submission_id": submission.id}
-            log.warning("original not marked", extra={**where, "error": exc.detail})
+            log.warning("original not marked", extra={**_where(submission), "error": exc.detail})
             return
         AccountChanges(self.gateway.engine, account.id).record(
             Event("message", now.id, "updated", payload(now))
@@ -270,29 +344,21 @@ class Sender:
         try:
             remove_sent_draft(self.gateway, account, submission.draft_id)
         except MailgateError as exc:
-            where = {"account_id": account.id, "submission_id": submission.id}
-            log.warning("sent draft not removed", extra={**where, "error": exc.detail})
+            log.warning("sent draft not removed", extra={**_where(submission), "error": exc.detail})
 
-    def _log(
-        self,
-        submission: Submission,
-        outcome: str,
-        code: int | None,
-        words: str,
-        started: float | None,
-    ) -> None:
+    def _log(self, outcome: Outcome) -> None:
+        submission = outcome.submission
         log.info(
             "smtp submission",
             extra={
-                "account_id": submission.account_id,
-                "submission_id": submission.id,
+                **_where(submission),
                 "operation": "smtp.send",
-                "outcome": outcome,
-                "smtp_code": code,
-                "smtp_response": words[:300],
+                "outcome": "retry" if outcome.status == "queued" else outcome.status,
+                "smtp_code": outcome.code,
+                "smtp_response": outcome.words[:300],
                 **(
-                    {"duration_ms": round((time.monotonic() - started) * 1000, 1)}
-                    if started is not None
+                    {"duration_ms": round((time.monotonic() - outcome.started) * 1000, 1)}
+                    if outcome.started is not None
                     else {}
                 ),
             },
@@ -302,10 +368,19 @@ class Sender:
         """Send in a thread (never on the event loop); when idle, look again after
         ``interval``."""
         while True:
+            queued.clear()
             try:
                 tried = await asyncio.to_thread(self.send_due)
             except Exception:
                 log.exception("send round failed")
                 tried = 0
             if tried == 0:
-                await asyncio.sleep(interval)
+                try:  # a submission queued by this process wakes it at once
+                    await asyncio.to_thread(queued.wait, interval)
+                except asyncio.CancelledError:
+                    queued.set()  # release the waiting thread too
+                    raise
+
+
+def _where(submission: Submission) -> dict[str, str]:
+    return {"account_id": submission.account_id, "submission_id": submission.id}

@@ -9,6 +9,7 @@ the first submission, whatever the body, and nothing is queued twice.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,9 @@ from mailgate.store.db import session_scope
 from mailgate.store.models import Account, Submission, as_utc, utcnow
 
 SUBMISSION_PREFIX = "sub"
+# Rung after a submission is stored, so this process's send worker starts at once instead
+# of at its next poll (other processes' workers find it by polling).
+queued = threading.Event()
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -144,6 +148,7 @@ def _queue(gw: Gateway, submission: Submission) -> SubmissionOut:
         if earlier is None:
             raise
         return to_out(earlier)
+    queued.set()
     return to_out(submission)
 
 

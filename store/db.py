@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -20,7 +21,39 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_when_idle)
+    return engine
+
+
+# A pooled connection idle this long is pinged before use (the server may have closed it:
+# a restart, an idle timeout). One reused sooner is not: under load that ping was a round
+# trip on every checkout. A connection that breaks in use anyway is invalidated by
+# SQLAlchemy and the operation fails once with a clear error.
+PING_AFTER_IDLE_S = 1.0
+_CHECKED_IN = "mailgate.checked_in"
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_when_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's documented custom pessimistic ping: raising DisconnectionError makes the
+    pool drop this connection and check out another (a new one after a restart)."""
+    idle_since = record.info.get(_CHECKED_IN)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()  # psycopg opened a transaction for the SELECT
+    except Exception as error:
+        raise exc.DisconnectionError() from error
 
 
 def _private_file(path: Path) -> None:

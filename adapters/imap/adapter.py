@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.base import AliasStore, WatchRound
-from mailgate.adapters.imap import folders, uidplus
+from mailgate.adapters.imap import folders, uidplus, wire
 from mailgate.adapters.imap.bodystructure import PartInfo, find_part
 from mailgate.adapters.imap.connect import logout_quietly, open_imap
 from mailgate.adapters.imap.idle import ImapWatch
@@ -40,6 +40,7 @@ from mailgate.adapters.imap.own_changes import (
     flag_changes,
 )
 from mailgate.adapters.imap.pool import ImapPool
+from mailgate.adapters.imap.search import Text
 from mailgate.adapters.imap.summary import whole_message
 from mailgate.adapters.imap.watch import poll
 from mailgate.adapters.transfer import make_decoder
@@ -300,6 +301,20 @@ class ImapAdapter:
                 return _newest(client, target)
 
         location = self._run("append_message", work)
+        return self._summary(ids.message_id(location, self.endpoint.account_id))
+
+    def find_by_message_id(self, role: str, message_id: str) -> MessageSummary | None:
+        def work(client: IMAPClient) -> MessageLocation | None:
+            path = folders.path_with_role(client, role)
+            if path is None:
+                return None
+            selected = select(client, path)
+            uids = wire.search(client, ["HEADER", "MESSAGE-ID", Text(message_id)], None)
+            return MessageLocation(path, int(selected[b"UIDVALIDITY"]), max(uids)) if uids else None
+
+        location = self._run("find_by_message_id", work)
+        if location is None:
+            return None
         return self._summary(ids.message_id(location, self.endpoint.account_id))
 
     def _summary(self, id_: str) -> MessageSummary:

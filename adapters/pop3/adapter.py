@@ -188,6 +188,9 @@ class Pop3Adapter:
     def copy_message(self, message_id: str, folder_id: str) -> MessageSummary:
         return self.store.copy(message_id, folder_id)
 
+    def find_by_message_id(self, role: str, message_id: str) -> MessageSummary | None:
+        return self.store.find_by_message_id(role, message_id)
+
     def append_message(self, raw: bytes, role: str, *, seen: bool, draft: bool) -> MessageSummary:
         return self.store.add(raw, role, seen=seen, draft=draft)
 

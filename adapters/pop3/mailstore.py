@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from email.parser import BytesParser
+from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import func, insert, update
@@ -27,6 +29,7 @@ from mailgate.store.db import session_scope
 from mailgate.store.models import Pop3Message, utcnow
 
 _SYSTEM_FLAGS = ("seen", "flagged", "answered", "draft")
+_HEADERS = BytesParser(policy=compat32)
 
 
 class MailStore:
@@ -128,6 +131,32 @@ class MailStore:
             row = self._load(session, message_id)
             describe_row(row)
             return summary(row)
+
+    def find_by_message_id(
+        self, role: str, message_id: str, within: int = 200
+    ) -> MessageSummary | None:
+        """Among the ``within`` newest messages of the folder with ``role`` (the store keeps
+        no Message-ID column: what is looked for was put there moments ago)."""
+        with session_scope(self.engine) as session:
+            folder = self.folders.ensure_standard_folders(session).get(role)
+            if folder is None:
+                return None
+            rows = session.exec(
+                select(Pop3Message)
+                .where(
+                    Pop3Message.account_id == self.account_id,
+                    Pop3Message.folder_id == folder.id,
+                    col(Pop3Message.purged).is_(False),
+                )
+                .order_by(col(Pop3Message.seq).desc())
+                .limit(within)
+            ).all()
+            for row in rows:
+                headers = _HEADERS.parsebytes(row.raw, headersonly=True)
+                if str(headers.get("Message-ID", "")).strip() == message_id:
+                    describe_row(row)
+                    return summary(row)
+        return None
 
     def change(self, message_ids: Iterable[str], change: MessageChange) -> dict[str, bool]:
         found: dict[str, bool] = {}

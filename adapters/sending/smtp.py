@@ -75,22 +75,31 @@ def send(
     content: bytes,
     before_final_dot: Callable[[], None],
 ) -> Accepted:
-    """One message; raises SmtpRefused when the server takes none of it."""
-    code, words = client.mail(sender)
-    if code != 250:
-        raise SmtpRefused(code, _text(words))
-    refused: dict[str, tuple[int, str]] = {}
-    for recipient in recipients:
-        code, words = client.rcpt(recipient)
-        if code not in (250, 251):
-            refused[recipient] = (code, _text(words))
-    if len(refused) == len(recipients):
-        client.rset()
+    """One message; raises SmtpRefused when the server takes none of it.
+
+    Where the server offers PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one
+    write and their answers are read in order: one round trip instead of two plus one per
+    recipient."""
+    if client.has_extn("pipelining") and (sender + "".join(recipients)).isascii():
+        mail, rcpts, data = _pipelined(client, sender, recipients)
+    else:
+        mail, rcpts, data = _one_by_one(client, sender, recipients)
+    refused = {
+        r: answer
+        for r, answer in zip(recipients, rcpts, strict=True)
+        if answer[0] not in (250, 251)
+    }
+    if mail[0] != 250 or len(refused) == len(recipients):
+        if data[0] == 354:  # a server that said go ahead anyway gets an empty message
+            client.send(b".\r\n")
+            client.getreply()
+        client.rset()  # end what MAIL began
+        if mail[0] != 250:
+            raise SmtpRefused(mail[0], mail[1])
         worst = max(refused.values(), key=lambda answer: answer[0])  # a 5xx over a 4xx
         raise SmtpRefused(worst[0], "; ".join(f"{r}: {c} {w}" for r, (c, w) in refused.items()))
-    code, words = client.docmd("DATA")
-    if code != 354:
-        raise SmtpRefused(code, _text(words))
+    if data[0] != 354:
+        raise SmtpRefused(*data)
     body = smtplib.quotedata(content.decode("latin-1")).encode("latin-1")  # dot-stuffing
     client.send(body if body.endswith(b"\r\n") else body + b"\r\n")
     before_final_dot()
@@ -99,6 +108,34 @@ def send(
     if code != 250:
         raise SmtpRefused(code, _text(words))
     return Accepted(code, _text(words), refused)
+
+
+Answer = tuple[int, str]
+_NOT_SENT: Answer = (0, "")
+
+
+def _one_by_one(
+    client: smtplib.SMTP, sender: str, recipients: list[str]
+) -> tuple[Answer, list[Answer], Answer]:
+    code, words = client.mail(sender)
+    if code != 250:
+        return (code, _text(words)), [], _NOT_SENT
+    rcpts = [(code, _text(words)) for code, words in (client.rcpt(r) for r in recipients)]
+    if all(code not in (250, 251) for code, _ in rcpts):
+        return (250, ""), rcpts, _NOT_SENT
+    code, words = client.docmd("DATA")
+    return (250, ""), rcpts, (code, _text(words))
+
+
+def _pipelined(
+    client: smtplib.SMTP, sender: str, recipients: list[str]
+) -> tuple[Answer, list[Answer], Answer]:
+    commands = [f"MAIL FROM:{smtplib.quoteaddr(sender)}"]
+    commands += [f"RCPT TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients]
+    commands.append("DATA")
+    client.send("".join(command + "\r\n" for command in commands).encode("ascii"))
+    answers = [(code, _text(words)) for code, words in (client.getreply() for _ in commands)]
+    return answers[0], answers[1:-1], answers[-1]
 
 
 def close_quietly(client: smtplib.SMTP) -> None:
