@@ -197,6 +197,36 @@ def test_a_permanent_refusal_fails_with_the_servers_words_and_one_event(
     assert len(events) == 1 and json.loads(events[0].payload)["data"]["smtp_code"] == 550
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_one_refused_recipient_of_two_is_reported_and_the_other_gets_it(
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    oauth_dovecot: DovecotServer,
+    gateway: Gateway,
+    pipelining: bool,
+) -> None:
+    """Postfix offers PIPELINING (MAIL, RCPT and DATA go in one write); a proxy that takes it
+    out of the EHLO answer makes the worker send one command at a time, as to a server
+    without it (RFC 2920)."""
+    carol = person(oauth_dovecot, postfix, "carol")
+    with FaultProxy((postfix.host, postfix.smtp_port)) as proxy:
+        if not pipelining:
+            proxy.rewrite(lambda line: b"" if b"PIPELINING" in line else line)
+        through = {"host": "127.0.0.1", "port": proxy.port, "security": "none"}
+        assert alice.call("PUT", "/smtp", json=through).status_code == 200
+        with postfix.recipient_reply(carol.username, "550 5.1.1 No such user for this test"):
+            body = {"to": [{"email": bob.username}, {"email": carol.username}], "text": "two"}
+            queued = send(alice, body)
+            Sender(gateway).send_due()
+    done = submission(alice, queued["id"])
+    assert done["status"] == "sent", done
+    assert f"{carol.username}: 550" in done["smtp_response"]
+    assert "No such user for this test" in done["smtp_response"]
+    [message] = delivered(postfix, bob)
+    assert message["Message-ID"] == queued["message_id"]
+
+
 def test_smtp_down_is_retried_and_sent_once_it_is_back(
     alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
 ) -> None:
@@ -269,6 +299,76 @@ def test_a_gateway_killed_after_the_final_dot_never_sends_again(
     assert done["status"] == "sent" and "not sent again" in done["smtp_response"]
     time.sleep(0.5)
     assert len(postfix.wait_for_delivery(bob, 1)) == 1
+    # what follows a send happens after the restart: the copy in Sent, once
+    assert _sent_copies(alice, queued["message_id"]) == 1
+
+
+def test_a_gateway_killed_after_saving_the_sent_copy_saves_no_second_one(
+    client: TestClient,
+    auth: dict[str, str],
+    bob: MailUser,
+    postfix: PostfixServer,
+    oauth_dovecot: DovecotServer,
+    gateway: Gateway,
+    tmp_path: Path,
+) -> None:
+    """Killed after the server took the message and the copy went to Sent, before either
+    was recorded (the IMAP server's answer to APPEND held back by a proxy): the restarted
+    worker finds the copy by its Message-ID, sends nothing and saves no second copy."""
+    user = person(oauth_dovecot, postfix, "alice")
+    with FaultProxy((oauth_dovecot.host, oauth_dovecot.imap_port)) as proxy:
+        made = client.post(
+            "/v1/accounts", json=account_body("imap", proxy.port, user), headers=auth
+        )
+        assert made.status_code == 201, made.text
+        alice = Mailbox(client, auth, made.json()["id"], user, oauth_dovecot)
+        smtp = {"host": "127.0.0.1", "port": postfix.submission_port, "security": "starttls"}
+        assert alice.call("PUT", "/smtp", json=smtp).status_code == 200
+        queued = send(alice, {"to": [{"email": bob.username}], "text": "one copy"})
+
+        def hold_the_append_answer(line: bytes) -> bytes:
+            if b" OK [APPENDUID " in line:
+                time.sleep(60)
+            return line
+
+        proxy.rewrite(hold_the_append_answer)
+        worker = _worker_process(gateway, tmp_path)
+        try:
+            delivered(postfix, bob)
+            _wait_for(lambda: _copies_on_server(oauth_dovecot, user, queued["message_id"]) == 1)
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        proxy.rewrite(None)
+        assert _row(gateway, queued["id"]).status == "sending"  # nothing recorded
+        with gateway.engine.begin() as connection:  # its lease runs out
+            connection.execute(update(Submission).values(claimed_until=utcnow()))
+        Sender(gateway).send_due()
+        done = submission(alice, queued["id"])
+        assert done["status"] == "sent", done
+        assert "its copy was in Sent already" in done["smtp_response"]
+        assert _sent_copies(alice, queued["message_id"]) == 1
+    assert _copies_on_server(oauth_dovecot, user, queued["message_id"]) == 1
+    time.sleep(0.5)
+    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+
+
+def _sent_copies(box: Mailbox, message_id: str) -> int:
+    """Copies in the account's Sent folder (read through Mailgate) with this Message-ID."""
+    listed = box.get("/messages", folder_id=box.folder_id("Sent"), limit=100)["items"]
+    ids = [box.get(f"/messages/{item['id']}")["message_id"] for item in listed]
+    return sum(1 for found in ids if f"<{found}>" == message_id or found == message_id)
+
+
+def _copies_on_server(server: DovecotServer, user: MailUser, message_id: str) -> int:
+    client = server.imap_client(user)
+    try:
+        if not client.folder_exists("Sent"):
+            return 0
+        client.select_folder("Sent", readonly=True)
+        return len(client.search(["HEADER", "Message-ID", message_id]))
+    finally:
+        client.logout()
 
 
 def test_bad_input_queues_nothing(alice: Mailbox, gateway: Gateway, bob: MailUser) -> None:
@@ -326,6 +426,17 @@ def test_pop3_accounts_send_and_keep_the_copy_in_the_store(
     assert len(delivered(postfix, bob)) == 1
     sent = pop3.call("GET", "/messages", params={"folder_id": pop3.folder_id("Sent")}).json()
     assert [m["subject"] for m in sent["items"]] == ["From POP3"]
+    # the state a crash after the copy and before the record leaves: found, not copied again
+    with gateway.engine.begin() as connection:
+        connection.execute(
+            update(Submission).values(status="sending", claimed_until=utcnow(), sent_copy_id=None)
+        )
+    Sender(gateway).send_due()
+    again = submission(pop3, queued["id"])
+    assert again["status"] == "sent" and "its copy was in Sent already" in again["smtp_response"]
+    assert _sent_copies(pop3, queued["message_id"]) == 1
+    time.sleep(0.3)
+    assert len(postfix.wait_for_delivery(bob, 1)) == 1
 
 
 def _make_due(gateway: Gateway) -> None:
