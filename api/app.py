@@ -48,13 +48,13 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         poller = MailPoller(gateway, max(settings.pop3_sync_interval, 1.0), kept_state_only=True)
         watchers = ImapWatchers(gateway, settings.imap_poll_interval)
         dispatcher = Dispatcher(gateway)
-        sender = Sender(gateway)
         tasks = [
-            asyncio.create_task(sender.run_forever()),
             asyncio.create_task(poller.run_forever()),
             asyncio.create_task(watchers.run_forever()),
             asyncio.create_task(dispatcher.run_forever(interval=1.0)),
         ]
+        if settings.send_worker:
+            tasks.append(asyncio.create_task(Sender(gateway).run_forever()))
         try:
             yield
         finally:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, or_, select
 
@@ -49,6 +49,33 @@ log = logging.getLogger("mailgate.sending")
 
 RECORD_EVERY = 25  # outcomes written in one transaction (and at the end of each round)
 RECORD_AFTER_S = 0.5  # or once the oldest unwritten one is this old
+
+
+_SUBMISSION = Submission.__table__  # type: ignore[attr-defined]  # SQLModel's table
+# Built once: the hot path of the worker runs them for every message
+_MARK_FINAL_DOT = (
+    update(_SUBMISSION)
+    .where(
+        _SUBMISSION.c.id == bindparam("sid"),
+        _SUBMISSION.c.claimed_until == bindparam("stamp"),
+        _SUBMISSION.c.final_dot_at.is_(None),
+    )
+    .values(final_dot_at=bindparam("now"))
+)
+_RECORD = (
+    update(_SUBMISSION)
+    .where(_SUBMISSION.c.id == bindparam("sid"), _SUBMISSION.c.claimed_until == bindparam("stamp"))
+    .values(
+        status=bindparam("outcome"),
+        attempts=bindparam("tries"),
+        claimed_until=None,
+        smtp_code=bindparam("code"),
+        smtp_response=bindparam("words"),
+        updated_at=bindparam("now"),
+        next_attempt_at=func.coalesce(bindparam("due"), _SUBMISSION.c.next_attempt_at),
+        sent_copy_id=func.coalesce(bindparam("copy"), _SUBMISSION.c.sent_copy_id),
+    )
+)
 
 
 class ClaimLost(Exception):
@@ -214,13 +241,7 @@ class Sender:
     def _mark_final_dot(self, marks: Connection, submission_id: str, stamp: datetime) -> None:
         """Committed before the dot, and only while this round still holds the lease."""
         done = marks.execute(
-            update(Submission)
-            .where(
-                col(Submission.id) == submission_id,
-                col(Submission.claimed_until) == stamp,
-                col(Submission.final_dot_at).is_(None),
-            )
-            .values(final_dot_at=utcnow())
+            _MARK_FINAL_DOT, {"sid": submission_id, "stamp": stamp, "now": utcnow()}
         )
         if done.rowcount != 1:
             raise ClaimLost(submission_id)
@@ -240,47 +261,53 @@ class Sender:
         """The outcomes in one transaction, each ``sent`` or ``failed`` with its event; one
         whose lease another process has taken meanwhile is that process's to record."""
         now = utcnow()
+        rows = [
+            {
+                "sid": outcome.submission.id,
+                "stamp": stamp,
+                "outcome": outcome.status,
+                "tries": outcome.submission.attempts + 1,
+                "code": outcome.code,
+                "words": outcome.words[:1000],
+                "now": now,
+                "due": outcome.next_attempt_at,
+                "copy": outcome.sent_copy_id,
+            }
+            for outcome in outcomes
+        ]
         with session_scope(self.gateway.engine) as session:
             connection = session.connection()
+            if connection.execute(_RECORD, rows).rowcount == len(rows):
+                recorded = outcomes
+            else:  # one lease at least was lost: which ones were written
+                session.rollback()
+                connection = session.connection()
+                recorded = [
+                    outcome
+                    for outcome, row in zip(outcomes, rows, strict=True)
+                    if connection.execute(_RECORD, row).rowcount == 1
+                ]
             endpoints: dict[str, Any] = {}
-            for outcome in outcomes:
+            for outcome in recorded:
                 row = outcome.submission
-                values: dict[str, Any] = {
-                    "status": outcome.status,
-                    "attempts": row.attempts + 1,
-                    "claimed_until": None,
-                    "smtp_code": outcome.code,
-                    "smtp_response": outcome.words[:1000],
-                    "updated_at": now,
-                }
-                if outcome.next_attempt_at is not None:
-                    values["next_attempt_at"] = outcome.next_attempt_at
-                if outcome.sent_copy_id is not None:
-                    values["sent_copy_id"] = outcome.sent_copy_id
-                done = connection.execute(
-                    update(Submission)
-                    .where(col(Submission.id) == row.id, col(Submission.claimed_until) == stamp)
-                    .values(**values)
-                )
-                if done.rowcount != 1:
+                if outcome.status == "queued":
                     continue
-                if outcome.status != "queued":
-                    if row.tenant_id not in endpoints:
-                        endpoints[row.tenant_id] = enabled_endpoints(session, row.tenant_id)
-                    enqueue(
-                        session,
-                        row.tenant_id,
-                        row.account_id,
-                        "message.sent" if outcome.status == "sent" else "message.failed",
-                        {
-                            "submission_id": row.id,
-                            "message_id": row.message_id,
-                            "recipients": json.loads(row.recipients),
-                            "smtp_code": outcome.code,
-                            "smtp_response": outcome.words[:1000],
-                        },
-                        endpoints[row.tenant_id],
-                    )
+                if row.tenant_id not in endpoints:
+                    endpoints[row.tenant_id] = enabled_endpoints(session, row.tenant_id)
+                enqueue(
+                    session,
+                    row.tenant_id,
+                    row.account_id,
+                    "message.sent" if outcome.status == "sent" else "message.failed",
+                    {
+                        "submission_id": row.id,
+                        "message_id": row.message_id,
+                        "recipients": json.loads(row.recipients),
+                        "smtp_code": outcome.code,
+                        "smtp_response": outcome.words[:1000],
+                    },
+                    endpoints[row.tenant_id],
+                )
         for outcome in outcomes:
             self._log(outcome)
 

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         "must send something within it.",
     )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    send_worker: bool = Field(
+        True,
+        description="Deliver queued messages from this process. `false` for processes that "
+        "only serve the API while others send (they share the queue in the database).",
+    )
     pop3_sync_interval: float = Field(
         60.0, ge=0, description="A POP3 read syncs first when the last sync is older than this."
     )

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from email.policy import default
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from mailgate.api.app import create_app
 from mailgate.events.sender import Sender
 from mailgate.gateway.context import Gateway
 from mailgate.store.models import Submission, WebhookEvent, utcnow
@@ -35,8 +37,16 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8
 
 
 @pytest.fixture
-def database_url(sqlite_url: str) -> str:
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """SQLite; PostgreSQL for the tests of the queue parametrized with ``BOTH_DATABASES``."""
+    if request.node.get_closest_marker("postgres"):
+        return str(request.getfixturevalue("postgres_schema_url"))
     return sqlite_url
+
+
+BOTH_DATABASES = pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 
 
 @pytest.fixture(autouse=True)
@@ -225,6 +235,97 @@ def test_one_refused_recipient_of_two_is_reported_and_the_other_gets_it(
     assert "No such user for this test" in done["smtp_response"]
     [message] = delivered(postfix, bob)
     assert message["Message-ID"] == queued["message_id"]
+
+
+@BOTH_DATABASES
+def test_a_message_whose_lease_another_process_took_is_not_sent_here(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway, database: str
+) -> None:
+    """The worker's lease on the second message runs out mid-round and another process claims
+    it (done here when the server says 354): the worker ends that message without the final
+    dot, so the server drops it, and leaves it to the other process."""
+    with FaultProxy((postfix.host, postfix.smtp_port)) as proxy:
+        through = {"host": "127.0.0.1", "port": proxy.port, "security": "none"}
+        assert alice.call("PUT", "/smtp", json=through).status_code == 200
+        first = send(alice, {"to": [{"email": bob.username}], "text": "first"})
+        second = send(alice, {"to": [{"email": bob.username}], "text": "second"})
+        elsewhere = utcnow() + timedelta(minutes=5)
+        go_aheads = 0
+
+        def claim_the_second_elsewhere(line: bytes) -> bytes:
+            nonlocal go_aheads
+            if line.startswith(b"354"):
+                go_aheads += 1
+                if go_aheads == 2:
+                    _claim_elsewhere(gateway, second["id"], elsewhere)
+            return line
+
+        proxy.rewrite(claim_the_second_elsewhere)
+        Sender(gateway).send_due()
+    assert submission(alice, first["id"])["status"] == "sent"
+    taken = _row(gateway, second["id"])
+    assert taken.status == "sending" and taken.final_dot_at is None
+    [arrived] = delivered(postfix, bob)
+    assert arrived["Message-ID"] == first["message_id"]
+    time.sleep(0.5)
+    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+
+
+@BOTH_DATABASES
+def test_an_outcome_whose_lease_was_lost_is_recorded_once_by_the_new_holder(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway, database: str
+) -> None:
+    """Both messages go out, but the first one's lease is taken by another process before the
+    outcomes are written: only the second is recorded here (one message.sent); the first is
+    the new holder's, which finds it handed over and records it, with its own event."""
+    hook = alice.client.post(  # public, so the SSRF guard takes it; never called here
+        "/v1/webhooks",
+        json={"url": "https://1.1.1.1/hook", "events": ["message.sent"]},
+        headers=alice.auth,
+    )
+    assert hook.status_code == 201, hook.text
+    with FaultProxy((postfix.host, postfix.smtp_port)) as proxy:
+        through = {"host": "127.0.0.1", "port": proxy.port, "security": "none"}
+        assert alice.call("PUT", "/smtp", json=through).status_code == 200
+        first = send(alice, {"to": [{"email": bob.username}], "text": "first"})
+        second = send(alice, {"to": [{"email": bob.username}], "text": "second"})
+        accepted = 0
+
+        def claim_the_first_elsewhere(line: bytes) -> bytes:
+            nonlocal accepted
+            if line.startswith(b"250 2.0.0 Ok: queued"):
+                accepted += 1
+                if accepted == 1:
+                    _claim_elsewhere(gateway, first["id"], utcnow())  # runs out at once
+            return line
+
+        proxy.rewrite(claim_the_first_elsewhere)
+        Sender(gateway).send_due()
+        assert _row(gateway, first["id"]).status == "sending"
+        assert submission(alice, second["id"])["status"] == "sent"
+        assert _sent_events(gateway) == [second["id"]]
+        Sender(gateway).send_due()  # the new holder, after the lease it took ran out
+    done = submission(alice, first["id"])
+    assert done["status"] == "sent" and "not sent again" in done["smtp_response"]
+    assert sorted(_sent_events(gateway)) == sorted([first["id"], second["id"]])
+    assert len(delivered(postfix, bob, 2)) == 2
+    time.sleep(0.5)
+    assert len(postfix.wait_for_delivery(bob, 2)) == 2
+
+
+def _claim_elsewhere(gateway: Gateway, submission_id: str, until: datetime) -> None:
+    with gateway.engine.begin() as connection:
+        connection.execute(
+            update(Submission)
+            .where(col(Submission.id) == submission_id)
+            .values(claimed_until=until)
+        )
+
+
+def _sent_events(gateway: Gateway) -> list[str]:
+    with Session(gateway.engine) as session:
+        events = session.exec(select(WebhookEvent).where(WebhookEvent.type == "message.sent"))
+        return [json.loads(event.payload)["data"]["submission_id"] for event in events]
 
 
 def test_smtp_down_is_retried_and_sent_once_it_is_back(
@@ -437,6 +538,32 @@ def test_pop3_accounts_send_and_keep_the_copy_in_the_store(
     assert _sent_copies(pop3, queued["message_id"]) == 1
     time.sleep(0.3)
     assert len(postfix.wait_for_delivery(bob, 1)) == 1
+
+
+@BOTH_DATABASES
+def test_an_api_only_process_queues_and_a_sending_process_delivers(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway, database: str
+) -> None:
+    """`MAILGATE_SEND_WORKER=false`: the process serves the API and sends nothing; a process
+    with the worker on the same database delivers what it queued."""
+    api_only = Gateway.from_settings(gateway.settings.model_copy(update={"send_worker": False}))
+    try:
+        with TestClient(create_app(api_only, background=True)) as front:
+            answer = front.post(
+                alice.base + "/send",
+                json={"to": [{"email": bob.username}], "text": "queued here"},
+                headers=alice.auth,
+            )
+            assert answer.status_code == 202, answer.text
+            time.sleep(1.5)  # its worker would have woken at once
+            path = alice.base + f"/submissions/{answer.json()['id']}"
+            assert front.get(path, headers=alice.auth).json()["status"] == "queued"
+    finally:
+        api_only.close()
+    with TestClient(create_app(gateway, background=True)):
+        _wait_for(lambda: submission(alice, answer.json()["id"])["status"] == "sent")
+    [message] = delivered(postfix, bob)
+    assert message["Message-ID"] == answer.json()["message_id"]
 
 
 def _make_due(gateway: Gateway) -> None:
