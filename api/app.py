@@ -53,8 +53,9 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             asyncio.create_task(watchers.run_forever()),
             asyncio.create_task(dispatcher.run_forever(interval=1.0)),
         ]
+        sender = Sender(gateway)
         if settings.send_worker:
-            tasks.append(asyncio.create_task(Sender(gateway).run_forever()))
+            tasks.append(asyncio.create_task(sender.run_forever()))
         try:
             yield
         finally:
@@ -63,6 +64,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             poller.close()
             await asyncio.get_running_loop().run_in_executor(None, watchers.close)
             dispatcher.close()
+            await asyncio.get_running_loop().run_in_executor(None, sender.close)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -32,7 +32,7 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, or_, select
 
-from mailgate.adapters.sending import SmtpRefused, close_quietly, open_smtp, send
+from mailgate.adapters.sending import Accepted, SmtpRefused, close_quietly, open_smtp, send
 from mailgate.domain.changes import Event, payload
 from mailgate.domain.errors import MailboxAuthFailed, MailboxError, MailgateError
 from mailgate.domain.mail import MessageChange
@@ -41,7 +41,7 @@ from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.drafts import remove_sent_draft
 from mailgate.gateway.sending import queued
-from mailgate.store.db import session_scope
+from mailgate.store.db import autocommit, session_scope
 from mailgate.store.models import Account, Submission, utcnow
 from mailgate.store.outbox import enabled_endpoints, enqueue
 
@@ -49,6 +49,7 @@ log = logging.getLogger("mailgate.sending")
 
 RECORD_EVERY = 25  # outcomes written in one transaction (and at the end of each round)
 RECORD_AFTER_S = 0.5  # or once the oldest unwritten one is this old
+GATHER_S = 0.05  # after a round that was not full, wait this long for more to go with it
 
 
 _SUBMISSION = Submission.__table__  # type: ignore[attr-defined]  # SQLModel's table
@@ -78,6 +79,53 @@ _RECORD = (
 )
 
 
+class SmtpSessions:
+    """Logged-in SMTP sessions kept from round to round, one per account (and its settings:
+    changed settings open a new one); one idle for ``idle_s`` is closed (servers end idle
+    sessions themselves: Postfix after 300 s)."""
+
+    def __init__(self, idle_s: float = 30.0) -> None:
+        self.idle_s = idle_s
+        self._open: dict[str, tuple[tuple[Any, ...], smtplib.SMTP, float]] = {}
+
+    def get(self, account: Account, gateway: Gateway) -> tuple[smtplib.SMTP, bool]:
+        """The account's session, and whether it was open already (it may have gone stale)."""
+        settings = (
+            account.updated_at,
+            account.smtp_host,
+            account.smtp_port,
+            account.smtp_security,
+            account.smtp_username,
+            account.smtp_password_encrypted,
+            account.password_encrypted,
+        )
+        kept = self._open.get(account.id)
+        if kept is not None and kept[0] == settings:
+            self._open[account.id] = (settings, kept[1], time.monotonic())
+            return kept[1], True
+        self.drop(account.id)
+        client = open_smtp(gateway.mailboxes.smtp_endpoint(account))
+        self._open[account.id] = (settings, client, time.monotonic())
+        return client, False
+
+    def drop(self, account_id: str, *, quit_: bool = True) -> None:
+        kept = self._open.pop(account_id, None)
+        if kept is not None:
+            if quit_:
+                close_quietly(kept[1])
+            else:  # mid-DATA: a QUIT would be taken as content
+                kept[1].close()
+
+    def close_idle(self) -> None:
+        now = time.monotonic()
+        for account_id in [a for a, (_, _, used) in self._open.items() if now - used > self.idle_s]:
+            self.drop(account_id)
+
+    def close(self) -> None:
+        for account_id in list(self._open):
+            self.drop(account_id)
+
+
 class ClaimLost(Exception):
     """Another process holds the submission now (this one's lease ran out): not sent here."""
 
@@ -100,27 +148,30 @@ class Sender:
         self.gateway = gateway
         self.batch, self.max_attempts = batch, max_attempts
         self.lease = timedelta(seconds=lease)
+        self.sessions = SmtpSessions()
+
+    def close(self) -> None:
+        self.sessions.close()
 
     def send_due(self) -> int:
-        """Claim due submissions and try each once, on one SMTP session per account for the
-        round (a new one after a failure); returns how many were tried.
+        """Claim due submissions and try each once, on one SMTP session per account (kept
+        for the next rounds; a new one after a failure); returns how many were tried.
 
         Per message, one write goes to the database before the final dot (on a connection
         kept for the round); the outcomes are written together, every few messages and at
         the end. A crash before they are written leaves ``final_dot_at`` set, so the next
         claim reconciles the message instead of sending it again."""
+        self.sessions.close_idle()
         stamp, claimed = self._claim()
         if not claimed:
             return 0
-        sessions: dict[str, smtplib.SMTP] = {}
         pending: list[Outcome] = []
         oldest = 0.0
         try:
-            with self.gateway.engine.connect() as marks:
-                marks = marks.execution_options(isolation_level="AUTOCOMMIT")
+            with autocommit(self.gateway.engine) as marks:
                 for submission, account in claimed:
                     try:
-                        outcome = self._deliver(submission, account, sessions, marks, stamp)
+                        outcome = self._deliver(submission, account, marks, stamp)
                     except Exception:
                         log.exception("sending crashed", extra=_where(submission))
                         continue
@@ -133,8 +184,6 @@ class Sender:
                         self._record(pending, stamp)
                         pending = []
         finally:
-            for client in sessions.values():
-                close_quietly(client)
             if pending:
                 self._record(pending, stamp)
         return len(claimed)
@@ -181,7 +230,6 @@ class Sender:
         self,
         submission: Submission,
         account: Account | None,
-        sessions: dict[str, smtplib.SMTP],
         marks: Connection,
         stamp: datetime,
     ) -> Outcome | None:
@@ -191,25 +239,14 @@ class Sender:
         if submission.final_dot_at is not None:  # handed over before a crash: never again
             return self._reconcile(submission, account, started)
         try:
-            client = sessions.get(account.id)
-            if client is None:
-                client = sessions[account.id] = open_smtp(
-                    self.gateway.mailboxes.smtp_endpoint(account)
-                )
-            accepted = send(
-                client,
-                submission.sender,
-                json.loads(submission.recipients),
-                submission.raw,
-                lambda: self._mark_final_dot(marks, submission.id, stamp),
-            )
+            accepted = self._send(submission, account, marks, stamp)
         except ClaimLost:  # the dot never went: the server drops what it was given
-            sessions.pop(account.id).close()
+            self.sessions.drop(account.id, quit_=False)
             log.warning("submission claimed by another process", extra=_where(submission))
             return None
         except SmtpRefused as exc:
             if exc.temporary:  # a 421 ends the session too: the next message opens another
-                close_quietly(sessions.pop(account.id))
+                self.sessions.drop(account.id)
                 return self._retry(submission, exc.code, exc.words, started)
             return Outcome(submission, "failed", exc.code, exc.words, started)
         except MailboxAuthFailed as exc:  # fix the credentials, then send again
@@ -217,14 +254,37 @@ class Sender:
         except (MailboxError, MailgateError) as exc:
             return self._retry(submission, None, exc.detail, started)
         except (smtplib.SMTPException, OSError) as exc:  # the session broke mid-message
-            broken = sessions.pop(account.id, None)
-            if broken is not None:
-                close_quietly(broken)
+            self.sessions.drop(account.id, quit_=False)
             return self._retry(submission, None, f"the SMTP session broke: {exc}", started)
         refused = "; ".join(f"{r}: {c} {w}" for r, (c, w) in accepted.refused.items())
         words = accepted.words + (f" (refused: {refused})" if refused else "")
         copy_id, _ = self._after_sent(submission, account, reconciling=False)
         return Outcome(submission, "sent", accepted.code, words, started, sent_copy_id=copy_id)
+
+    def _send(
+        self, submission: Submission, account: Account, marks: Connection, stamp: datetime
+    ) -> Accepted:
+        """On the account's kept session; one the server has ended meanwhile (closed, or a
+        421) is replaced and the message sent on the new one, since nothing of it went out
+        yet."""
+        marked = False
+
+        def mark() -> None:
+            nonlocal marked
+            self._mark_final_dot(marks, submission.id, stamp)
+            marked = True
+
+        recipients = json.loads(submission.recipients)
+        client, reused = self.sessions.get(account, self.gateway)
+        try:
+            return send(client, submission.sender, recipients, submission.raw, mark)
+        except (smtplib.SMTPServerDisconnected, ConnectionError, SmtpRefused) as exc:
+            stale = not isinstance(exc, SmtpRefused) or exc.code == 421
+            if not (reused and stale and not marked):
+                raise
+            self.sessions.drop(account.id, quit_=False)
+        client, _ = self.sessions.get(account, self.gateway)
+        return send(client, submission.sender, recipients, submission.raw, mark)
 
     def _reconcile(self, submission: Submission, account: Account, started: float) -> Outcome:
         """A submission this or another process handed over and then stopped: sent, and what
@@ -391,9 +451,11 @@ class Sender:
             },
         )
 
-    async def run_forever(self, interval: float = 1.0) -> None:
+    async def run_forever(self, interval: float = 1.0, gather: float = GATHER_S) -> None:
         """Send in a thread (never on the event loop); when idle, look again after
-        ``interval``."""
+        ``interval`` or as soon as this process queues a message. A round that found less
+        than a batch is followed by ``gather`` seconds of waiting, so messages queued one by
+        one go out several to a round (a round costs a claim and a write of its own)."""
         while True:
             queued.clear()
             try:
@@ -401,12 +463,15 @@ class Sender:
             except Exception:
                 log.exception("send round failed")
                 tried = 0
+            if tried >= self.batch:
+                continue
             if tried == 0:
                 try:  # a submission queued by this process wakes it at once
                     await asyncio.to_thread(queued.wait, interval)
                 except asyncio.CancelledError:
                     queued.set()  # release the waiting thread too
                     raise
+            await asyncio.sleep(gather)
 
 
 def _where(submission: Submission) -> dict[str, str]:

@@ -12,6 +12,7 @@ import json
 import threading
 from datetime import UTC, datetime
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,13 +30,14 @@ from mailgate.domain.sending import (
 )
 from mailgate.gateway.accounts import load_account
 from mailgate.gateway.context import Gateway
-from mailgate.store.db import session_scope
+from mailgate.store.db import autocommit, read_session, session_scope
 from mailgate.store.models import Account, Submission, as_utc, utcnow
 
 SUBMISSION_PREFIX = "sub"
 # Rung after a submission is stored, so this process's send worker starts at once instead
 # of at its next poll (other processes' workers find it by polling).
 queued = threading.Event()
+_INSERT = insert(Submission.__table__)  # type: ignore[attr-defined]  # SQLModel's table
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -100,7 +102,7 @@ def submit(
     spec: ComposeRequest,
     idempotency_key: str | None,
 ) -> SubmissionOut:
-    with Session(gw.engine) as session:
+    with read_session(gw.engine) as session:
         account = load_account(session, tenant_id, account_id)
         if idempotency_key is not None:
             earlier = _by_key(session, account_id, idempotency_key)
@@ -140,8 +142,8 @@ def submit_stored(
 def _queue(gw: Gateway, submission: Submission) -> SubmissionOut:
     """Store the submission; the same key at the same moment: the other request's stands."""
     try:
-        with session_scope(gw.engine) as session:
-            session.add(submission)
+        with autocommit(gw.engine) as connection:  # Core, one statement: one round trip
+            connection.execute(_INSERT, submission.model_dump())
     except IntegrityError:
         with Session(gw.engine) as session:
             earlier = _by_key(session, submission.account_id, submission.idempotency_key or "")

@@ -328,6 +328,34 @@ def _sent_events(gateway: Gateway) -> list[str]:
         return [json.loads(event.payload)["data"]["submission_id"] for event in events]
 
 
+def test_a_kept_session_the_server_ended_is_replaced_without_a_retry(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
+) -> None:
+    """The worker keeps its SMTP session for the next round; when the server has closed it
+    meanwhile, the next message goes out at once on a new one (not queued for a retry)."""
+    sender = Sender(gateway)
+    try:
+        with FaultProxy((postfix.host, postfix.smtp_port)) as proxy:
+            through = {"host": "127.0.0.1", "port": proxy.port, "security": "none"}
+            assert alice.call("PUT", "/smtp", json=through).status_code == 200  # connection 1
+            first = send(alice, {"to": [{"email": bob.username}], "text": "first"})
+            sender.send_due()
+            assert proxy.connections == 2
+            second = send(alice, {"to": [{"email": bob.username}], "text": "same session"})
+            sender.send_due()
+            assert proxy.connections == 2  # the session was kept
+            proxy.drop_all(rst=False)  # the server ends it
+            third = send(alice, {"to": [{"email": bob.username}], "text": "a new session"})
+            sender.send_due()
+            assert proxy.connections == 3
+    finally:
+        sender.close()
+    for queued in (first, second, third):
+        done = submission(alice, queued["id"])
+        assert done["status"] == "sent" and done["attempts"] == 1, done
+    assert len(delivered(postfix, bob, 3)) == 3
+
+
 def test_smtp_down_is_retried_and_sent_once_it_is_back(
     alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
 ) -> None:
