@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from mailgate.api.multipart import FRAMING_BYTES
 from mailgate.api.problems import install_problem_handlers
 from mailgate.api.routes import (
     accounts,
@@ -22,6 +23,7 @@ from mailgate.api.routes import (
     messages,
     oauth2,
     sending,
+    uploads,
     webhooks,
 )
 from mailgate.api.schemas.common import problem_responses
@@ -88,8 +90,13 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(oauth2.router)
     app.include_router(sending.drafts_router)
     app.include_router(sending.router)
+    app.include_router(uploads.router)
     settings = gateway.settings
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger={uploads.UPLOAD_PATH: settings.max_upload_bytes + FRAMING_BYTES},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

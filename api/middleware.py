@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,19 +69,27 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming; a
+    path that matches a pattern of ``larger`` (the uploads) may send up to its own limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[re.Pattern[str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = next(
+            (size for path, size in self.larger.items() if path.fullmatch(scope["path"])),
+            self.max_bytes,
+        )
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            await _too_large(max_bytes)(scope, receive, send)
             return
         received = 0
 
@@ -89,14 +98,15 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # An HTTPException passes FastAPI's body parsing untouched.
-                    raise HTTPException(413, f"The request body is over {self.max_bytes} bytes.")
+                    raise HTTPException(413, f"The request body is over {max_bytes} bytes.")
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _too_large(self) -> ASGIApp:
-        return problem_response(
-            413, "payload-too-large", f"The request body is over {self.max_bytes} bytes."
-        )
+
+def _too_large(max_bytes: int) -> ASGIApp:
+    return problem_response(
+        413, "payload-too-large", f"The request body is over {max_bytes} bytes."
+    )

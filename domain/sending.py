@@ -9,7 +9,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from mailgate.domain.accounts import EmailAddress, Host, Password, Port, Username
 from mailgate.domain.base import StrictModel
@@ -56,6 +64,11 @@ def _no_directories(value: str) -> str:
     return value
 
 
+FileName = Annotated[OneLine, Field(min_length=1, max_length=255), AfterValidator(_no_directories)]
+CONTENT_TYPE_PATTERN = r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$"
+ContentType = Annotated[str, Field(pattern=CONTENT_TYPE_PATTERN)]
+
+
 class Recipient(StrictModel):
     name: Annotated[OneLine, Field(max_length=200)] | None = None
     email: EmailAddress
@@ -64,12 +77,8 @@ class Recipient(StrictModel):
 class InlineAttachment(StrictModel):
     """A small attachment given in the request itself."""
 
-    filename: Annotated[
-        OneLine, Field(min_length=1, max_length=255), AfterValidator(_no_directories)
-    ]
-    content_type: str = Field(
-        "application/octet-stream", pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$"
-    )
+    filename: FileName
+    content_type: ContentType = "application/octet-stream"
     content_base64: str = Field(max_length=MAX_INLINE_BYTES * 4 // 3 + 4)
     content_id: Annotated[OneLine, Field(max_length=200)] | None = Field(
         None, description="Set to show the part inline in the HTML (`cid:` URL)."
@@ -80,6 +89,30 @@ class InlineAttachment(StrictModel):
             return base64.b64decode(self.content_base64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ValueError("content_base64 is not base64") from exc
+
+
+class UploadAttachment(StrictModel):
+    """An attachment uploaded before (``POST /v1/accounts/{id}/uploads``), by its id; usable
+    by any number of messages and drafts of the account until it expires."""
+
+    upload_id: str = Field(max_length=100, description="The id the upload answered (`upl_…`).")
+    filename: FileName | None = Field(None, description="Default: the uploaded file's name.")
+    content_id: Annotated[OneLine, Field(max_length=200)] | None = Field(
+        None, description="Set to show the part inline in the HTML (`cid:` URL)."
+    )
+
+
+def _attachment_kind(value: object) -> str:
+    """Which shape an entry of ``attachments`` has: an upload is named by ``upload_id``."""
+    if isinstance(value, UploadAttachment) or (isinstance(value, dict) and "upload_id" in value):
+        return "upload"
+    return "inline"
+
+
+Attachment = Annotated[
+    Annotated[InlineAttachment, Tag("inline")] | Annotated[UploadAttachment, Tag("upload")],
+    Discriminator(_attachment_kind),
+]
 
 
 def _safe_headers(value: dict[str, str]) -> dict[str, str]:
@@ -113,7 +146,12 @@ class DraftRequest(StrictModel):
     subject: Annotated[OneLine, Field(max_length=998)] = ""
     text: str | None = Field(None, max_length=10_000_000)
     html: str | None = Field(None, max_length=10_000_000)
-    attachments: list[InlineAttachment] = Field(default_factory=list, max_length=100)
+    attachments: list[Attachment] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Each inline (`content_base64`) or uploaded before (`upload_id`); "
+        "together at most `MAILGATE_MAX_UPLOAD_BYTES` decoded.",
+    )
     headers: Annotated[dict[str, str], AfterValidator(_safe_headers)] = Field(
         default_factory=dict, description="Extra headers from an allow-list (List-Unsubscribe…)."
     )
@@ -141,7 +179,8 @@ class DraftRequest(StrictModel):
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients in all")
         total = 0
         for attachment in self.attachments:
-            total += len(attachment.content())
+            if isinstance(attachment, InlineAttachment):
+                total += len(attachment.content())
         if total > MAX_INLINE_BYTES:
             raise ValueError(f"inline attachments are limited to {MAX_INLINE_BYTES} bytes")
         return self

@@ -30,6 +30,7 @@ from mailgate.domain.sending import (
 )
 from mailgate.gateway.accounts import load_account
 from mailgate.gateway.context import Gateway
+from mailgate.gateway.uploads import attachment_parts
 from mailgate.store.db import autocommit, read_session, session_scope
 from mailgate.store.models import Account, Submission, as_utc, utcnow
 
@@ -158,13 +159,22 @@ def build(gw: Gateway, account: Account, spec: DraftRequest, *, draft: bool = Fa
     """The message a compose request describes, from the account's own address; a reply
     threads under its original and a forward carries its original."""
     sender = _sender(account, spec.from_)
+    attachments = attachment_parts(gw, account, spec.attachments)
     answering = forwarding = None
     if spec.reply_to_message_id is not None:
         answering, spec = _reply(gw, account, spec, sender)
     elif spec.forward_message_id is not None:
         forwarding, spec = _forward(gw, account, spec)
     now = datetime.now(UTC)
-    return compose(spec, sender, now, answering=answering, forwarding=forwarding, draft=draft)
+    return compose(
+        spec,
+        sender,
+        now,
+        answering=answering,
+        forwarding=forwarding,
+        draft=draft,
+        attachments=attachments,
+    )
 
 
 def _submission(account: Account, composed: Composed, idempotency_key: str | None) -> Submission:

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         description="Deliver queued messages from this process. `false` for processes that "
         "only serve the API while others send (they share the queue in the database).",
     )
+    max_upload_bytes: int = Field(
+        25 * 1024 * 1024,
+        gt=0,
+        le=256 * 1024 * 1024,
+        description="Largest attachment upload, and the most all attachments of one message may "
+        "come to (decoded).",
+    )
     pop3_sync_interval: float = Field(
         60.0, ge=0, description="A POP3 read syncs first when the last sync is older than this."
     )

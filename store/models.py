@@ -313,6 +313,24 @@ class Submission(SQLModel, table=True):
     updated_at: datetime = _timestamp()
 
 
+class Upload(SQLModel, table=True):
+    """An attachment uploaded for sending, kept in the database (so every process sharing it
+    can send it) until ``expires_at``."""
+
+    __tablename__ = "upload"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40, ondelete="CASCADE")
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=40, ondelete="CASCADE")
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=255)
+    size: int = Field(sa_type=sa.BigInteger)
+    sha256: str = Field(max_length=64)
+    content: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
+
+
 class ChangeCounter(SQLModel, table=True):
     """The last change number given out per account (the account's current state)."""
 

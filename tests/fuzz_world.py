@@ -43,6 +43,7 @@ PLACEHOLDERS: dict[str, list[str | int]] = {
     "messages": ["~message", "~other-message"],
     "drafts": ["~draft"],
     "submissions": ["~submission"],
+    "uploads": ["~upload"],
     "senders": [SENDER],
     "attachments": ["~attachment"],
     "webhooks": ["~webhook"],
@@ -258,6 +259,7 @@ class World:
             "~cursor": _expect(page, 200)["next_cursor"],
             "~state": _expect(self._call("GET", base + "/changes"), 200)["state"],
             "~draft": self._draft(base),
+            "~upload": self._upload(base),
         }
         if box.oauth2:
             self.submission_id = self._sending(base)
@@ -268,6 +270,11 @@ class World:
         _expect(self._call("PATCH", base, json={"send_as": [SENDER]}), 200)
         body = {"to": [{"email": SENDER}], "subject": "fuzz draft", "text": "draft"}
         return str(_expect(self._call("POST", base + "/drafts", json=body), 201)["id"])
+
+    def _upload(self, base: str) -> str:
+        """An attachment upload to read, delete, or name in a send or a draft."""
+        made = self._call("POST", base + "/uploads", files={"file": ("fuzz.txt", b"fuzz")})
+        return str(_expect(made, 201)["id"])
 
     def _sending(self, base: str) -> str:
         """The OAuth2 account sends through the test Postfix (its token, over the plain port:

@@ -61,6 +61,8 @@ PARAMETERS = {
     "path.app_id": ("apps", 0.7),
     "path.draft_id": ("drafts", 0.7),
     "path.submission_id": ("submissions", 0.7),
+    "path.upload_id": ("uploads", 0.7),
+    "body.attachments[*].upload_id": ("uploads", 0.5),
     "body.from.email": ("senders", 0.6),
     "body.send_as[*]": ("senders", 0.6),
     "body.to[*].email": ("senders", 0.7),
@@ -133,6 +135,7 @@ _COVERAGE_IDS = {
     "app_id": itertools.cycle(PLACEHOLDERS["apps"]),
     "draft_id": itertools.cycle(PLACEHOLDERS["drafts"]),
     "submission_id": itertools.cycle(PLACEHOLDERS["submissions"]),
+    "upload_id": itertools.cycle(PLACEHOLDERS["uploads"]),
 }
 
 

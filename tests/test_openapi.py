@@ -67,6 +67,9 @@ def test_every_body_documents_broken_and_oversized_json() -> None:
     for method, path, operation in _operations():
         if "requestBody" not in operation:
             continue
+        if "application/json" not in operation["requestBody"]["content"]:  # an upload
+            assert {"400", "413", "415"} <= set(operation["responses"]), f"{method} {path}"
+            continue
         url = path.replace("{", "x").replace("}", "")
         assert_problem(
             client.request(method, url, content=b"{no", headers=headers), 400, "invalid-json"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
@@ -19,7 +20,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 
 from mailgate.adapters.mime._html import html_to_text
-from mailgate.domain.sending import DraftRequest, Recipient
+from mailgate.domain.sending import DraftRequest, InlineAttachment, Recipient
 
 
 class _Headers(HeaderRegistry):
@@ -53,6 +54,20 @@ class Original:
 
 
 @dataclass(frozen=True)
+class AttachmentPart:
+    """An attachment with its content at hand (given inline, or an upload read back)."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str | None = None
+
+    @classmethod
+    def inline(cls, given: InlineAttachment) -> AttachmentPart:
+        return cls(given.filename, given.content_type, given.content(), given.content_id)
+
+
+@dataclass(frozen=True)
 class Composed:
     message: EmailMessage
     message_id: str  # with the angle brackets, as in the header
@@ -71,10 +86,15 @@ def compose(
     answering: Original | None = None,
     forwarding: Original | None = None,
     draft: bool = False,
+    attachments: Sequence[AttachmentPart] | None = None,
 ) -> Composed:
     """The message; ``answering`` threads it under a message (In-Reply-To, References,
     RFC 5322 section 3.6.4), ``forwarding`` attaches one whole. A ``draft`` keeps its Bcc
-    in a header (it is not sent yet: ``for_sending`` takes it out)."""
+    in a header (it is not sent yet: ``for_sending`` takes it out). ``attachments``: the
+    request's attachments with their content (uploads read back); without it the request
+    may hold inline ones only."""
+    if attachments is None:
+        attachments = [_inline_only(attachment) for attachment in spec.attachments]
     message = EmailMessage(policy=POLICY)
     domain = str(sender.email).rpartition("@")[2] or "localhost"
     message_id = f"<{secrets.token_hex(16)}@{domain}>"  # random: nothing of the host leaks
@@ -96,10 +116,10 @@ def compose(
         message[name] = value
     message["MIME-Version"] = "1.0"
     _body(message, spec)
-    for attachment in spec.attachments:
+    for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(
-            attachment.content(),
+            attachment.content,
             maintype=maintype,
             subtype=subtype,
             filename=attachment.filename,
@@ -122,6 +142,12 @@ def compose(
             del part["MIME-Version"]
     recipients = list(dict.fromkeys(str(r.email) for r in (*spec.to, *spec.cc, *spec.bcc)))
     return Composed(message, message_id, str(sender.email), recipients)
+
+
+def _inline_only(attachment: object) -> AttachmentPart:
+    if not isinstance(attachment, InlineAttachment):
+        raise ValueError("an uploaded attachment needs its content: pass `attachments`")
+    return AttachmentPart.inline(attachment)
 
 
 def _body(message: EmailMessage, spec: DraftRequest) -> None:
