@@ -429,7 +429,7 @@ class Sender:
         if submission.draft_id is None:
             return
         try:
-            remove_sent_draft(self.gateway, account, submission.draft_id)
+            remove_sent_draft(self.gateway, account, submission.draft_id, submission.message_id)
         except MailgateError as exc:
             log.warning("sent draft not removed", extra={**_where(submission), "error": exc.detail})
 

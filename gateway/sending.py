@@ -124,8 +124,12 @@ def submit_stored(
     composed: Composed,
     idempotency_key: str | None,
     draft_id: str,
+    *,
+    answers_id: str | None = None,
+    forwards_id: str | None = None,
 ) -> SubmissionOut:
-    """Queue a message that is stored already (a draft): it goes once sent."""
+    """Queue a message that is stored already (a draft): it goes once sent, and the message
+    it answers or forwards is marked then."""
     if account.smtp_host is None:
         raise InvalidRequest("the account has no SMTP settings; PUT /smtp first")
     if _sender(account, Recipient(email=composed.sender)).email.lower() != composed.sender.lower():
@@ -137,6 +141,7 @@ def submit_stored(
             return to_out(earlier)
     submission = _submission(account, composed, idempotency_key)
     submission.draft_id = draft_id
+    submission.answers_id, submission.forwards_id = answers_id, forwards_id
     return _queue(gw, submission)
 
 

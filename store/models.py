@@ -331,6 +331,22 @@ class Upload(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
 
 
+class DraftOrigin(SQLModel, table=True):
+    """The message a draft answers or forwards, by the draft's Message-ID (without angle
+    brackets): a draft keeps no id of Mailgate's in its headers, and its original is marked
+    (``\\Answered``, ``$Forwarded``) once it is sent."""
+
+    __tablename__ = "draft_origin"
+
+    account_id: str = Field(
+        primary_key=True, foreign_key="account.id", max_length=40, ondelete="CASCADE"
+    )
+    message_id: str = Field(primary_key=True, max_length=998)
+    answers_id: str | None = Field(default=None, max_length=2100)
+    forwards_id: str | None = Field(default=None, max_length=2100)
+    created_at: datetime = _timestamp()
+
+
 class ChangeCounter(SQLModel, table=True):
     """The last change number given out per account (the account's current state)."""
 

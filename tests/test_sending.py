@@ -184,6 +184,42 @@ def test_a_reply_threads_and_marks_the_original_answered(
     assert bobs.get(f"/messages/{original['id']}")["flags"]["answered"] is True
 
 
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_a_reply_and_a_forward_written_as_drafts_mark_their_originals_once_sent(
+    client: TestClient,
+    auth: dict[str, str],
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    oauth_dovecot: DovecotServer,
+    gateway: Gateway,
+    protocol: str,
+) -> None:
+    for subject in ("Lunch?", "Minutes"):
+        send(alice, {"to": [{"email": bob.username}], "subject": subject, "text": "x"})
+    Sender(gateway).send_due()
+    delivered(postfix, bob, 2)
+    bobs = sending_account(client, auth, oauth_dovecot, postfix, bob, protocol)
+    by_subject = {m["subject"]: m for m in bobs.messages()}
+    lunch, minutes = by_subject["Lunch?"], by_subject["Minutes"]
+    reply = bobs.call("POST", "/drafts", json={"reply_to_message_id": lunch["id"], "text": "Yes"})
+    forward = bobs.call(
+        "POST",
+        "/drafts",
+        json={"forward_message_id": minutes["id"], "to": [{"email": alice.user.username}]},
+    )
+    assert reply.status_code == 201 and forward.status_code == 201, (reply.text, forward.text)
+    assert bobs.get(f"/messages/{lunch['id']}")["flags"]["answered"] is False  # not yet
+    for draft in (reply.json(), forward.json()):
+        queued = bobs.call("POST", f"/drafts/{draft['id']}/send")
+        assert queued.status_code == 202, queued.text
+    Sender(gateway).send_due()
+    assert bobs.get(f"/messages/{lunch['id']}")["flags"]["answered"] is True
+    assert "$Forwarded" in bobs.get(f"/messages/{minutes['id']}")["keywords"]
+    answers = delivered(postfix, alice.user, 2)
+    assert {a["Subject"] for a in answers} == {"Re: Lunch?", "Fwd: Minutes"}
+
+
 def test_a_permanent_refusal_fails_with_the_servers_words_and_one_event(
     alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway
 ) -> None:
