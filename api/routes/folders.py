@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
+from mailgate.api.conditional import ETAG_HEADER, NOT_MODIFIED, conditional_json
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
 from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.api.schemas.mail import FolderCreate, FolderList, FolderUpdate
@@ -20,9 +21,19 @@ router = APIRouter(
 FolderId = Annotated[str, Path(description="Opaque folder id.")]
 
 
-@router.get("", response_model=FolderList, summary="List folders with roles and counts")
-def list_folders(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -> FolderList:
-    return FolderList(items=messages.list_folders(gw, tenant_id, account_id))
+@router.get(
+    "",
+    response_model=FolderList,
+    summary="List folders with roles and counts",
+    description="With an `ETag`: `If-None-Match` answers `304` while no folder, name or count "
+    "has changed.",
+    responses={**NOT_MODIFIED, 200: {"headers": ETAG_HEADER}},
+)
+def list_folders(
+    request: Request, account_id: AccountId, gw: GatewayDep, tenant_id: TenantId
+) -> Response:
+    folders = FolderList(items=messages.list_folders(gw, tenant_id, account_id))
+    return conditional_json(request, folders)
 
 
 @router.post(

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from mailgate.api.conditional import ETAG_HEADER, NOT_MODIFIED, conditional_json
 from mailgate.api.deps import AccountId, GatewayDep, TenantId
 from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.api.schemas.mail import BatchRequest, BatchResponse, CopyRequest, MessageUpdate
@@ -40,9 +41,10 @@ SearchText = Annotated[
     "Pass `next_cursor` back as `cursor` for the next page; it stays exact while mail "
     "arrives (`invalid-cursor` 422 for a cursor of other filters, `cursor-expired` 410 "
     "when the folder was reset on the server).",
-    responses=problem_responses(410),
+    responses={**problem_responses(410), **NOT_MODIFIED, 200: {"headers": ETAG_HEADER}},
 )
 def list_messages(
+    request: Request,
     account_id: AccountId,
     gw: GatewayDep,
     tenant_id: TenantId,
@@ -60,7 +62,7 @@ def list_messages(
     text: SearchText = None,
     since: datetime | None = None,
     before: datetime | None = None,
-) -> MessagePage:
+) -> Response:
     filters = MessageFilter(
         unread=unread,
         flagged=flagged,
@@ -71,7 +73,8 @@ def list_messages(
         since=since,
         before=before,
     )
-    return messages.list_messages(gw, tenant_id, account_id, folder_id, filters, limit, cursor)
+    page = messages.list_messages(gw, tenant_id, account_id, folder_id, filters, limit, cursor)
+    return conditional_json(request, page)
 
 
 @router.post(
@@ -98,15 +101,24 @@ def batch(
     return BatchResponse(items=results)
 
 
-@router.get("/{message_id}", response_model=Message, summary="Read one whole message")
+@router.get(
+    "/{message_id}",
+    response_model=Message,
+    summary="Read one whole message",
+    description="With an `ETag`: `If-None-Match` answers `304` while the message and its "
+    "flags are unchanged.",
+    responses={**NOT_MODIFIED, 200: {"headers": ETAG_HEADER}},
+)
 def get_message(
+    request: Request,
     account_id: AccountId,
     message_id: MessageId,
     gw: GatewayDep,
     tenant_id: TenantId,
     mark_seen: Annotated[bool, Query(description="Also mark it read.")] = False,
-) -> Message:
-    return messages.get_message(gw, tenant_id, account_id, message_id, mark_seen)
+) -> Response:
+    message = messages.get_message(gw, tenant_id, account_id, message_id, mark_seen)
+    return conditional_json(request, message)
 
 
 def _stream(download: Download, chunks: Iterator[bytes], attachment: bool) -> StreamingResponse:
