@@ -405,3 +405,29 @@ def test_a_bye_greeting_is_unreachable(
             client.post("/v1/accounts", json=body, headers=auth), 502, "mailbox-unreachable"
         )
         assert "Too many connections" in str(problem["detail"])
+
+
+@pytest.mark.parametrize("command", [b"UID COPY", b"UID MOVE"])
+def test_a_target_folder_gone_before_the_copy_is_the_missing_folder_answer(
+    proxied: Mailbox, dovecot: DovecotServer, proxy: FaultProxy, command: bytes
+) -> None:
+    """Source: a schemathesis run on Dovecot 2.3, where the target folder was deleted after
+    Mailgate had listed it: UID COPY answered ``NO [TRYCREATE] Mailbox doesn't exist`` and
+    the API said 502 mailbox-protocol-error. The proxy answers for Dovecot here. Now it is
+    the answer for a folder that does not exist (422), as before the command."""
+    dovecot.deliver(proxied.user, dated(1))
+    [message] = inbox(proxied)
+    archive = proxied.folder_id("Archive")
+    proxy.answer_instead(
+        tagged(command, lambda tag: tag + b" NO [TRYCREATE] Mailbox doesn't exist: Archive\r\n")
+    )
+    if command == b"UID COPY":
+        answer = proxied.call(
+            "POST", f"/messages/{message['id']}/copy", json={"folder_id": archive}
+        )
+    else:
+        answer = proxied.call("PATCH", f"/messages/{message['id']}", json={"folder_id": archive})
+    body = assert_problem(answer, 422, "validation-error")
+    assert body["detail"] == "the target folder does not exist"
+    proxy.answer_instead(None)
+    assert [m["id"] for m in inbox(proxied)] == [message["id"]]  # still there, pool healthy

@@ -7,12 +7,13 @@ MOVE, so these go one level down to read COPYUID.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from imapclient import IMAPClient
 from imapclient.util import to_bytes
 
 from mailgate.adapters.imap import wire
+from mailgate.domain.errors import InvalidRequest
 
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
 
@@ -58,6 +59,15 @@ def _text(data: list[Any]) -> str:
     return bytes(to_bytes(first)).decode(errors="replace")
 
 
+def _refused(client: IMAPClient, command: str, data: list[Any]) -> NoReturn:
+    """``[TRYCREATE]``: the target folder is gone (RFC 3501 section 6.4.7), e.g. deleted by
+    another client after Mailgate looked; the same answer as a folder that never was."""
+    text = _text(data)
+    if text.upper().startswith("[TRYCREATE]"):
+        raise InvalidRequest("the target folder does not exist")
+    raise wire.error(client)(f"{command} failed: {text}")
+
+
 def _uid_set(uids: list[int]) -> bytes:
     return b",".join(str(uid).encode() for uid in uids)
 
@@ -66,7 +76,7 @@ def copy(client: IMAPClient, uids: list[int], folder: str) -> tuple[int, dict[in
     """UID COPY; returns the COPYUID mapping when the server sends one."""
     typ, data = wire.uid_command(client, "COPY", _uid_set(uids), folder)
     if typ != "OK":
-        raise wire.error(client)(f"COPY failed: {_text(data)}")
+        _refused(client, "COPY", data)
     return parse_copyuid(data[0] if data else None)
 
 
@@ -79,7 +89,7 @@ def move(client: IMAPClient, uids: list[int], folder: str) -> tuple[int, dict[in
     wire.drop_untagged(client, "COPYUID")
     typ, data = wire.uid_command(client, "MOVE", _uid_set(uids), folder)
     if typ != "OK":
-        raise wire.error(client)(f"MOVE failed: {_text(data)}")
+        _refused(client, "MOVE", data)
     codes = wire.take_untagged(client, "COPYUID")
     mapping: tuple[int, dict[int, int]] | None = None
     if codes:  # a large MOVE may report in several untagged OKs
