@@ -23,26 +23,37 @@ from mailgate.store.models import Account, WebhookEndpoint, WebhookEvent, utcnow
 
 class Bell:
     """Wakes the event loops waiting on it, from any thread (a commit in a worker thread
-    rings it; event streams wait on their own loop)."""
+    rings it; event streams wait on their own loop). ``rung`` counts the rings, so a waiter
+    that read it before looking misses no ring that came while it looked."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.rung = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many waiters there are now."""
+        return len(self._waiters)
 
     def ring(self) -> None:
         with self._lock:
+            self.rung += 1
             waiters = list(self._waiters)
         for loop, waiter in waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed
                 loop.call_soon_threadsafe(waiter.set)
 
-    async def wait(self, seconds: float) -> bool:
-        """Until the bell rings or ``seconds`` pass; True when it rang."""
+    async def wait(self, seconds: float, seen: int) -> bool:
+        """Until the bell rings after it had rung ``seen`` times, or ``seconds`` pass;
+        True when it rang."""
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
+            if self.rung != seen:
+                return True
             self._waiters.add(waiter)
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(max(seconds, 0)):
                 await waiter[1].wait()
             return True
         except TimeoutError:
