@@ -17,6 +17,32 @@ from mailgate.gateway.context import Gateway
 
 router = APIRouter(tags=["events"], responses=problem_responses(401, 422))
 
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "description": "A webhook event type (`message.created`, ...), or `ready`, `resync`.",
+        },
+        "id": {"type": "string", "description": "Where to resume: send it as Last-Event-ID."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "type": "object",
+                "required": ["type", "timestamp", "data"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "data": {"type": "object"},
+                },
+            },
+            "description": "The webhook's body, as JSON.",
+        },
+        "retry": {"type": "integer", "description": "Milliseconds to wait before reconnecting."},
+    },
+}
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "An event stream (`text/event-stream`) until the client goes away. "
@@ -24,7 +50,8 @@ _STREAM: dict[int | str, dict[str, Any]] = {
         '`ready` and `resync`, below) and `data` (JSON: `{"type", "timestamp", "data"}`, '
         "a webhook's body). Comment lines every `MAILGATE_EVENTS_HEARTBEAT_INTERVAL` seconds "
         "keep proxies from closing it.",
-        "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+        # one event of the stream (as OpenAPI 3.2's itemSchema for text/event-stream)
+        "content": {MEDIA_TYPE: {"schema": _EVENT}},
     },
     **problem_responses(404),
 }
