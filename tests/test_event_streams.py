@@ -17,8 +17,9 @@ from mailgate.api.app import create_app
 from mailgate.gateway import push
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.changes import EVENT_KIND, record
 from mailgate.store.migrate import upgrade
-from mailgate.store.outbox import logged
+from mailgate.store.outbox import event_body, logged
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.serve import served
@@ -223,3 +224,22 @@ def _soon(condition: Any) -> bool:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.02)
     return bool(condition())
+
+
+def test_events_another_process_logged_arrive_by_polling(
+    http: httpx.Client, stream_gateway: Gateway, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    """A commit of another process rings no bell here: the stream finds it at its next look
+    (MAILGATE_EVENTS_POLL_INTERVAL, 0.2 s here)."""
+    account_id = add_imap(http, dovecot, mail_user)
+    with http.stream("GET", f"/v1/accounts/{account_id}/events") as response:
+        events = read_events(response)
+        [ready] = take(events, 1)
+        body = event_body("account.error", account_id, {"state": "unreachable", "error": "x"})
+        rung = logged.rung
+        with stream_gateway.engine.begin() as connection:  # no Session: as elsewhere
+            record(connection, account_id, [(EVENT_KIND, "account.error", "created")], [body])
+        [error] = take(events, 1)
+        assert logged.rung == rung
+    assert (error.event, error.data["data"]["state"]) == ("account.error", "unreachable")
+    assert error.id == f"s{int(ready.id[1:]) + 1}"
