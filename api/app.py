@@ -18,6 +18,7 @@ from mailgate.api.problems import install_problem_handlers
 from mailgate.api.routes import (
     accounts,
     changes,
+    events,
     folders,
     health,
     messages,
@@ -87,6 +88,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(webhooks.router)
     app.include_router(changes.router)
+    app.include_router(events.router)
     app.include_router(oauth2.router)
     app.include_router(sending.drafts_router)
     app.include_router(sending.router)
@@ -102,7 +104,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
@@ -120,7 +122,10 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
-                    content["application/problem+json"] = content.pop("application/json")
+                if status[0] in "45" and "application/problem+json" not in content:
+                    # application/json, or a route's own type (text/event-stream): an error
+                    # answers problem+json whatever the route's success answer is
+                    for media in list(content)[:1]:
+                        content["application/problem+json"] = content.pop(media)
     app.openapi_schema = spec
     return spec

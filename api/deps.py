@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mailgate.api.limits import Limits
 from mailgate.api.problems import ProblemException
+from mailgate.gateway import push
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import hash_api_key
 from mailgate.gateway.tenants import tenant_for_key
@@ -23,27 +24,69 @@ async def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailgate"'}
+
+
 async def require_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The tenant id of the API key in ``Authorization: Bearer``; 401 otherwise."""
-    challenge = {"WWW-Authenticate": 'Bearer realm="mailgate"'}
     if credentials is None:
         raise ProblemException(
-            401, "unauthorized", "Send `Authorization: Bearer <api key>`.", challenge
+            401, "unauthorized", "Send `Authorization: Bearer <api key>`.", _CHALLENGE
         )
-    gateway: Gateway = request.app.state.gateway
-    key = credentials.credentials
+    tenant_id = await _tenant_of_key(request.app.state.gateway, credentials.credentials)
+    if tenant_id is None:
+        raise ProblemException(401, "unauthorized", "The API key is not valid.", _CHALLENGE)
+    return tenant_id
+
+
+async def _tenant_of_key(gateway: Gateway, key: str) -> str | None:
     digest = hash_api_key(key)  # the cache holds digests, never keys
     tenant_id = gateway.key_cache.get(digest)
     if tenant_id is None:
         tenant_id = await anyio.to_thread.run_sync(tenant_for_key, gateway.engine, key)
         if tenant_id is not None:
             gateway.key_cache.put(digest, tenant_id)
-    if tenant_id is None:
-        raise ProblemException(401, "unauthorized", "The API key is not valid.", challenge)
     return tenant_id
+
+
+async def require_stream_grant(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description="A token from `POST /v1/events/tokens`, for clients that cannot send "
+            "`Authorization` (a browser's `EventSource`). Ignored when the header is sent.",
+        ),
+    ] = None,
+) -> push.Grant:
+    """Who opens an event stream: an API key or an events token in ``Authorization: Bearer``,
+    else an events token in ``access_token``. Holds no request slot: a stream is open for
+    hours, and waits on the event loop."""
+    gateway: Gateway = request.app.state.gateway
+    credential = credentials.credentials if credentials is not None else access_token
+    if credential is None:
+        raise ProblemException(
+            401,
+            "unauthorized",
+            "Send `Authorization: Bearer <api key>`, or `access_token=<events token>`.",
+            _CHALLENGE,
+        )
+    if push.is_token(credential):
+        grant = push.grant_for_token(gateway, credential)
+        if grant is None:
+            raise ProblemException(
+                401, "unauthorized", "The events token is not valid or has expired.", _CHALLENGE
+            )
+        return grant
+    tenant_id = await _tenant_of_key(gateway, credential) if credentials is not None else None
+    if tenant_id is None:
+        raise ProblemException(401, "unauthorized", "The API key is not valid.", _CHALLENGE)
+    return push.Grant(tenant_id)
 
 
 async def tenant_with_slot(
@@ -59,3 +102,4 @@ async def tenant_with_slot(
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 TenantId = Annotated[str, Depends(tenant_with_slot)]
 AccountId = Annotated[str, Path(description="Opaque account id, as returned on creation.")]
+StreamGrant = Annotated[push.Grant, Depends(require_stream_grant)]

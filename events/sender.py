@@ -43,7 +43,7 @@ from mailgate.gateway.drafts import remove_sent_draft
 from mailgate.gateway.sending import queued
 from mailgate.store.db import autocommit, session_scope
 from mailgate.store.models import Account, Submission, utcnow
-from mailgate.store.outbox import enabled_endpoints, enqueue
+from mailgate.store.outbox import enabled_endpoints, publish
 
 log = logging.getLogger("mailgate.sending")
 
@@ -348,13 +348,15 @@ class Sender:
                     if connection.execute(_RECORD, row).rowcount == 1
                 ]
             endpoints: dict[str, Any] = {}
-            for outcome in recorded:
+            # Each event takes its account's change number, locking the account's counter
+            # row until the commit: accounts in one order, so two senders cannot deadlock.
+            for outcome in sorted(recorded, key=lambda done: done.submission.account_id):
                 row = outcome.submission
                 if outcome.status == "queued":
                     continue
                 if row.tenant_id not in endpoints:
                     endpoints[row.tenant_id] = enabled_endpoints(session, row.tenant_id)
-                enqueue(
+                publish(
                     session,
                     row.tenant_id,
                     row.account_id,

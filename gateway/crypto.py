@@ -1,11 +1,18 @@
-"""Mailbox passwords at rest (Fernet) and API keys (shown once, stored as SHA-256)."""
+"""Mailbox passwords at rest (Fernet), API keys (shown once, stored as SHA-256), and
+short-lived signed tokens (Fernet under keys derived from the same secret keys)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
+import json
 import os
 import secrets
+import time
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -21,6 +28,7 @@ class PasswordBox:
     """Encrypts and decrypts mailbox passwords. The first key encrypts; all decrypt."""
 
     def __init__(self, keys: list[bytes]) -> None:
+        self._keys = list(keys)
         try:
             self._fernet = MultiFernet([Fernet(key) for key in keys])
         except (ValueError, TypeError) as exc:
@@ -37,6 +45,46 @@ class PasswordBox:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken as exc:
             raise SecretKeyError("a stored password does not decrypt with the secret key") from exc
+
+    def signer(self, purpose: str) -> TokenSigner:
+        """Tokens for one ``purpose``, under keys derived from the secret keys (so a token
+        is never a password ciphertext, nor one purpose's token another's)."""
+        return TokenSigner([_derive(key, purpose) for key in self._keys], purpose)
+
+
+def _derive(key: bytes, purpose: str) -> bytes:
+    """A Fernet key for ``purpose`` from a Fernet key: HMAC-SHA256 keyed with its 32 bytes."""
+    raw = base64.urlsafe_b64decode(key)
+    derived = hmac.new(raw, b"mailgate token: " + purpose.encode("utf-8"), hashlib.sha256)
+    return base64.urlsafe_b64encode(derived.digest())
+
+
+class TokenSigner:
+    """Seals claims into a URL-safe token (Fernet: AES-CBC and HMAC-SHA256, with its time of
+    making) that expires; the first key seals, every key opens (key rotation)."""
+
+    def __init__(self, keys: list[bytes], purpose: str) -> None:
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self.prefix = f"{purpose}_"
+
+    def seal(self, claims: dict[str, Any], ttl_seconds: int) -> tuple[str, int]:
+        """The token and when it expires (Unix seconds)."""
+        expires = int(time.time()) + ttl_seconds
+        body = json.dumps({**claims, "exp": expires}, separators=(",", ":")).encode("utf-8")
+        return self.prefix + self._fernet.encrypt(body).decode("ascii"), expires
+
+    def open(self, token: str, max_ttl_seconds: int) -> dict[str, Any] | None:
+        """The claims of a token this signer sealed that has not expired; else None."""
+        if not token.startswith(self.prefix) or len(token) > 4096:
+            return None
+        try:
+            body = self._fernet.decrypt(token[len(self.prefix) :], ttl=max_ttl_seconds)
+            claims = json.loads(body)
+        except (InvalidToken, binascii.Error, ValueError, TypeError):
+            return None
+        if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
+            return None
+        return claims if claims["exp"] > time.time() else None
 
 
 def load_password_box(secret_key: str | None, data_dir: Path) -> PasswordBox:

@@ -18,11 +18,13 @@ MAX_CHANGES = 10_000
 _PREFIX = "s"
 
 
-def _state(number: int) -> str:
+def state_string(number: int) -> str:
+    """The state a client holds after the account's change ``number``."""
     return f"{_PREFIX}{number}"
 
 
-def _number(state: str) -> int | None:
+def state_number(state: str) -> int | None:
+    """The change number of a state, None when it is no state this API gave."""
     digits = state.removeprefix(_PREFIX)
     if digits == state or not (digits.isascii() and digits.isdigit()):
         return None
@@ -36,7 +38,7 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
         load_account(session, tenant_id, account_id)
     if since is None:
         return Changes(
-            state=_state(current_state(gw.engine, account_id)),
+            state=state_string(current_state(gw.engine, account_id)),
             created=[],
             updated=[],
             destroyed=[],
@@ -44,7 +46,7 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
             folders=KindChanges(),
             has_more_changes=False,
         )
-    number = _number(since)
+    number = state_number(since)
     if number is None:
         raise CannotCalculateChanges("Unknown state; resync.")
     try:
@@ -62,7 +64,7 @@ def get_changes(gw: Gateway, tenant_id: str, account_id: str, since: str | None)
         destroyed=delta.destroyed["folder"],
     )
     return Changes(
-        state=_state(delta.state),
+        state=state_string(delta.state),
         created=folders.created + messages.created,
         updated=folders.updated + messages.updated,
         destroyed=folders.destroyed + messages.destroyed,

@@ -14,7 +14,7 @@ from mailgate.domain.errors import (
 )
 from mailgate.store.db import session_scope
 from mailgate.store.models import Account, utcnow
-from mailgate.store.outbox import enqueue
+from mailgate.store.outbox import publish
 
 
 def state_for(error: MailboxError) -> str:
@@ -38,7 +38,7 @@ def mark_failed(engine: Engine, account_id: str, error: MailboxError) -> bool:
         session.add(account)
         if news:
             data = {"state": state, "error": error.detail[:500]}
-            enqueue(session, account.tenant_id, account_id, "account.error", data)
+            publish(session, account.tenant_id, account_id, "account.error", data)
         return news
 
 

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     max_requests_per_account: int = Field(
         8, gt=0, description="Requests for one mailbox served at once; more wait their turn."
     )
+    events_heartbeat_interval: float = Field(
+        15.0, gt=0, description="Seconds of silence after which an event stream sends a comment."
+    )
+    events_poll_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between an event stream's looks at the change log for events of "
+        "other processes (this process's own wake it at once).",
+    )
     log_level: str = Field("INFO", description="Python logging level name.")
     log_format: str = Field("json", description="'json' (one object a line) or 'text'.")
 

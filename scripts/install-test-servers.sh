@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Cyrus IMAP 3.6 and Courier-IMAP 5 / Courier-POP3 for the interop tests, beside Dovecot,
-# and Postfix 3.7 with Dovecot's LMTP server for the SMTP submission tests.
+# Postfix 3.7 with Dovecot's LMTP server for the SMTP submission tests, and headless Chromium
+# (Debian's package) for the browser test of the event streams.
 #
 # cyrus-imapd, cyrus-pop3d, courier-imap and courier-pop each conflict with dovecot-imapd and
 # dovecot-pop3d (imap-server / pop3-server), so `apt-get install` of them would remove Dovecot.
@@ -17,7 +18,7 @@ set -euo pipefail
 CACHE="${MAILGATE_TEST_SERVERS_DIR:-/var/cache/mailgate-test-servers}"
 # --no-install-recommends matters: cyrus-common recommends cyrus-imapd (would remove Dovecot).
 INSTALL=(cyrus-common sasl2-bin courier-base courier-authdaemon courier-authlib-userdb
-  gamin libgamin0 dovecot-lmtpd patchelf)
+  gamin libgamin0 dovecot-lmtpd patchelf chromium)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -44,7 +45,7 @@ for package in "${INSTALL[@]}"; do
   [[ $'\n'"$present" == *$'\n'"$package "* ]] || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing ${missing[*]} for the interop tests (Cyrus, Courier)"
+  echo "installing ${missing[*]} for the tests (Cyrus, Courier, Postfix, Chromium)"
   apt_update
   log=$(mktemp)
   # --no-remove: abort rather than remove anything (Dovecot above all).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need (the venv, Dovecot from Debian's packages, Cyrus, Courier and Postfix beside it, a running
+# Install what the tests need (the venv, Dovecot from Debian's packages, Cyrus, Courier, Postfix and Chromium beside it, a running
 # PostgreSQL on 127.0.0.1:5432), then lint and run the whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."

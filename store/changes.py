@@ -7,9 +7,10 @@ its own: a tenant learns nothing of the others); changes since then collapse per
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,16 +20,25 @@ from sqlmodel import col
 from mailgate.domain.changes import Change, Kind
 from mailgate.store.models import ChangeCounter, ChangeLog
 
+EVENT_KIND = "event"  # a row that is an event of no message or folder (message.sent, ...)
+
 
 def record(
-    connection: Connection, account_id: str, entries: Iterable[tuple[Kind, str, Change]]
+    connection: Connection,
+    account_id: str,
+    entries: Iterable[tuple[Kind | str, str, Change]],
+    events: Sequence[str | None] | None = None,
 ) -> None:
     """Append changes, in the caller's transaction (so they commit with the change), numbered
-    after the account's last one. Taking the numbers locks the account's counter row until
-    the transaction ends, so an account's changes commit in the order they are numbered."""
+    after the account's last one, each with its event body (``events``, JSON, in the same
+    order; None: no event). Taking the numbers locks the account's counter row until the
+    transaction ends, so an account's changes commit in the order they are numbered: a
+    reader that has seen number n never sees a number below n appear later."""
     listed = list(entries)
     if not listed:
         return
+    bodies = list(events) if events is not None else [None] * len(listed)
+    assert len(bodies) == len(listed), "one event body (or None) per change"
     last = _take_numbers(connection, account_id, len(listed))
     first = last - len(listed) + 1
     rows = [
@@ -38,8 +48,9 @@ def record(
             "kind": kind,
             "object_id": object_id,
             "change": change,
+            "event": body,
         }
-        for index, (kind, object_id, change) in enumerate(listed)
+        for index, ((kind, object_id, change), body) in enumerate(zip(listed, bodies, strict=True))
     ]
     connection.execute(insert(ChangeLog), rows)
 
@@ -106,6 +117,8 @@ def changes_since(engine: Engine, account_id: str, since: int, limit: int = 10_0
     first: dict[tuple[str, str], str] = {}
     last: dict[tuple[str, str], str] = {}
     for _, kind, object_id, change in rows:
+        if kind not in ("message", "folder"):  # an event of no object: nothing to sync
+            continue
         first.setdefault((kind, object_id), change)
         last[(kind, object_id)] = change
     delta = Delta(state=int(rows[-1][0] or 0) if rows else since)
@@ -120,3 +133,48 @@ def changes_since(engine: Engine, account_id: str, since: int, limit: int = 10_0
         else:
             delta.updated[kind].append(object_id)
     return delta
+
+
+def current_states(engine: Engine, account_ids: Iterable[str]) -> dict[str, int]:
+    """The last change number of each account (0: none yet)."""
+    wanted = list(account_ids)
+    if not wanted:
+        return {}
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(col(ChangeCounter.account_id), col(ChangeCounter.last)).where(
+                col(ChangeCounter.account_id).in_(wanted)
+            )
+        ).all()
+    found = {account_id: int(last) for account_id, last in rows}
+    return {account_id: found.get(account_id, 0) for account_id in wanted}
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    account_id: str
+    number: int  # the account's change number: its state once this event is seen
+    body: str | None  # the event body (JSON); None: a change that is no event
+
+
+def events_after(
+    engine: Engine, positions: Mapping[str, int], limit: int = 500
+) -> list[LoggedEvent]:
+    """The changes of each account after its position, in each account's order (accounts
+    interleaved by when their changes were logged), at most ``limit``."""
+    if not positions:
+        return []
+    after = sa.or_(
+        *(
+            sa.and_(col(ChangeLog.account_id) == account_id, col(ChangeLog.account_seq) > seq)
+            for account_id, seq in positions.items()
+        )
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(col(ChangeLog.account_id), col(ChangeLog.account_seq), col(ChangeLog.event))
+            .where(after)
+            .order_by(col(ChangeLog.seq))
+            .limit(limit)
+        ).all()
+    return [LoggedEvent(account_id, int(number), body) for account_id, number, body in rows]

@@ -204,7 +204,10 @@ class Pop3SyncState(SQLModel, table=True):
 class ChangeLog(SQLModel, table=True):
     """Every created/updated/destroyed message and folder of an account, in order: the
     source of ``/changes`` (delta sync). ``account_seq`` counts per account (ChangeCounter)
-    and is the state a client holds, so no tenant learns how busy the others are."""
+    and is the state a client holds, so no tenant learns how busy the others are. Events of
+    no message or folder (``message.sent``, ``account.error``) are rows of kind ``event``
+    (object id: the event type), so that the event streams replay them in order; the change
+    feed skips them."""
 
     __tablename__ = "change_log"
     __table_args__ = (
@@ -217,6 +220,12 @@ class ChangeLog(SQLModel, table=True):
     kind: str = Field(max_length=16, description="message or folder")
     object_id: str = Field(max_length=2100)
     change: str = Field(max_length=16, description="created, updated or destroyed")
+    event: str | None = Field(
+        default=None,
+        sa_type=sa.Text,
+        description="The event body webhooks carry (JSON), which the event streams replay; "
+        "null when the change is no event (mail there before anyone watched).",
+    )
     created_at: datetime = _timestamp()
 
 

@@ -79,6 +79,8 @@ PARAMETERS = {
     "query.code": ("signin_codes", 0.7),
     "query.cursor": ("cursors", 0.3),
     "query.since": ("states", 0.5),
+    "query.last_event_id": ("states", 0.5),
+    "body.account_id": ("accounts", 0.7),
     "body.host": ("hosts", 0.8),
     "body.port": ("ports", 0.8),
     "body.username": ("usernames", 0.8),
