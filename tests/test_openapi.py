@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from mailgate.api.app import create_app
+from mailgate.api.document import OPERATION_IDS
 from mailgate.api.openapi import SPEC_PATH, openapi_json, openapi_spec
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.settings import Settings
@@ -91,3 +93,35 @@ def test_every_mailbox_operation_documents_the_mailbox_problems() -> None:
         if talks_to_mailbox:
             missing = {"502", "503", "504"} - set(operation["responses"])
             assert not missing, f"{method.upper()} {path} does not document {sorted(missing)}"
+
+
+def test_operation_ids_are_short_stable_and_set_in_one_place() -> None:
+    """Generators name methods after operationId: each is the table's camelCase id (no
+    FastAPI default such as `get_raw_v1_accounts__account_id__...`), unique, and the table
+    has no entry for a route that is gone."""
+    ids = [operation["operationId"] for _m, _p, operation in _operations()]
+    assert sorted(ids) == sorted(OPERATION_IDS.values())
+    assert len(set(ids)) == len(ids)
+    for id_ in ids:
+        assert re.fullmatch(r"[a-z][A-Za-z0-9]{2,29}", id_), id_
+    paths = {(m, p): o["operationId"] for m, p, o in _operations()}
+    assert paths["get", "/v1/accounts/{account_id}/messages"] == "listMessages"
+    assert paths["get", "/v1/accounts/{account_id}/messages/{message_id}"] == "getMessage"
+    assert paths["get", "/v1/accounts/{account_id}/messages/{message_id}/raw"] == "getMessageRaw"
+    assert paths["post", "/v1/webhooks"] == "createWebhook"
+
+
+def test_info_servers_tags_and_public_routes() -> None:
+    spec = openapi_spec()
+    assert spec["openapi"].startswith("3.1")
+    assert spec["info"]["description"]
+    assert spec["info"]["license"] == {"name": "Apache-2.0", "identifier": "Apache-2.0"}
+    assert spec["servers"] and all(server["url"] for server in spec["servers"])
+    used = {tag for _m, _p, operation in _operations() for tag in operation["tags"]}
+    described = {tag["name"]: tag.get("description") for tag in spec["tags"]}
+    assert used == set(described) and all(described.values())
+    for method, path, operation in _operations():
+        if path.startswith("/v1/") and path not in PUBLIC:
+            assert operation["security"] == [{"HTTPBearer": []}], f"{method} {path}"
+        else:  # health and the OAuth2 callback: no key, said so explicitly
+            assert operation["security"] == [], f"{method} {path}"

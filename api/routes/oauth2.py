@@ -108,6 +108,7 @@ def authorize(
         303: {"description": "To `return_to`, with `account_id` or `error`."},
         **problem_responses(400, 422),
     },
+    openapi_extra={"security": []},  # the browser comes back without an API key
 )
 def callback(
     gw: GatewayDep,
