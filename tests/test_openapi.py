@@ -8,9 +8,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from mailgate.api import problems
 from mailgate.api.app import create_app
 from mailgate.api.document import OPERATION_IDS
 from mailgate.api.openapi import SPEC_PATH, openapi_json, openapi_spec
+from mailgate.api.problems import PROBLEM_TYPES
+from mailgate.domain.errors import MailgateError
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.settings import Settings
 from tests.helpers import assert_problem
@@ -125,3 +128,89 @@ def test_info_servers_tags_and_public_routes() -> None:
             assert operation["security"] == [{"HTTPBearer": []}], f"{method} {path}"
         else:  # health and the OAuth2 callback: no key, said so explicitly
             assert operation["security"] == [], f"{method} {path}"
+
+
+NAMED_ENUMS = {
+    "AccountState",
+    "AuthType",
+    "EventPattern",
+    "EventType",
+    "FolderRole",
+    "MailProtocol",
+    "OAuth2Provider",
+    "ProblemType",
+    "Security",
+    "SubmissionStatus",
+}
+
+
+def _enums(node: Any, where: str) -> list[str]:
+    if isinstance(node, dict):
+        found = [where] if "enum" in node else []
+        return found + [e for k, v in node.items() for e in _enums(v, f"{where}/{k}")]
+    if isinstance(node, list):
+        return [e for i, v in enumerate(node) for e in _enums(v, f"{where}/{i}")]
+    return []
+
+
+def test_enums_are_named_components() -> None:
+    """Generators make one type per named enum; an inline enum becomes a new class at each
+    use (four classes for the event types, before)."""
+    spec = openapi_spec()
+    schemas = spec["components"]["schemas"]
+    assert sorted(_enums(spec, "")) == sorted(f"/components/schemas/{n}" for n in NAMED_ENUMS)
+    assert schemas["Problem"]["properties"]["type"]["$ref"].endswith("/ProblemType")
+    assert schemas["Folder"]["properties"]["role"]["anyOf"][0]["$ref"].endswith("/FolderRole")
+
+
+def test_problem_types_are_the_ones_the_code_answers() -> None:
+    """`ProblemType` lists every type an answer can carry, and nothing else: the tables of
+    api/problems.py, the domain errors, and the types raised at the HTTP edge."""
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for s in cls.__subclasses__() for c in (s, *subclasses(s))]
+
+    raised = {
+        match
+        for path in (SPEC_PATH.parent.parent / "api").rglob("*.py")
+        for match in re.findall(
+            r'(?:ProblemException|problem_response)\(\s*\d+,\s*"([a-z0-9-]+)"', path.read_text()
+        )
+    }
+    answered = (
+        set(problems._PROBLEMS)
+        | set(problems._HTTP_TYPES.values())
+        | {cls.type for cls in subclasses(MailgateError)}
+        | raised
+        | {"http-error"}  # a status without a type of its own
+    )
+    assert set(PROBLEM_TYPES) == answered
+
+
+def test_answers_mark_every_field_they_always_send_required() -> None:
+    """No `None | str | Unset` for a subject: a field an answer always carries is required
+    (nullable where it may be null). Problem's detail, request_id and errors are optional:
+    they are left out when there is nothing to say."""
+    schemas = openapi_spec()["components"]["schemas"]
+    answers = {
+        ref.rsplit("/", 1)[1]
+        for _m, _p, operation in _operations()
+        for response in operation["responses"].values()
+        for media in response.get("content", {}).values()
+        for ref in re.findall(r"#/components/schemas/[\w-]+", json.dumps(media))
+    }
+    seen: set[str] = set()
+    while answers - seen:
+        name = (answers - seen).pop()
+        seen.add(name)
+        schema = schemas[name]
+        answers |= {
+            r.rsplit("/", 1)[1]
+            for r in re.findall(r"#/components/schemas/[\w-]+", json.dumps(schema))
+        }
+        optional = set(schema.get("properties", {})) - set(schema.get("required", []))
+        if name == "Problem":
+            assert optional == {"detail", "request_id", "errors"}
+        else:
+            assert not optional, f"{name}: {sorted(optional)} not required"
+    assert {"Message", "MessageSummary", "Folder", "AccountOut", "WebhookOut"} <= seen

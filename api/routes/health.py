@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from mailgate.api.deps import GatewayDep
 from mailgate.api.problems import ProblemException
 from mailgate.api.schemas.common import problem_responses
+from mailgate.domain.base import ResponseModel
 
 router = APIRouter(tags=["health"])
 PUBLIC: dict[str, Any] = {"security": []}  # no API key: load balancers and orchestrators call these
 
 
-class Health(BaseModel):
+class Health(ResponseModel):
     status: str
 
 
