@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from mailgate.api.deps import json_bodies_only
 from mailgate.api.document import build_openapi, operation_id
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -75,6 +76,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         openapi_url="/openapi.json",
         responses=problem_responses(500),
         generate_unique_id_function=operation_id,
+        dependencies=[Depends(json_bodies_only)],
     )
     app.state.gateway = gateway
     app.state.limits = Limits(

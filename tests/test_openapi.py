@@ -64,8 +64,8 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_every_body_documents_broken_and_oversized_json() -> None:
     """Each operation that takes a JSON body answers what a client sees when the body is not
-    JSON (400) or too big (413), and documents both (schemathesis found an undocumented 400
-    on POST .../folders)."""
+    JSON (400), too big (413) or of another media type (415), and documents them
+    (schemathesis found an undocumented 400 on POST .../folders)."""
     client = TestClient(create_app(Gateway.offline()), raise_server_exceptions=False)
     headers = {"Content-Type": "application/json"}
     too_big = b"[" * (Settings().max_body_bytes + 1)
@@ -82,7 +82,10 @@ def test_every_body_documents_broken_and_oversized_json() -> None:
         assert_problem(
             client.request(method, url, content=too_big, headers=headers), 413, "payload-too-large"
         )
-        assert {"400", "413"} <= set(operation["responses"]), f"{method.upper()} {path}"
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        answer = client.request(method, url, content=b"a=1", headers=form)
+        assert_problem(answer, 415, "unsupported-media-type")
+        assert {"400", "413", "415"} <= set(operation["responses"]), f"{method.upper()} {path}"
 
 
 def test_every_mailbox_operation_documents_the_mailbox_problems() -> None:

@@ -62,7 +62,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem} for status in statuses}
 
 
-# A JSON body that is not JSON (`invalid-json`) or too big (`payload-too-large`).
-BODY_ERRORS = problem_responses(400, 413)
+# A JSON body that is not JSON (`invalid-json`), too big (`payload-too-large`), or of another
+# media type (`unsupported-media-type`).
+BODY_ERRORS = problem_responses(400, 413, 415)
 # A mail server that cannot be reached or answers wrongly (502), is busy (503), or slow (504).
 MAILBOX_ERRORS = problem_responses(502, 503, 504)
