@@ -8,6 +8,7 @@ every route to this table."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -136,6 +137,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         webhooks=app.webhooks.routes,
     )
+    spec = _one_name_per_direction(spec)
     for path in spec["paths"].values():
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
@@ -143,4 +145,27 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 if status[0] in "45" and "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
     app.openapi_schema = spec
+    return spec
+
+
+def _one_name_per_direction(spec: dict[str, Any]) -> dict[str, Any]:
+    """A model both asked and answered (Pop3Policy, MailServer) has two schemas, the answer's
+    with every field required; FastAPI names them `X-Input` and `X-Output` with one title,
+    which generators refuse as a duplicate model. They become `X` and `XOut`."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    renames = {
+        name: name.removesuffix("-Input") if name.endswith("-Input") else name[:-7] + "Out"
+        for name in schemas
+        if name.endswith(("-Input", "-Output"))
+    }
+    if not renames:
+        return spec
+    text = json.dumps(spec)
+    for old, new in renames.items():
+        text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    spec = json.loads(text)
+    schemas = spec["components"]["schemas"]
+    for old, new in renames.items():
+        schemas[new] = {**schemas.pop(old), "title": new}
+    spec["components"]["schemas"] = dict(sorted(schemas.items()))
     return spec
