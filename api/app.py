@@ -27,6 +27,7 @@ from mailgate.api.routes import (
     webhooks,
 )
 from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.events import document_webhooks
 from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
 from mailgate.events.sender import Sender
@@ -93,6 +94,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(sending.drafts_router)
     app.include_router(sending.router)
     app.include_router(uploads.router)
+    document_webhooks(app)
     settings = gateway.settings
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -137,6 +137,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         webhooks=app.webhooks.routes,
     )
+    for item in spec.get("webhooks", {}).values():
+        for operation in item.values():  # what a receiver answers is up to it
+            operation["responses"].pop("422", None)
+    for unused in ("HTTPValidationError", "ValidationError"):  # the webhooks' 422, gone
+        spec["components"]["schemas"].pop(unused, None)
     spec = _one_name_per_direction(spec)
     for path in spec["paths"].values():
         for operation in path.values():

@@ -13,12 +13,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from mailgate.api.app import create_app
 from mailgate.api.openapi import openapi_json
+from mailgate.api.schemas.events import EVENTS, event_model
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.db import session_scope
 from mailgate.store.migrate import upgrade
+from mailgate.store.models import WebhookEvent
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer
 from tests.harness.serve import served
@@ -129,6 +133,18 @@ def test_generated_python_client_flow(
             octets = get_attachment.sync(account.id, summary.id, attachment.id, client=client)
             assert octets.payload.read() == b"%PDF-1.4 q1"
 
+            # a webhook endpoint, with its secret
+            hook = create_webhook.sync(
+                client=client,
+                body=models.WebhookCreate(
+                    url="http://127.0.0.1:9/hooks",
+                    events=[models.EventPattern.MESSAGE],
+                ),
+            )
+            assert isinstance(hook, models.WebhookCreated), hook
+            assert hook.secret.startswith("whsec_")
+            assert models.EventType.MESSAGE_CREATED in hook.events
+
             # flag, then move to another folder
             flagged = update_message.sync(
                 account.id,
@@ -150,22 +166,19 @@ def test_generated_python_client_flow(
             assert moved.folder_id == archive.id
             assert list_messages.sync(account.id, client=client).items == []
 
-            # a webhook endpoint, with its secret
-            hook = create_webhook.sync(
-                client=client,
-                body=models.WebhookCreate(
-                    url="http://127.0.0.1:9/hooks",
-                    events=[models.EventPattern.MESSAGE],
-                ),
-            )
-            assert isinstance(hook, models.WebhookCreated), hook
-            assert hook.secret.startswith("whsec_")
-            assert models.EventType.MESSAGE_CREATED in hook.events
-
             # an error is a typed problem
             missing = get_message.sync(account.id, "msg_nope", client=client)
             assert isinstance(missing, models.Problem), missing
             assert missing.type_ is models.ProblemType.NOT_FOUND
             assert missing.status == 404
+
+        # the events the flag and the move queued for the endpoint are what the spec's
+        # `webhooks` section says
+        with session_scope(gateway.engine) as session:
+            queued = session.exec(select(WebhookEvent)).all()
+        assert {event.type for event in queued} >= {"message.updated"}
+        for event in queued:
+            name, data, _when = EVENTS[event.type]
+            event_model(event.type, name, data).model_validate_json(event.payload)
     finally:
         gateway.close()

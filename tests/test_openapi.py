@@ -14,6 +14,7 @@ from mailgate.api.document import OPERATION_IDS
 from mailgate.api.openapi import SPEC_PATH, openapi_json, openapi_spec
 from mailgate.api.problems import PROBLEM_TYPES
 from mailgate.domain.errors import MailgateError
+from mailgate.domain.webhooks import EVENT_TYPES
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.settings import Settings
 from tests.helpers import assert_problem
@@ -217,3 +218,45 @@ def test_answers_mark_every_field_they_always_send_required() -> None:
         else:
             assert not optional, f"{name}: {sorted(optional)} not required"
     assert {"Message", "MessageSummary", "Folder", "AccountOut", "WebhookOut"} <= seen
+
+
+def test_webhooks_section_has_one_payload_per_event_type() -> None:
+    spec = openapi_spec()
+    assert set(spec["webhooks"]) == set(EVENT_TYPES)
+    schemas = spec["components"]["schemas"]
+    for event_type, item in spec["webhooks"].items():
+        operation = item["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = schemas[ref.rsplit("/", 1)[1]]
+        assert schema["properties"]["type"]["const"] == event_type
+        assert set(schema["required"]) == {"type", "timestamp", "data"}
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+
+
+def test_webhook_bodies_match_their_schemas() -> None:
+    """What the outbox writes validates against the documented payload."""
+    from mailgate.api.schemas.events import EVENTS, event_model
+    from mailgate.domain.examples import FOLDER, MESSAGE_SUMMARY
+
+    data = {
+        "message.created": MESSAGE_SUMMARY,
+        "message.deleted": {"id": "msg_1"},
+        "folder.updated": FOLDER,
+        "message.sent": {
+            "submission_id": "sub_1",
+            "message_id": "a@b",
+            "recipients": ["x@example.com"],
+            "smtp_code": 250,
+            "smtp_response": "ok",
+        },
+        "account.error": {"state": "auth_failed", "error": "AUTHENTICATIONFAILED"},
+    }
+    for event_type, payload in data.items():
+        name, model, _when = EVENTS[event_type]
+        body = {
+            "type": event_type,
+            "timestamp": "2025-03-14T09:26:53Z",
+            "data": {"account_id": "acc_1", **payload},
+        }
+        event_model(event_type, name, model).model_validate(body)
