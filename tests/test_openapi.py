@@ -232,6 +232,10 @@ def test_webhooks_section_has_one_payload_per_event_type() -> None:
         assert set(schema["required"]) == {"type", "timestamp", "data"}
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
         assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    # the payloads share the answers' schemas (no EmailAddress-Input beside EmailAddress),
+    # and every component name is one a generator can use as a class name
+    assert all(re.fullmatch(r"[A-Z][A-Za-z0-9]+", name) for name in schemas), sorted(schemas)
+    assert "MessageSummaryOut" not in schemas and "EmailAddressOut" not in schemas
 
 
 def test_webhook_bodies_match_their_schemas() -> None:

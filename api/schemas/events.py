@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import FastAPI, Header, Response
+from fastapi import FastAPI, Response
 from pydantic import Field, create_model
+from pydantic.json_schema import models_json_schema
 
 from mailgate.domain.base import ResponseModel
 from mailgate.domain.endpoint import AccountState
@@ -74,28 +75,47 @@ def event_model(event_type: str, name: str, data: type[ResponseModel]) -> type[R
     return model
 
 
+def event_schemas() -> dict[str, Any]:
+    """The payloads' component schemas, as Mailgate writes them (serialization mode: the
+    same EmailAddress, Flags ... as the API's answers)."""
+    models = [event_model(t, name, data) for t, (name, data, _when) in EVENTS.items()]
+    _refs, schema = models_json_schema(
+        [(model, "serialization") for model in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    defs: dict[str, Any] = schema["$defs"]
+    return defs
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_HEADERS = [
+    _header("webhook-id", "The event id; every retry of the event carries the same."),
+    _header("webhook-timestamp", "When this attempt was signed, in Unix seconds."),
+    _header("webhook-signature", "`v1,<base64 HMAC-SHA256>` (Standard Webhooks)."),
+]
+
+
+def _never_called() -> None:
+    """Documents what an endpoint receives; Mailgate serves no such route."""
+
+
 def document_webhooks(app: FastAPI) -> None:
-    """Adds the `webhooks` section: what Mailgate POSTs to an endpoint for each event type."""
-    for event_type, (name, data, when) in EVENTS.items():
-        model = event_model(event_type, name, data)
-
-        def receive(
-            body: Any,
-            webhook_id: str = Header(
-                alias="webhook-id", description="The event id (retries keep it)."
-            ),
-            webhook_timestamp: str = Header(alias="webhook-timestamp", description="Unix seconds."),
-            webhook_signature: str = Header(
-                alias="webhook-signature",
-                description="`v1,<base64 HMAC-SHA256>` (Standard Webhooks).",
-            ),
-        ) -> None:
-            """Never called: it documents what your endpoint receives."""
-
-        receive.__annotations__["body"] = model
+    """Adds the `webhooks` section: what Mailgate POSTs to an endpoint for each event type
+    (the schemas are added to the components by api.document)."""
+    for event_type, (name, _data, when) in EVENTS.items():
+        body = {"$ref": f"#/components/schemas/{name}"}
         app.webhooks.add_api_route(
             event_type,
-            receive,
+            _never_called,
             methods=["POST"],
             operation_id=name[0].lower() + name[1:],
             summary=when,
@@ -106,4 +126,11 @@ def document_webhooks(app: FastAPI) -> None:
             status_code=200,
             response_class=Response,
             responses={200: {"description": "Received (any 2xx)."}},
+            openapi_extra={
+                "parameters": _HEADERS,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+            },
         )
