@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 
+from mailgate.api.deps import json_bodies_only
+from mailgate.api.document import build_openapi, operation_id
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from mailgate.api.multipart import FRAMING_BYTES
@@ -28,6 +28,7 @@ from mailgate.api.routes import (
     webhooks,
 )
 from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.events import document_webhooks
 from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
 from mailgate.events.sender import Sender
@@ -76,6 +77,8 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         summary="One JSON API for IMAP and POP3 mailboxes: messages, folders, flags, webhooks.",
         openapi_url="/openapi.json",
         responses=problem_responses(500),
+        generate_unique_id_function=operation_id,
+        dependencies=[Depends(json_bodies_only)],
     )
     app.state.gateway = gateway
     app.state.limits = Limits(
@@ -93,6 +96,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(sending.drafts_router)
     app.include_router(sending.router)
     app.include_router(uploads.router)
+    document_webhooks(app)
     settings = gateway.settings
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -109,23 +113,5 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
-    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app
-
-
-def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
-    """Error answers are documented as `application/problem+json`, not `application/json`."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-    for path in spec["paths"].values():
-        for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[0] in "45" and "application/problem+json" not in content:
-                    # application/json, or a route's own type (text/event-stream): an error
-                    # answers problem+json whatever the route's success answer is
-                    for media in list(content)[:1]:
-                        content["application/problem+json"] = content.pop(media)
-    app.openapi_schema = spec
-    return spec

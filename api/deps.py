@@ -7,6 +7,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Path, Query, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mailgate.api.limits import Limits
@@ -17,6 +18,26 @@ from mailgate.gateway.crypto import hash_api_key
 from mailgate.gateway.tenants import tenant_for_key
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `mailgate keys create`.")
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def json_bodies_only(request: Request) -> None:
+    """An app-wide dependency: a route that takes a JSON body answers 415
+    `unsupported-media-type` to a body of another declared type (a form, plain text) instead
+    of a confusing 422. A body without `Content-Type` is read as JSON, as before."""
+    route = request.scope.get("route")
+    content_type = request.headers.get("content-type")
+    takes_json = isinstance(route, APIRoute) and route.body_field is not None
+    if takes_json and content_type and not _is_json(content_type):
+        raise ProblemException(
+            415, "unsupported-media-type", "Send the body as `application/json`."
+        )
 
 
 async def get_gateway(request: Request) -> Gateway:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from typing_extensions import TypeAliasType
 
 from mailgate.domain.errors import InvalidRequest, MailboxError, MailgateError
 from mailgate.gateway.logs import request_id_var
@@ -17,6 +18,49 @@ from mailgate.gateway.logs import request_id_var
 log = logging.getLogger("mailgate.api")
 
 PROBLEM_JSON = "application/problem+json"
+
+# Every `type` an answer can carry: the tables below, the domain errors' types and those
+# raised at the edge (tests/test_openapi.py checks the list against the code). The OpenAPI
+# document names it `ProblemType`, so clients can switch on it.
+ProblemType = TypeAliasType(
+    "ProblemType",
+    Literal[
+        "already-exists",
+        "bad-request",
+        "cannot-calculate-changes",
+        "cursor-expired",
+        "forbidden",
+        "http-error",
+        "in-use",
+        "internal-error",
+        "invalid-cursor",
+        "invalid-folder-id",
+        "invalid-json",
+        "invalid-multipart",
+        "mailbox-auth-failed",
+        "mailbox-busy",
+        "mailbox-error",
+        "mailbox-host-not-allowed",
+        "mailbox-protocol-error",
+        "mailbox-timeout",
+        "mailbox-tls-failed",
+        "mailbox-unreachable",
+        "method-not-allowed",
+        "no-trash-folder",
+        "not-acceptable",
+        "not-found",
+        "not-ready",
+        "oauth2-provider-error",
+        "oauth2-state-invalid",
+        "oauth2-wrong-mailbox",
+        "payload-too-large",
+        "unauthorized",
+        "unsupported",
+        "unsupported-media-type",
+        "validation-error",
+    ],
+)
+PROBLEM_TYPES: tuple[str, ...] = get_args(ProblemType.__value__)
 
 # Each error type of mailgate.domain.errors answers one status, with one title.
 _PROBLEMS: dict[str, tuple[int, str]] = {

@@ -8,10 +8,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from typing_extensions import TypeAliasType
 
-from mailgate.domain.base import StrictModel
+from mailgate.domain import examples as ex
+from mailgate.domain.base import ResponseModel, StrictModel
 from mailgate.domain.endpoint import AccountState, MailProtocol, Security
+from mailgate.domain.examples import examples
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -125,9 +128,12 @@ class PasswordAuth(StrictModel):
 
 
 AccountAuth = Annotated[OAuth2Auth | PasswordAuth, Field(discriminator="type")]
+AuthType = TypeAliasType("AuthType", Literal["password", "oauth2"])
 
 
 class AccountCreate(StrictModel):
+    model_config = examples(ex.ACCOUNT_CREATE)
+
     protocol: MailProtocol = Field(description="How Mailgate talks to the mailbox.")
     host: Host | None = Field(
         None,
@@ -194,7 +200,9 @@ class AccountUpdate(StrictModel):
         return self
 
 
-class AccountOut(BaseModel):
+class AccountOut(ResponseModel):
+    model_config = examples(ex.ACCOUNT_OUT)
+
     id: str = Field(description="Opaque account id.")
     name: str | None
     protocol: MailProtocol
@@ -203,7 +211,7 @@ class AccountOut(BaseModel):
     security: Security
     tls_verify: bool
     username: str
-    auth_type: Literal["password", "oauth2"] = Field(description="How Mailgate logs in.")
+    auth_type: AuthType = Field(description="How Mailgate logs in.")
     oauth2_app_id: str | None = Field(description="The OAuth2 app of an OAuth2 account.")
     pop3: Pop3Policy | None = Field(description="POP3 policy; null for IMAP accounts.")
     watched_folders: list[str] | None = Field(description=_WATCHED_DOC)
@@ -216,5 +224,5 @@ class AccountOut(BaseModel):
     updated_at: datetime
 
 
-class AccountList(BaseModel):
+class AccountList(ResponseModel):
     items: list[AccountOut]

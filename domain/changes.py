@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from mailgate.domain.base import ResponseModel
+
 Kind = Literal["message", "folder"]
 Change = Literal["created", "updated", "destroyed"]
 
@@ -51,13 +53,13 @@ class ChangeSink(Protocol):
         """Record ``events`` in the caller's transaction."""
 
 
-class KindChanges(BaseModel):
+class KindChanges(ResponseModel):
     created: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
     destroyed: list[str] = Field(default_factory=list)
 
 
-class Changes(BaseModel):
+class Changes(ResponseModel):
     """The answer of ``/changes``: what changed between a state and ``state``."""
 
     state: str = Field(description="Pass it as `since` next time.")

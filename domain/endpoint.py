@@ -6,13 +6,19 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from typing_extensions import TypeAliasType
+
 from mailgate.domain.addresses import pinned_context
 
 # The protocols and security modes an account may name. What each protocol can do is asked
 # of mailgate.adapters.registry, the one place that tells them apart.
-MailProtocol = Literal["imap", "pop3"]
-Security = Literal["tls", "starttls", "none"]
-AccountState = Literal["connected", "auth_failed", "unreachable", "error"]
+# Named aliases (TypeAliasType): each is one named enum of the OpenAPI document, so a client
+# generator makes one type of it wherever it is used.
+MailProtocol = TypeAliasType("MailProtocol", Literal["imap", "pop3"])
+Security = TypeAliasType("Security", Literal["tls", "starttls", "none"])
+AccountState = TypeAliasType(
+    "AccountState", Literal["connected", "auth_failed", "unreachable", "error"]
+)
 
 
 class TokenSource(Protocol):

@@ -10,9 +10,14 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
+
+from mailgate.domain import examples as ex
+from mailgate.domain.base import ResponseModel
+from mailgate.domain.examples import examples
 
 
-class EmailAddress(BaseModel):
+class EmailAddress(ResponseModel):
     """One mailbox from an address header (RFC 5322 §3.4), display name decoded."""
 
     name: str | None = Field(
@@ -25,7 +30,7 @@ class EmailAddress(BaseModel):
     )
 
 
-class AttachmentInfo(BaseModel):
+class AttachmentInfo(ResponseModel):
     """A MIME part that is not rendered as message body text (RFC 2183, RFC 2387)."""
 
     id: str = Field(
@@ -51,31 +56,39 @@ class AttachmentInfo(BaseModel):
     )
 
 
-Role = Literal["inbox", "sent", "drafts", "trash", "junk", "archive"]
+FolderRole = TypeAliasType(
+    "FolderRole", Literal["inbox", "sent", "drafts", "trash", "junk", "archive"]
+)
 
 
-class Folder(BaseModel):
+class Folder(ResponseModel):
+    model_config = examples(ex.FOLDER)
+
     id: str = Field(description="Opaque folder id.")
     name: str = Field(description="The last segment of the path, decoded to Unicode.")
     path: str = Field(description="The full path, segments joined by `delimiter`.")
     delimiter: str | None = Field(description="Hierarchy separator of the server.")
     parent_id: str | None = Field(description="Id of the parent folder; null at the top.")
-    role: Role | None = Field(description="Special use (RFC 6154), from flags or common names.")
+    role: FolderRole | None = Field(
+        description="Special use (RFC 6154), from flags or common names."
+    )
     total: int = Field(description="Messages in the folder.")
     unread: int = Field(description="Messages without the seen flag.")
 
 
-class Flags(BaseModel):
+class Flags(ResponseModel):
     seen: bool = False
     flagged: bool = False
     answered: bool = False
     draft: bool = False
 
 
-class MessageSummary(BaseModel):
+class MessageSummary(ResponseModel):
     """What a message list shows; also the payload of message webhooks."""
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        populate_by_name=True, serialize_by_alias=True, **examples(ex.MESSAGE_SUMMARY)
+    )
 
     id: str = Field(description="Opaque message id; stable for the life of the message.")
     folder_id: str = Field(description="The folder the message is in.")
@@ -94,6 +107,8 @@ class MessageSummary(BaseModel):
 
 class Message(MessageSummary):
     """One whole message: summary fields plus everything the MIME parser decodes."""
+
+    model_config = examples(ex.MESSAGE)
 
     bcc: list[EmailAddress] = Field(default_factory=list)
     reply_to: list[EmailAddress] = Field(default_factory=list)
@@ -118,7 +133,7 @@ class MessageFilter(BaseModel):
     before: datetime | None = None
 
 
-class MessagePage(BaseModel):
+class MessagePage(ResponseModel):
     items: list[MessageSummary]
     next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
 
@@ -146,7 +161,7 @@ class Download(BaseModel):
     size: int | None = None
 
 
-class BatchResult(BaseModel):
+class BatchResult(ResponseModel):
     id: str = Field(description="The message id as sent.")
     status: int = Field(description="200 when done, 404 when no such message.")
     message_id: str | None = Field(None, description="The id after the change, when kept.")

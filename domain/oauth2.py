@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from mailgate.domain.accounts import Host, Name, Port, Username
-from mailgate.domain.base import StrictModel
+from mailgate.domain.base import ResponseModel, StrictModel
 from mailgate.domain.endpoint import MailProtocol, Security
 from mailgate.domain.webhooks import check_url_shape
 
-Provider = Literal["google", "microsoft", "custom"]
+OAuth2Provider = TypeAliasType("OAuth2Provider", Literal["google", "microsoft", "custom"])
 
 Url = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(check_url_shape)]
 Scope = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")]
@@ -20,7 +21,10 @@ ClientText = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[\x2
 
 
 class MailServer(StrictModel):
-    """Where an app's accounts read mail over one protocol."""
+    """Where an app's accounts read mail over one protocol (asked and answered: every
+    field is in the answer)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
     host: Host
     port: Port
@@ -28,7 +32,7 @@ class MailServer(StrictModel):
 
 
 class OAuthAppCreate(StrictModel):
-    provider: Provider = Field(
+    provider: OAuth2Provider = Field(
         description="`google` and `microsoft` fill in their endpoints, mail scopes and mail "
         "servers; `custom` needs `authorization_url` and `token_url`."
     )
@@ -79,9 +83,9 @@ class OAuthAppUpdate(StrictModel):
     pop3: MailServer | None = None
 
 
-class OAuthAppOut(BaseModel):
+class OAuthAppOut(ResponseModel):
     id: str
-    provider: Provider
+    provider: OAuth2Provider
     name: str | None
     client_id: str
     has_client_secret: bool = Field(description="The secret itself is never returned.")
@@ -98,7 +102,7 @@ class OAuthAppOut(BaseModel):
     updated_at: datetime
 
 
-class OAuthAppList(BaseModel):
+class OAuthAppList(ResponseModel):
     items: list[OAuthAppOut]
 
 
@@ -117,6 +121,6 @@ class ReauthorizeRequest(StrictModel):
     return_to: Url = Field(description="As for a new sign-in; must match the app's allow-list.")
 
 
-class AuthorizeAnswer(BaseModel):
+class AuthorizeAnswer(ResponseModel):
     authorization_url: str = Field(description="Send the user's browser here.")
     expires_at: datetime = Field(description="The sign-in must be finished by then.")

@@ -11,17 +11,19 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
     model_validator,
 )
+from typing_extensions import TypeAliasType
 
+from mailgate.domain import examples as ex
 from mailgate.domain.accounts import EmailAddress, Host, Password, Port, Username
-from mailgate.domain.base import StrictModel
+from mailgate.domain.base import ResponseModel, StrictModel
 from mailgate.domain.endpoint import Security
+from mailgate.domain.examples import examples
 
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
 MAX_RECIPIENTS = 100  # per message, to + cc + bcc (Postfix' smtpd_recipient_limit is 1000)
@@ -189,6 +191,8 @@ class DraftRequest(StrictModel):
 class ComposeRequest(DraftRequest):
     """A message to send now: with recipients (or a message to reply to) and content."""
 
+    model_config = examples(ex.COMPOSE)
+
     @model_validator(mode="after")
     def _deliverable(self) -> ComposeRequest:
         if not (self.to or self.cc or self.bcc or self.reply_to_message_id):
@@ -199,10 +203,12 @@ class ComposeRequest(DraftRequest):
         return self
 
 
-SubmissionStatus = Literal["queued", "sending", "sent", "failed"]
+SubmissionStatus = TypeAliasType("SubmissionStatus", Literal["queued", "sending", "sent", "failed"])
 
 
-class SubmissionOut(BaseModel):
+class SubmissionOut(ResponseModel):
+    model_config = examples(ex.SUBMISSION)
+
     id: str
     account_id: str
     status: SubmissionStatus
@@ -216,7 +222,7 @@ class SubmissionOut(BaseModel):
     updated_at: datetime
 
 
-class SubmissionList(BaseModel):
+class SubmissionList(ResponseModel):
     items: list[SubmissionOut]
 
 
@@ -237,7 +243,7 @@ class SmtpSettings(StrictModel):
     )
 
 
-class SmtpSettingsOut(BaseModel):
+class SmtpSettingsOut(ResponseModel):
     host: str
     port: int
     security: Security

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
+from mailgate.domain.base import ResponseModel
 from mailgate.domain.sending import ContentType, FileName
 
 UPLOAD_PREFIX = "upl"
@@ -49,7 +50,7 @@ class ReceivedFile:
     sha256: str
 
 
-class UploadOut(BaseModel):
+class UploadOut(ResponseModel):
     id: str = Field(description="Name it as `upload_id` in a message's `attachments`.")
     account_id: str
     filename: str

@@ -9,11 +9,14 @@ from datetime import datetime
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, Field
+from typing_extensions import TypeAliasType
 
-from mailgate.domain.base import StrictModel
+from mailgate.domain import examples as ex
+from mailgate.domain.base import ResponseModel, StrictModel
+from mailgate.domain.examples import examples
 
-EventType = Literal[
+_EventType = Literal[
     "message.created",
     "message.updated",
     "message.deleted",
@@ -24,9 +27,10 @@ EventType = Literal[
     "folder.deleted",
     "account.error",
 ]
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+EventType = TypeAliasType("EventType", _EventType)  # one named enum in the OpenAPI document
+EVENT_TYPES: tuple[str, ...] = get_args(_EventType)
 # What a subscription may also name: every event of a kind, or every event.
-EventPattern = Literal[EventType, "message.*", "folder.*", "*"]
+EventPattern = TypeAliasType("EventPattern", Literal[_EventType, "message.*", "folder.*", "*"])
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
@@ -136,6 +140,8 @@ _SIGNING_DOC = (
 
 
 class WebhookCreate(StrictModel):
+    model_config = examples(ex.WEBHOOK_CREATE)
+
     url: WebhookUrl = Field(description=_URL_DOC)
     events: EventList = Field(description="The event types to deliver.")
     account_ids: AccountIds = Field(None, description=_ACCOUNTS_DOC)
@@ -158,7 +164,9 @@ class WebhookUpdate(StrictModel):
     )
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(ResponseModel):
+    model_config = examples(ex.WEBHOOK_OUT)
+
     id: str = Field(description="Opaque webhook endpoint id.")
     url: str
     events: list[EventType]
@@ -173,18 +181,20 @@ class WebhookOut(BaseModel):
 class WebhookCreated(WebhookOut):
     """The new endpoint, with its secret: shown here and at `GET .../secret` only."""
 
+    model_config = examples(ex.WEBHOOK_CREATED)
+
     secret: str = Field(description="The signing secret for `webhook-signature`.")
 
 
-class WebhookSecret(BaseModel):
+class WebhookSecret(ResponseModel):
     secret: str = Field(description="The signing secret for `webhook-signature`.")
 
 
-class WebhookList(BaseModel):
+class WebhookList(ResponseModel):
     items: list[WebhookOut]
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(ResponseModel):
     id: str
     event_id: str = Field(description="The event's id, also its `webhook-id` header.")
     event_type: str
@@ -197,6 +207,6 @@ class DeliveryOut(BaseModel):
     attempted_at: datetime
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(ResponseModel):
     items: list[DeliveryOut]
     next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")

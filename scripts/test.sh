@@ -15,6 +15,7 @@ if [ ! -x /usr/sbin/dovecot ]; then
     dovecot-core dovecot-imapd dovecot-pop3d >/dev/null
 fi
 ./scripts/install-test-servers.sh  # Cyrus + Courier (interop tests), Postfix (SMTP tests), beside Dovecot
+./scripts/install-client-tools.sh  # openapi-typescript + tsc for the generated-client test
 
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "starting PostgreSQL"

@@ -319,7 +319,15 @@ def test_an_attachment_comes_with_its_own_type_as_documented(
     assert response.headers["content-type"] == attachment["content_type"] == "application/pdf"
     spec = mailbox.client.get("/openapi.json").json()
     path = "/v1/accounts/{account_id}/messages/{message_id}/attachments/{attachment_id}"
-    assert list(spec["paths"][path]["get"]["responses"]["200"]["content"]) == ["*/*"]
+    content = spec["paths"][path]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"*/*", "application/octet-stream"}
+    # a client that accepts only application/octet-stream gets that, the same bytes
+    octets = mailbox.client.get(
+        f"{mailbox.base}/messages/{id_}/attachments/{attachment['id']}",
+        headers={**mailbox.auth, "Accept": "application/octet-stream"},
+    )
+    assert octets.headers["content-type"] == "application/octet-stream"
+    assert octets.content == response.content
 
 
 @pytest.mark.parametrize(

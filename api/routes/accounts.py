@@ -80,7 +80,7 @@ def delete_account(account_id: AccountId, gw: GatewayDep, tenant_id: TenantId) -
     description="As `POST /v1/oauth2/apps/{id}/authorize`, for this account: it keeps its id, "
     "data and webhooks. The sign-in must reach the same mailbox, else the browser comes back "
     "with `error=oauth2-wrong-mailbox`.",
-    responses=problem_responses(400, 404, 413),
+    responses={**BODY_ERRORS, **problem_responses(404)},
 )
 def reauthorize(
     account_id: AccountId, body: ReauthorizeRequest, gw: GatewayDep, tenant_id: TenantId

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from mailgate.api.deps import GatewayDep
 from mailgate.api.problems import ProblemException
 from mailgate.api.schemas.common import problem_responses
+from mailgate.domain.base import ResponseModel
 
 router = APIRouter(tags=["health"])
+PUBLIC: dict[str, Any] = {"security": []}  # no API key: load balancers and orchestrators call these
 
 
-class Health(BaseModel):
+class Health(ResponseModel):
     status: str
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness: the process answers",
+    responses=problem_responses(500),
+    openapi_extra=PUBLIC,
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -27,6 +36,7 @@ async def healthz() -> Health:
     response_model=Health,
     summary="Readiness: the database answers",
     responses=problem_responses(503),
+    openapi_extra=PUBLIC,
 )
 def readyz(gw: GatewayDep) -> Health:
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -22,9 +22,21 @@ router = APIRouter(
     tags=["messages"],
     responses={**problem_responses(401, 404, 422), **MAILBOX_ERRORS},
 )
+OCTET_STREAM = "application/octet-stream"
 MessageId = Annotated[str, Path(description="Opaque message id.")]
 AttachmentId = Annotated[str, Path(description="Attachment id from the message's `attachments`.")]
-_BINARY = {"type": "string", "format": "binary"}
+
+
+def _binary(description: str, served: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A streamed answer: bytes of the media type ``served``, or `application/octet-stream`
+    for a client that accepts only that (see :func:`_stream`). Client generators read that
+    type as bytes: openapi-python-client gives `bytes`, openapi-typescript a binary string
+    (read it as a Blob)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content = {served: binary, OCTET_STREAM: binary}
+    return {"description": description, "content": content, "headers": headers or {}}
+
+
 # Search strings reach the mail server as literals, which cannot carry NUL (RFC 3501 CHAR8).
 SearchText = Annotated[
     str | None,
@@ -121,27 +133,47 @@ def get_message(
     return conditional_json(request, message)
 
 
-def _stream(download: Download, chunks: Iterator[bytes], attachment: bool) -> StreamingResponse:
+def _media_type(accept: str | None, own: str) -> str:
+    """The part's own type, unless the client's `Accept` names `application/octet-stream`
+    and neither that type nor a wildcard covering it (RFC 9110 section 12.5.1, without
+    weights: the only choice is between the two)."""
+    ranges = {r.split(";")[0].strip().lower() for r in (accept or "").split(",")}
+    covered = {own, own.split("/")[0] + "/*", "*/*"} & ranges
+    return OCTET_STREAM if OCTET_STREAM in ranges and not covered else own
+
+
+def _stream(
+    request: Request, download: Download, chunks: Iterator[bytes], attachment: bool
+) -> StreamingResponse:
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
     if download.size is not None and not attachment:
         headers["Content-Length"] = str(download.size)
     if attachment:
         name = download.filename or "attachment"
         headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
-    return StreamingResponse(chunks, media_type=download.content_type, headers=headers)
+    media_type = _media_type(request.headers.get("accept"), download.content_type)
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 @router.get(
     "/{message_id}/raw",
     response_class=StreamingResponse,
     summary="The RFC 5322 source, streamed",
-    responses={200: {"content": {"message/rfc822": {"schema": _BINARY}}}},
+    description="The message byte for byte, as `message/rfc822`; as "
+    "`application/octet-stream` to a client whose `Accept` names only that.",
+    responses={
+        200: _binary("The RFC 5322 source (`Content-Type: message/rfc822`).", "message/rfc822")
+    },
 )
 def get_raw(
-    account_id: AccountId, message_id: MessageId, gw: GatewayDep, tenant_id: TenantId
+    request: Request,
+    account_id: AccountId,
+    message_id: MessageId,
+    gw: GatewayDep,
+    tenant_id: TenantId,
 ) -> StreamingResponse:
     download, chunks = messages.stream_raw(gw, tenant_id, account_id, message_id)
-    return _stream(download, chunks, attachment=False)
+    return _stream(request, download, chunks, attachment=False)
 
 
 @router.get(
@@ -149,10 +181,23 @@ def get_raw(
     response_class=StreamingResponse,
     summary="One attachment, decoded and streamed",
     description="The body is the attachment's own media type (its `content_type`, e.g. "
-    "`application/pdf`), offered as a download (`Content-Disposition: attachment`).",
-    responses={200: {"content": {"*/*": {"schema": _BINARY}}}},
+    "`application/pdf`), offered as a download (`Content-Disposition: attachment`); "
+    "`application/octet-stream` to a client whose `Accept` names only that.",
+    responses={
+        200: _binary(
+            "The decoded attachment; `Content-Type` is its own media type.",
+            "*/*",
+            {
+                "Content-Disposition": {
+                    "description": "`attachment`, with the file name as `filename*`.",
+                    "schema": {"type": "string"},
+                }
+            },
+        )
+    },
 )
 def get_attachment(
+    request: Request,
     account_id: AccountId,
     message_id: MessageId,
     attachment_id: AttachmentId,
@@ -162,7 +207,7 @@ def get_attachment(
     download, chunks = messages.stream_attachment(
         gw, tenant_id, account_id, message_id, attachment_id
     )
-    return _stream(download, chunks, attachment=True)
+    return _stream(request, download, chunks, attachment=True)
 
 
 @router.patch(

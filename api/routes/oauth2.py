@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import RedirectResponse
 
 from mailgate.api.deps import GatewayDep, TenantId
-from mailgate.api.schemas.common import problem_responses
+from mailgate.api.schemas.common import BODY_ERRORS, problem_responses
 from mailgate.domain.oauth2 import (
     AuthorizeAnswer,
     AuthorizeRequest,
@@ -32,7 +32,7 @@ _AUTHED = problem_responses(401, 422)
     description="`google` and `microsoft` fill in the endpoints, the mail scopes and the mail "
     "servers. Provider URLs on private networks are a `validation-error` (422) unless the "
     "server allows private mailbox hosts.",
-    responses={**_AUTHED, **problem_responses(400, 413)},
+    responses={**_AUTHED, **BODY_ERRORS},
 )
 def create_app(body: OAuthAppCreate, gw: GatewayDep, tenant_id: TenantId) -> OAuthAppOut:
     return apps.create_app(gw, tenant_id, body)
@@ -59,7 +59,7 @@ def get_app(app_id: AppId, gw: GatewayDep, tenant_id: TenantId) -> OAuthAppOut:
     "/apps/{app_id}",
     response_model=OAuthAppOut,
     summary="Change an OAuth2 app",
-    responses={**_AUTHED, **problem_responses(400, 404, 413)},
+    responses={**_AUTHED, **BODY_ERRORS, **problem_responses(404)},
 )
 def update_app(
     app_id: AppId, body: OAuthAppUpdate, gw: GatewayDep, tenant_id: TenantId
@@ -88,7 +88,7 @@ def delete_app(app_id: AppId, gw: GatewayDep, tenant_id: TenantId) -> Response:
     "minutes. After the provider, the browser comes back to `/v1/oauth2/callback`, which "
     "adds the account (after a login with the token) and sends the browser to `return_to` "
     "with `account_id`, or with `error` (a problem type) and `error_description`.",
-    responses={**_AUTHED, **problem_responses(400, 404, 413)},
+    responses={**_AUTHED, **BODY_ERRORS, **problem_responses(404)},
 )
 def authorize(
     app_id: AppId, body: AuthorizeRequest, gw: GatewayDep, tenant_id: TenantId
@@ -108,6 +108,7 @@ def authorize(
         303: {"description": "To `return_to`, with `account_id` or `error`."},
         **problem_responses(400, 422),
     },
+    openapi_extra={"security": []},  # the browser comes back without an API key
 )
 def callback(
     gw: GatewayDep,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from mailgate.domain.accounts import Name
-from mailgate.domain.base import StrictModel
+from mailgate.domain.base import ResponseModel, StrictModel
 from mailgate.domain.mail import BatchResult, Folder, MessageChange
 
 # RFC 3501 flag-keyword: an atom (printable ASCII minus atom-specials); system flags (\Seen...)
@@ -51,7 +51,7 @@ class FolderUpdate(StrictModel):
         return self
 
 
-class FolderList(BaseModel):
+class FolderList(ResponseModel):
     items: list[Folder]
 
 
@@ -103,5 +103,5 @@ class BatchRequest(FlagChanges):
         return self
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(ResponseModel):
     items: list[BatchResult]

@@ -23,7 +23,7 @@ from mailgate.store.db import session_scope
 from mailgate.store.models import Account, OAuthApp, as_utc, utcnow
 
 APP_PREFIX = "oap"
-PROTOCOLS: tuple[str, ...] = get_args(MailProtocol)  # each has a field on the app
+PROTOCOLS: tuple[str, ...] = get_args(MailProtocol.__value__)  # each has a field on the app
 _URLS = ("authorization_url", "token_url", "userinfo_url", "revocation_url")
 
 
