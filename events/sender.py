@@ -26,6 +26,7 @@ import smtplib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import bindparam, func, update
@@ -43,7 +44,7 @@ from mailgate.gateway.drafts import remove_sent_draft
 from mailgate.gateway.sending import queued
 from mailgate.store.db import autocommit, session_scope
 from mailgate.store.models import Account, Submission, utcnow
-from mailgate.store.outbox import enabled_endpoints, publish
+from mailgate.store.outbox import enabled_endpoints, publish_all
 
 log = logging.getLogger("mailgate.sending")
 
@@ -347,28 +348,24 @@ class Sender:
                     for outcome, row in zip(outcomes, rows, strict=True)
                     if connection.execute(_RECORD, row).rowcount == 1
                 ]
-            endpoints: dict[str, Any] = {}
-            # Each event takes its account's change number, locking the account's counter
+            # Each account's events take its change numbers together, locking its counter
             # row until the commit: accounts in one order, so two senders cannot deadlock.
-            for outcome in sorted(recorded, key=lambda done: done.submission.account_id):
-                row = outcome.submission
-                if outcome.status == "queued":
-                    continue
-                if row.tenant_id not in endpoints:
-                    endpoints[row.tenant_id] = enabled_endpoints(session, row.tenant_id)
-                publish(
+            finished = [outcome for outcome in recorded if outcome.status != "queued"]
+            endpoints: dict[str, Any] = {}
+            for account_id, group in groupby(
+                sorted(finished, key=lambda done: done.submission.account_id),
+                key=lambda done: done.submission.account_id,
+            ):
+                done = list(group)
+                tenant_id = done[0].submission.tenant_id
+                if tenant_id not in endpoints:
+                    endpoints[tenant_id] = enabled_endpoints(session, tenant_id)
+                publish_all(
                     session,
-                    row.tenant_id,
-                    row.account_id,
-                    "message.sent" if outcome.status == "sent" else "message.failed",
-                    {
-                        "submission_id": row.id,
-                        "message_id": row.message_id,
-                        "recipients": json.loads(row.recipients),
-                        "smtp_code": outcome.code,
-                        "smtp_response": outcome.words[:1000],
-                    },
-                    endpoints[row.tenant_id],
+                    tenant_id,
+                    account_id,
+                    [(_event_type(outcome), _event_data(outcome)) for outcome in done],
+                    endpoints[tenant_id],
                 )
         for outcome in outcomes:
             self._log(outcome)
@@ -474,6 +471,21 @@ class Sender:
                     queued.set()  # release the waiting thread too
                     raise
             await asyncio.sleep(gather)
+
+
+def _event_type(outcome: Outcome) -> str:
+    return "message.sent" if outcome.status == "sent" else "message.failed"
+
+
+def _event_data(outcome: Outcome) -> dict[str, Any]:
+    row = outcome.submission
+    return {
+        "submission_id": row.id,
+        "message_id": row.message_id,
+        "recipients": json.loads(row.recipients),
+        "smtp_code": outcome.code,
+        "smtp_response": outcome.words[:1000],
+    }
 
 
 def _where(submission: Submission) -> dict[str, str]:

@@ -121,10 +121,28 @@ def publish(
     """An event of no message or folder (``message.sent``, ``account.error``): logged for the
     event streams and queued for webhooks, in the caller's transaction. It takes the
     account's change number (the counter row stays locked until the commit)."""
-    body = event_body(event_type, account_id, data)
-    record(session.connection(), account_id, [(EVENT_KIND, event_type, "created")], [body])
+    publish_all(session, tenant_id, account_id, [(event_type, data)], endpoints)
+
+
+def publish_all(
+    session: Session,
+    tenant_id: str,
+    account_id: str,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    endpoints: Sequence[WebhookEndpoint] | None = None,
+) -> None:
+    """Several such events of one account: numbered and logged together (one counter
+    update and one insert), each queued for webhooks."""
+    if not events:
+        return
+    bodies = [event_body(event_type, account_id, data) for event_type, data in events]
+    entries = [(EVENT_KIND, event_type, "created") for event_type, _ in events]
+    record(session.connection(), account_id, entries, bodies)  # type: ignore[arg-type]
     session.info[_LOGGED] = True
-    enqueue(session, tenant_id, account_id, event_type, data, endpoints, body=body)
+    if endpoints is None:
+        endpoints = enabled_endpoints(session, tenant_id)
+    for (event_type, data), body in zip(events, bodies, strict=True):
+        enqueue(session, tenant_id, account_id, event_type, data, endpoints, body=body)
 
 
 def event_body(event_type: str, account_id: str, data: dict[str, Any]) -> str:
