@@ -103,10 +103,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def read_session(engine: Engine) -> Iterator[Session]:
     """A session for reads alone, in autocommit: no BEGIN and no ROLLBACK around them (two
     round trips of the three a one-query read otherwise costs on PostgreSQL)."""
-    with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
-        with Session(bind=connection) as session:
-            yield session
+    with autocommit(engine) as connection, Session(bind=connection) as session:
+        yield session
 
 
 @contextmanager

@@ -303,8 +303,7 @@ def test_a_message_whose_lease_another_process_took_is_not_sent_here(
     assert taken.status == "sending" and taken.final_dot_at is None
     [arrived] = delivered(postfix, bob)
     assert arrived["Message-ID"] == first["message_id"]
-    time.sleep(0.5)
-    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+    assert_arrived_exactly(postfix, bob, 1)
 
 
 @BOTH_DATABASES
@@ -345,8 +344,7 @@ def test_an_outcome_whose_lease_was_lost_is_recorded_once_by_the_new_holder(
     assert done["status"] == "sent" and "not sent again" in done["smtp_response"]
     assert sorted(_sent_events(gateway)) == sorted([first["id"], second["id"]])
     assert len(delivered(postfix, bob, 2)) == 2
-    time.sleep(0.5)
-    assert len(postfix.wait_for_delivery(bob, 2)) == 2
+    assert_arrived_exactly(postfix, bob, 2)
 
 
 def _claim_elsewhere(gateway: Gateway, submission_id: str, until: datetime) -> None:
@@ -421,8 +419,7 @@ def test_the_same_idempotency_key_sends_once(
     Sender(gateway).send_due()
     assert other["id"] != first["id"]
     messages = delivered(postfix, bob, 2)
-    time.sleep(0.5)  # anything a second send would have brought is in by now
-    assert len(postfix.wait_for_delivery(bob, 2)) == 2
+    assert_arrived_exactly(postfix, bob, 2)
     assert [m.get_body(("plain",)).get_content().strip() for m in messages] == ["only once"] * 2
 
 
@@ -462,8 +459,7 @@ def test_a_gateway_killed_after_the_final_dot_never_sends_again(
     Sender(gateway).send_due()
     done = submission(alice, queued["id"])
     assert done["status"] == "sent" and "not sent again" in done["smtp_response"]
-    time.sleep(0.5)
-    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+    assert_arrived_exactly(postfix, bob, 1)
     # what follows a send happens after the restart: the copy in Sent, once
     assert _sent_copies(alice, queued["message_id"]) == 1
 
@@ -514,8 +510,7 @@ def test_a_gateway_killed_after_saving_the_sent_copy_saves_no_second_one(
         assert "its copy was in Sent already" in done["smtp_response"]
         assert _sent_copies(alice, queued["message_id"]) == 1
     assert _copies_on_server(oauth_dovecot, user, queued["message_id"]) == 1
-    time.sleep(0.5)
-    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+    assert_arrived_exactly(postfix, bob, 1)
 
 
 def _sent_copies(box: Mailbox, message_id: str) -> int:
@@ -600,8 +595,7 @@ def test_pop3_accounts_send_and_keep_the_copy_in_the_store(
     again = submission(pop3, queued["id"])
     assert again["status"] == "sent" and "its copy was in Sent already" in again["smtp_response"]
     assert _sent_copies(pop3, queued["message_id"]) == 1
-    time.sleep(0.3)
-    assert len(postfix.wait_for_delivery(bob, 1)) == 1
+    assert_arrived_exactly(postfix, bob, 1)
 
 
 @BOTH_DATABASES
@@ -628,6 +622,12 @@ def test_an_api_only_process_queues_and_a_sending_process_delivers(
         _wait_for(lambda: submission(alice, answer.json()["id"])["status"] == "sent")
     [message] = delivered(postfix, bob)
     assert message["Message-ID"] == answer.json()["message_id"]
+
+
+def assert_arrived_exactly(postfix: PostfixServer, user: MailUser, count: int) -> None:
+    """``count`` messages and no more: anything a second send would bring is in by then."""
+    time.sleep(0.5)
+    assert len(postfix.wait_for_delivery(user, count)) == count
 
 
 def _make_due(gateway: Gateway) -> None:
