@@ -12,7 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from mailgate.api.deps import json_bodies_only
 from mailgate.api.document import build_openapi, operation_id
 from mailgate.api.limits import Limits
-from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from mailgate.api.middleware import (
+    RATE_LIMIT_HEADERS,
+    BodySizeLimitMiddleware,
+    RateLimitHeadersMiddleware,
+    RequestContextMiddleware,
+)
 from mailgate.api.multipart import FRAMING_BYTES
 from mailgate.api.problems import install_problem_handlers
 from mailgate.api.routes import (
@@ -21,6 +26,7 @@ from mailgate.api.routes import (
     events,
     folders,
     health,
+    keys,
     messages,
     oauth2,
     sending,
@@ -33,6 +39,7 @@ from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
 from mailgate.events.sender import Sender
 from mailgate.events.watchers import ImapWatchers
+from mailgate.gateway.access import Access
 from mailgate.gateway.context import Gateway
 
 API_VERSION = "1.0.0"
@@ -81,6 +88,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
         dependencies=[Depends(json_bodies_only)],
     )
     app.state.gateway = gateway
+    app.state.access = Access(gateway)
     app.state.limits = Limits(
         gateway.settings.max_requests_per_tenant, gateway.settings.max_requests_per_account
     )
@@ -96,6 +104,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(sending.drafts_router)
     app.include_router(sending.router)
     app.include_router(uploads.router)
+    app.include_router(keys.router)
     document_webhooks(app)
     settings = gateway.settings
     app.add_middleware(
@@ -109,9 +118,10 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
-            expose_headers=["X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
             max_age=600,
         )
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app

@@ -10,14 +10,20 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mailgate.api.document import OPERATION_IDS
 from mailgate.api.limits import Limits
 from mailgate.api.problems import ProblemException
+from mailgate.api.scopes import required_scopes
+from mailgate.domain.errors import NotFound
+from mailgate.domain.keys import KeyGrant
 from mailgate.gateway import push
+from mailgate.gateway.access import Access, Admission, Refusal
 from mailgate.gateway.context import Gateway
-from mailgate.gateway.crypto import hash_api_key
-from mailgate.gateway.tenants import tenant_for_key
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `mailgate keys create`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key, from `mailgate keys create` or `POST /v1/keys`.",
+)
 
 
 def _is_json(content_type: str) -> bool:
@@ -48,29 +54,68 @@ async def get_gateway(request: Request) -> Gateway:
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mailgate"'}
 
 
-async def require_tenant(
+def _unauthorized(detail: str) -> ProblemException:
+    return ProblemException(401, "unauthorized", detail, _CHALLENGE)
+
+
+async def require_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The tenant id of the API key in ``Authorization: Bearer``; 401 otherwise."""
+) -> KeyGrant:
+    """The grant of the API key in ``Authorization: Bearer``, once it is counted against its
+    rate limit, holds a scope the operation needs and may see the account the path names."""
     if credentials is None:
+        raise _unauthorized("Send `Authorization: Bearer <api key>`.")
+    access: Access = request.app.state.access
+    client = request.client.host if request.client else None
+    admission = await anyio.to_thread.run_sync(access.admit_key, credentials.credentials, client)
+    return _authorize(request, admission)
+
+
+def _authorize(request: Request, admission: Admission) -> KeyGrant:
+    quota = admission.quota
+    if quota is not None:
+        request.state.rate_limit = quota  # api.middleware.RateLimitHeadersMiddleware sends it
+    if admission.refusal is Refusal.CLIENT_BLOCKED:
         raise ProblemException(
-            401, "unauthorized", "Send `Authorization: Bearer <api key>`.", _CHALLENGE
+            429,
+            "rate-limited",
+            "Too many requests with a wrong API key from this address; wait before trying again.",
+            {"Retry-After": str(quota.reset if quota else 60)},
         )
-    tenant_id = await _tenant_of_key(request.app.state.gateway, credentials.credentials)
-    if tenant_id is None:
-        raise ProblemException(401, "unauthorized", "The API key is not valid.", _CHALLENGE)
-    return tenant_id
+    if admission.refusal is Refusal.EXPIRED_KEY:
+        raise _unauthorized("The API key has expired.")
+    grant = admission.grant
+    if grant is None:
+        raise _unauthorized("The API key is not valid.")
+    request.state.key_id = grant.key_id
+    if admission.refusal is Refusal.RATE_LIMITED:
+        raise ProblemException(
+            429,
+            "rate-limited",
+            f"This key may make {quota.limit if quota else 0} requests a minute; wait for "
+            "`Retry-After` seconds.",
+            {"Retry-After": str(quota.reset if quota else 60)},
+        )
+    account_id = request.path_params.get("account_id")
+    if account_id is not None and not grant.sees(account_id):
+        raise NotFound("account")  # as for any account the key may not see
+    route = request.scope.get("route")
+    needed = required_scopes(
+        OPERATION_IDS.get(route.name, "") if isinstance(route, APIRoute) else ""
+    )
+    if not any(grant.allows(scope) for scope in needed):
+        raise ProblemException(
+            403,
+            "insufficient-scope",
+            f"This operation needs an API key with the `{'` or `'.join(needed)}` scope.",
+        )
+    return grant
 
 
-async def _tenant_of_key(gateway: Gateway, key: str) -> str | None:
-    digest = hash_api_key(key)  # the cache holds digests, never keys
-    tenant_id = gateway.key_cache.get(digest)
-    if tenant_id is None:
-        tenant_id = await anyio.to_thread.run_sync(tenant_for_key, gateway.engine, key)
-        if tenant_id is not None:
-            gateway.key_cache.put(digest, tenant_id)
-    return tenant_id
+async def require_tenant(grant: Annotated[KeyGrant, Depends(require_key)]) -> str:
+    """The tenant id of the caller's key (:func:`require_key`)."""
+    return grant.tenant_id
 
 
 async def require_stream_grant(
@@ -89,25 +134,21 @@ async def require_stream_grant(
     else an events token in ``access_token``. Holds no request slot: a stream is open for
     hours, and waits on the event loop."""
     gateway: Gateway = request.app.state.gateway
+    access: Access = request.app.state.access
     credential = credentials.credentials if credentials is not None else access_token
     if credential is None:
-        raise ProblemException(
-            401,
-            "unauthorized",
-            "Send `Authorization: Bearer <api key>`, or `access_token=<events token>`.",
-            _CHALLENGE,
+        raise _unauthorized(
+            "Send `Authorization: Bearer <api key>`, or `access_token=<events token>`."
         )
     if push.is_token(credential):
-        grant = push.grant_for_token(gateway, credential)
-        if grant is None:
-            raise ProblemException(
-                401, "unauthorized", "The events token is not valid or has expired.", _CHALLENGE
-            )
-        return grant
-    tenant_id = await _tenant_of_key(gateway, credential) if credentials is not None else None
-    if tenant_id is None:
-        raise ProblemException(401, "unauthorized", "The API key is not valid.", _CHALLENGE)
-    return push.Grant(tenant_id)
+        token = push.open_token(gateway, credential)
+        if token is None:
+            raise _unauthorized("The events token is not valid or has expired.")
+        admission = await anyio.to_thread.run_sync(access.admit_key_id, token.key_id)
+        return push.Grant.of(_authorize(request, admission), token.account_id)
+    if credentials is None:  # an API key must not travel in a URL
+        raise _unauthorized("Send the API key in `Authorization`, not in the query.")
+    return push.Grant.of(await require_key(request, credentials))
 
 
 async def tenant_with_slot(
@@ -124,3 +165,4 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 TenantId = Annotated[str, Depends(tenant_with_slot)]
 AccountId = Annotated[str, Path(description="Opaque account id, as returned on creation.")]
 StreamGrant = Annotated[push.Grant, Depends(require_stream_grant)]
+Key = Annotated[KeyGrant, Depends(require_key)]

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from mailgate.api.schemas.events import event_schemas
+from mailgate.api.scopes import required_scopes, security
 
 # The endpoint function's name -> the operation id clients know it by.
 OPERATION_IDS: dict[str, str] = {
@@ -80,6 +81,11 @@ OPERATION_IDS: dict[str, str] = {
     "delete_app": "deleteOAuthApp",
     "authorize": "authorizeOAuthApp",
     "callback": "oauthCallback",
+    # keys
+    "list_keys": "listKeys",
+    "create_key": "createKey",
+    "get_key": "getKey",
+    "delete_key": "deleteKey",
 }
 
 
@@ -97,7 +103,10 @@ One JSON API for any IMAP or POP3 mailbox: accounts, folders, messages, flags, s
 drafts, a change feed for delta sync, and signed webhooks.
 
 Every `/v1` call needs `Authorization: Bearer <api key>`; a key sees only its tenant's data
-(another tenant's ids answer `404`). Errors are RFC 9457 `application/problem+json` whose
+(another tenant's ids answer `404`), and only the accounts it is bound to. Each operation
+names the scope it needs (`read`, `write`, `send`, `admin`; `403 insufficient-scope`
+without). A key may make `RateLimit-Limit` requests a minute (`429 rate-limited` past it,
+with `Retry-After`). Errors are RFC 9457 `application/problem+json` whose
 `type` is one of `ProblemType`. Ids are opaque strings. The `webhooks` section describes
 the signed events POSTed to your endpoints (Standard Webhooks).
 """
@@ -127,6 +136,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "drafts", "description": "Drafts in the account's Drafts folder."},
     {"name": "uploads", "description": "Attachments uploaded once, named by id when sending."},
     {"name": "oauth2", "description": "OAuth2 apps and the hosted sign-in (Gmail, Microsoft)."},
+    {"name": "keys", "description": "API keys with scopes, account bindings and expiry."},
     {"name": "health", "description": "Liveness and readiness; no API key needed."},
 ]
 
@@ -153,8 +163,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         assert _shape(kept) == _shape(schema), f"two different schemas named {name}"
     spec["components"]["schemas"] = dict(sorted(schemas.items()))
     spec = _one_name_per_direction(spec)
+    problem = {"$ref": "#/components/schemas/Problem"}
     for path in spec["paths"].values():
         for operation in path.values():
+            _document_access(operation, problem)
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/problem+json" not in content:
@@ -164,6 +176,48 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                         content["application/problem+json"] = content.pop(media)
     app.openapi_schema = spec
     return spec
+
+
+_LIMIT_HEADERS = {
+    "RateLimit-Limit": "Requests the key may make in the current minute.",
+    "RateLimit-Remaining": "Requests left in it.",
+    "RateLimit-Reset": "Seconds until it ends.",
+    "RateLimit-Policy": "The limit and its window, as `1200;w=60`.",
+}
+
+
+def _document_access(operation: dict[str, Any], problem: dict[str, Any]) -> None:
+    """An operation behind an API key: the scope it needs (api.scopes), `403` without it,
+    and `429` past the key's rate limit; its answers carry the `RateLimit-*` headers."""
+    operation_id = operation["operationId"]
+    operation["security"] = security(operation_id, "HTTPBearer")
+    if not operation["security"]:
+        return
+    needed = " or ".join(f"`{scope}`" for scope in required_scopes(operation_id))
+    operation["description"] = (operation.get("description", "") + f"\n\nScope: {needed}.").lstrip()
+    responses = operation["responses"]
+    json_problem = {"application/problem+json": {"schema": problem}}
+    responses.setdefault(
+        "403",
+        {"description": f"`insufficient-scope`: the key lacks {needed}.", "content": json_problem},
+    )
+    responses.setdefault(
+        "429",
+        {
+            "description": "`rate-limited`: over the key's requests a minute (or too many "
+            "wrong keys from this address); wait for `Retry-After` seconds.",
+            "headers": {
+                "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
+            },
+            "content": json_problem,
+        },
+    )
+    for status, response in responses.items():
+        if status[0] in "2345" and status != "429":
+            headers = response.setdefault("headers", {})
+            for name, about in _LIMIT_HEADERS.items():
+                schema = {"type": "string" if name == "RateLimit-Policy" else "integer"}
+                headers.setdefault(name, {"description": about, "schema": schema})
 
 
 def _shape(schema: Any) -> Any:

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailgate.api.problems import internal_error, problem_response
 from mailgate.domain.ids import new_id
+from mailgate.gateway.access import WINDOW_SECONDS, Quota
 from mailgate.gateway.logs import request_id_var
 
 log = logging.getLogger("mailgate.http")
@@ -32,6 +33,7 @@ class RequestContextMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else new_id("req")
         token = request_id_var.set(request_id)
+        state = scope.setdefault("state", {})
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -62,6 +64,7 @@ class RequestContextMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
+                    "key_id": state.get("key_id"),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
@@ -110,3 +113,46 @@ def _too_large(max_bytes: int) -> ASGIApp:
     return problem_response(
         413, "payload-too-large", f"The request body is over {max_bytes} bytes."
     )
+
+
+RATE_LIMIT_HEADERS = (
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+)
+
+
+class RateLimitHeadersMiddleware:
+    """Tells the client where its key stands (the IETF draft's ``RateLimit-Limit``,
+    ``-Remaining``, ``-Reset`` and ``-Policy``) on every answer the key was counted for:
+    errors and streamed bodies included, which a route's own headers would miss."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_with_quota(message: Message) -> None:
+            quota = state.get("rate_limit")
+            if message["type"] == "http.response.start" and isinstance(quota, Quota):
+                values = (
+                    quota.limit,
+                    quota.remaining,
+                    quota.reset,
+                    f"{quota.limit};w={WINDOW_SECONDS}",
+                )
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *(
+                        (name.lower().encode(), str(value).encode())
+                        for name, value in zip(RATE_LIMIT_HEADERS, values, strict=True)
+                    ),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_quota)

@@ -128,3 +128,22 @@ SUBMISSION = {
     "created_at": _AT,
     "updated_at": _AT,
 }
+
+API_KEY = "mg_Jx4sQe1rW2mV0bN8cT6yH3kL9pA5dF7gZ2uE4iO1qR8"
+KEY_CREATE = {
+    "name": "web app of alice",
+    "scopes": ["read", "write"],
+    "account_ids": [_ACCOUNT_ID],
+    "expires_at": "2027-06-30T00:00:00Z",
+}
+KEY_OUT = {
+    "id": "key_7d2k9m4q1x6t",
+    "name": "web app of alice",
+    "prefix": API_KEY[:10],
+    "scopes": ["read", "write"],
+    "account_ids": [_ACCOUNT_ID],
+    "expires_at": "2027-06-30T00:00:00Z",
+    "rate_limit_per_minute": None,
+    "created_at": _AT,
+    "last_used_at": None,
+}

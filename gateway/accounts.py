@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 
 from sqlmodel import Session, col, select
 
@@ -93,11 +94,15 @@ def _oauth2_app(gw: Gateway, tenant_id: str, auth: OAuth2Auth) -> OAuthApp:
             raise InvalidRequest("no such OAuth2 app", ("body", "auth", "app_id")) from None
 
 
-def list_accounts(gw: Gateway, tenant_id: str) -> list[AccountOut]:
+def list_accounts(
+    gw: Gateway, tenant_id: str, only: Collection[str] | None = None
+) -> list[AccountOut]:
+    """The tenant's accounts, oldest first; only those of ``only`` when given."""
     with Session(gw.engine) as session:
-        rows = session.exec(
-            select(Account).where(Account.tenant_id == tenant_id).order_by(col(Account.created_at))
-        ).all()
+        query = select(Account).where(Account.tenant_id == tenant_id)
+        if only is not None:
+            query = query.where(col(Account.id).in_(only))
+        rows = session.exec(query.order_by(col(Account.created_at))).all()
         return [to_out(row) for row in rows]
 
 

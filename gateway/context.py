@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from mailgate.domain.keys import KeyGrant
 from mailgate.gateway.cache import TtlCache
 from mailgate.gateway.crypto import PasswordBox, load_password_box
 from mailgate.gateway.mailboxes import Mailboxes
@@ -21,7 +22,7 @@ class Gateway:
     engine: Engine
     passwords: PasswordBox
     mailboxes: Mailboxes = field(init=False)
-    key_cache: TtlCache = field(init=False)
+    key_cache: TtlCache[KeyGrant] = field(init=False)  # by key digest, and by key id
     oauth2: Provider = field(init=False)
 
     def __post_init__(self) -> None:

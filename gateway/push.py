@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from mailgate.domain.errors import NotFound
+from mailgate.domain.keys import KeyGrant
 from mailgate.domain.push import TOKEN_TTL_MAX, EventToken, EventTokenCreate
 from mailgate.gateway.accounts import load_account
 from mailgate.gateway.context import Gateway
@@ -35,18 +36,38 @@ BATCH = 500  # events read at once; a fuller backlog is read in more rounds with
 
 @dataclass(frozen=True)
 class Grant:
-    """Who opens a stream: a tenant, and the one account a token is bound to, if any."""
+    """Who opens a stream: a tenant, the one account a token is bound to (if any), and the
+    accounts the key is bound to (None: all)."""
 
     tenant_id: str
     account_id: str | None = None
+    account_ids: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, key: KeyGrant, account_id: str | None = None) -> Grant:
+        return cls(key.tenant_id, account_id, key.account_ids)
+
+    def sees(self, account_id: str) -> bool:
+        return self.account_id in (None, account_id) and (
+            self.account_ids is None or account_id in self.account_ids
+        )
 
 
-def issue_token(gw: Gateway, tenant_id: str, body: EventTokenCreate) -> EventToken:
-    """A token that opens the tenant's streams (or one account's) for ``ttl_seconds``."""
+@dataclass(frozen=True)
+class TokenClaims:
+    key_id: str  # the key it was made with: it stops with the key
+    account_id: str | None
+
+
+def issue_token(gw: Gateway, key: KeyGrant, body: EventTokenCreate) -> EventToken:
+    """A token that opens the streams the key may open (or one account's) for
+    ``ttl_seconds``, while the key lives."""
     if body.account_id is not None:
+        if not key.sees(body.account_id):
+            raise NotFound("account")
         with Session(gw.engine) as session:
-            load_account(session, tenant_id, body.account_id)
-    claims = {"t": tenant_id, "a": body.account_id}
+            load_account(session, key.tenant_id, body.account_id)
+    claims = {"k": key.key_id, "a": body.account_id}
     token, expires = gw.passwords.signer(TOKEN_PURPOSE).seal(claims, body.ttl_seconds)
     return EventToken(
         token=token,
@@ -55,15 +76,15 @@ def issue_token(gw: Gateway, tenant_id: str, body: EventTokenCreate) -> EventTok
     )
 
 
-def grant_for_token(gw: Gateway, token: str) -> Grant | None:
-    """The grant of a token :func:`issue_token` made and that has not expired; else None."""
+def open_token(gw: Gateway, token: str) -> TokenClaims | None:
+    """The claims of a token :func:`issue_token` made and that has not expired; else None."""
     claims = gw.passwords.signer(TOKEN_PURPOSE).open(token, TOKEN_TTL_MAX + 60)
     if claims is None:
         return None
-    tenant_id, account_id = claims.get("t"), claims.get("a")
-    if not isinstance(tenant_id, str) or not isinstance(account_id, str | None):
-        return None
-    return Grant(tenant_id, account_id)
+    key_id, account_id = claims.get("k"), claims.get("a")
+    if not isinstance(key_id, str) or not isinstance(account_id, str | None):
+        return None  # a token from before keys had scopes (they last an hour) included
+    return TokenClaims(key_id, account_id)
 
 
 def is_token(credential: str) -> bool:
@@ -87,6 +108,7 @@ class Stream:
     account_id: str | None  # the one account whose events it carries; None: every account
     tenant_wide: bool  # ids of the tenant-wide kind
     positions: dict[str, int]
+    bound: frozenset[str] | None = None  # the accounts its key may see; None: all
     opening: list[Frame] = field(default_factory=list)
 
     def last_id(self) -> str:
@@ -107,13 +129,19 @@ def open_stream(
     that is not the tenant's or not the one the grant is bound to."""
     with Session(gw.engine) as session:
         if account_id is not None:
-            if grant.account_id not in (None, account_id):
+            if not grant.sees(account_id):
                 raise NotFound("account")  # as for any account the caller may not see
             load_account(session, grant.tenant_id, account_id)
         elif grant.account_id is not None:
             load_account(session, grant.tenant_id, grant.account_id)
     only = account_id or grant.account_id
-    stream = Stream(grant.tenant_id, only, tenant_wide=account_id is None, positions={})
+    stream = Stream(
+        grant.tenant_id,
+        only,
+        tenant_wide=account_id is None,
+        positions={},
+        bound=grant.account_ids,
+    )
     current = current_states(gw.engine, _accounts(gw, stream))
     resumed = None if last_event_id is None else _parse(stream, last_event_id, current)
     stream.positions = current if resumed is None else resumed
@@ -156,6 +184,8 @@ def _accounts(gw: Gateway, stream: Stream) -> list[str]:
         query = select(Account.id).where(col(Account.tenant_id) == stream.tenant_id)
         if stream.account_id is not None:
             query = query.where(col(Account.id) == stream.account_id)
+        elif stream.bound is not None:
+            query = query.where(col(Account.id).in_(stream.bound))
         return list(session.exec(query).all())
 
 

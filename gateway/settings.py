@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(
         10.0, ge=0, description="How long a checked API key is trusted without the database."
     )
+    rate_limit_per_minute: int = Field(
+        1200,
+        ge=0,
+        description="Requests an API key may make a minute (every process together), unless "
+        "the key sets its own; more answer 429. 0: no limit.",
+    )
+    bad_keys_per_minute: int = Field(
+        20,
+        ge=0,
+        description="Requests with an unknown API key one client address may make a minute; "
+        "after them it is answered 429 until the minute ends. 0: no limit.",
+    )
     allow_private_webhooks: bool = Field(False, description="Allow webhook URLs on private nets.")
     allow_private_mailboxes: bool = Field(
         True,

@@ -1,16 +1,18 @@
-"""Tenants and their API keys."""
+"""Tenants, and the first API key of one (`mailgate keys create`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import select
 
 from mailgate.domain.ids import new_id
-from mailgate.gateway.crypto import hash_api_key, new_api_key
+from mailgate.gateway.keys import new_key_row
 from mailgate.store.db import session_scope
-from mailgate.store.models import ApiKey, Tenant
+from mailgate.store.models import Tenant
+
+CLI_KEY_NAME = "made by mailgate keys create"
 
 
 @dataclass(frozen=True)
@@ -21,28 +23,17 @@ class IssuedKey:
     tenant_name: str
 
 
-def issue_api_key(engine: Engine, tenant_name: str) -> IssuedKey:
-    """Create the tenant if needed and a new key for it. The key is never stored."""
-    key = new_api_key()
+def issue_api_key(
+    engine: Engine, tenant_name: str, scopes: tuple[str, ...] = ("admin",), name: str = CLI_KEY_NAME
+) -> IssuedKey:
+    """Create the tenant if needed and a new key for it (an `admin` key unless told
+    otherwise). The key is never stored."""
     with session_scope(engine) as session:
         tenant = session.exec(select(Tenant).where(Tenant.name == tenant_name)).first()
         if tenant is None:
             tenant = Tenant(id=new_id("ten"), name=tenant_name)
             session.add(tenant)
             session.flush()
-        row = ApiKey(
-            id=new_id("key"), tenant_id=tenant.id, prefix=key[:10], key_hash=hash_api_key(key)
-        )
+        key, row = new_key_row(tenant.id, name, list(scopes))
         session.add(row)
         return IssuedKey(key=key, key_id=row.id, tenant_id=tenant.id, tenant_name=tenant.name)
-
-
-def tenant_for_key(engine: Engine, key: str) -> str | None:
-    """The tenant id a live key belongs to, or None."""
-    with Session(engine) as session:
-        row = session.exec(
-            select(ApiKey).where(
-                ApiKey.key_hash == hash_api_key(key), col(ApiKey.revoked_at).is_(None)
-            )
-        ).first()
-        return row.tenant_id if row else None

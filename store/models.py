@@ -50,11 +50,32 @@ class ApiKey(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40, ondelete="CASCADE")
     prefix: str = Field(max_length=16, description="The first characters, to recognise a key.")
     key_hash: str = Field(max_length=64, unique=True)
+    name: str = Field(default="", max_length=200)
+    scopes: str = Field(
+        default="admin", max_length=64, description="Space-separated scopes (domain.keys)."
+    )
+    account_ids: str | None = Field(
+        default=None, sa_type=sa.Text, description="JSON list of the accounts it is bound to."
+    )
+    expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    rate_limit_per_minute: int | None = None
     created_at: datetime = _timestamp()
+    last_used_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = Field(
         default=None,
         sa_type=sa.DateTime(timezone=True),
     )
+
+
+class RateCounter(SQLModel, table=True):
+    """Requests counted in the current window of one subject (an API key, or a client
+    address sending bad keys): one row each, shared by every process."""
+
+    __tablename__ = "rate_counter"
+
+    subject: str = Field(primary_key=True, max_length=100)
+    window_start: int = Field(description="Unix time the window began.")
+    count: int
 
 
 class Account(SQLModel, table=True):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +11,8 @@ import httpx
 import pytest
 
 from tests.harness.dovecot import DovecotServer, MailUser
-from tests.harness.net import free_port
+from tests.harness.serve import MAILGATE, served_process
 from tests.helpers import account_body
-
-MAILGATE = [sys.executable, "-m", "mailgate.api"]
 
 
 @pytest.fixture
@@ -28,28 +24,9 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def served(cli_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*MAILGATE, "serve", "--port", str(port)], env=cli_env, stdout=log, stderr=log
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mailgate serve did not come up:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    with served_process(cli_env, log_path) as base:
         yield base, log_path
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_serve_migrates_and_answers_with_a_new_key(

@@ -13,6 +13,8 @@ from mailgate.api.app import create_app
 from mailgate.api.document import OPERATION_IDS
 from mailgate.api.openapi import SPEC_PATH, openapi_json, openapi_spec
 from mailgate.api.problems import PROBLEM_TYPES
+from mailgate.api.scopes import PUBLIC as SCOPE_FREE
+from mailgate.api.scopes import REQUIRED
 from mailgate.domain.errors import MailgateError
 from mailgate.domain.webhooks import EVENT_TYPES
 from mailgate.gateway.context import Gateway
@@ -129,9 +131,19 @@ def test_info_servers_tags_and_public_routes() -> None:
     assert used == set(described) and all(described.values())
     for method, path, operation in _operations():
         if path.startswith("/v1/") and path not in PUBLIC:
-            assert operation["security"] == [{"HTTPBearer": []}], f"{method} {path}"
+            scopes = [scope for option in operation["security"] for scope in option["HTTPBearer"]]
+            assert scopes and set(scopes) <= {"read", "write", "send", "admin"}, f"{method} {path}"
+            assert {"403", "429"} <= set(operation["responses"]), f"{method} {path}"
         else:  # health and the OAuth2 callback: no key, said so explicitly
             assert operation["security"] == [], f"{method} {path}"
+
+
+def test_every_operation_behind_a_key_has_its_scope_in_one_table() -> None:
+    """api/scopes.py names the scope of each operation, and nothing else: a route missing
+    from it would be refused to every key."""
+    ids = {operation["operationId"] for _m, _p, operation in _operations()}
+    assert set(REQUIRED) == ids - SCOPE_FREE
+    assert ids >= SCOPE_FREE
 
 
 NAMED_ENUMS = {
@@ -143,6 +155,7 @@ NAMED_ENUMS = {
     "MailProtocol",
     "OAuth2Provider",
     "ProblemType",
+    "Scope",
     "Security",
     "SubmissionStatus",
 }

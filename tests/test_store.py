@@ -11,7 +11,8 @@ from sqlmodel import SQLModel
 
 import mailgate.store.models  # noqa: F401
 from mailgate.gateway.context import Gateway
-from mailgate.gateway.tenants import issue_api_key, tenant_for_key
+from mailgate.gateway.keys import grant_for_key
+from mailgate.gateway.tenants import issue_api_key
 from mailgate.store.changes import current_state, record_now
 from mailgate.store.migrate import upgrade
 from mailgate.store.models import utcnow
@@ -39,8 +40,10 @@ def test_api_keys_are_stored_as_hashes_only(gateway: Gateway) -> None:
         rows = connection.execute(sa.text("SELECT * FROM api_key")).all()
     dump = repr(rows)
     assert issued.key not in dump and again.key not in dump
-    assert tenant_for_key(gateway.engine, issued.key) == issued.tenant_id
-    assert tenant_for_key(gateway.engine, issued.key + "x") is None
+    grant = grant_for_key(gateway.engine, issued.key)
+    assert grant is not None and grant.tenant_id == issued.tenant_id
+    assert grant.scopes == {"read", "write", "send", "admin"}  # the CLI's key: `admin`
+    assert grant_for_key(gateway.engine, issued.key + "x") is None
 
 
 def test_alias_store_round_trip_and_cascade(gateway: Gateway) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from mailgate.api.deps import AccountId, GatewayDep, TenantId
+from mailgate.api.deps import AccountId, GatewayDep, Key, TenantId
 from mailgate.api.schemas.common import BODY_ERRORS, MAILBOX_ERRORS, problem_responses
 from mailgate.domain.accounts import AccountCreate, AccountList, AccountOut, AccountUpdate
 from mailgate.domain.oauth2 import AuthorizeAnswer, ReauthorizeRequest
@@ -32,9 +32,14 @@ def create_account(body: AccountCreate, gw: GatewayDep, tenant_id: TenantId) -> 
     return accounts.create_account(gw, tenant_id, body)
 
 
-@router.get("", response_model=AccountList, summary="List the tenant's mailboxes")
-def list_accounts(gw: GatewayDep, tenant_id: TenantId) -> AccountList:
-    return AccountList(items=accounts.list_accounts(gw, tenant_id))
+@router.get(
+    "",
+    response_model=AccountList,
+    summary="List the tenant's mailboxes",
+    description="Every account of the tenant; for a key bound to accounts, those alone.",
+)
+def list_accounts(gw: GatewayDep, key: Key, tenant_id: TenantId) -> AccountList:
+    return AccountList(items=accounts.list_accounts(gw, tenant_id, key.account_ids))
 
 
 @router.get(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, Query, status
 
-from mailgate.api.deps import AccountId, GatewayDep, StreamGrant, TenantId
+from mailgate.api.deps import AccountId, GatewayDep, Key, StreamGrant, TenantId
 from mailgate.api.schemas.common import BODY_ERRORS, problem_responses
 from mailgate.api.sse import MEDIA_TYPE, EventStreamResponse, frames
 from mailgate.domain.push import EventToken, EventTokenCreate
@@ -94,12 +94,15 @@ Duration = Annotated[
     description="For a browser's `EventSource`, which cannot send the API key in a header "
     "(and an API key must not go into a URL): `new EventSource(url + "
     "'?access_token=' + token)`. The token opens the tenant's streams, or only the stream of "
-    "`account_id` when given, until it expires (`ttl_seconds`, at most an hour); a stream "
-    "opened before stays open. An unknown `account_id` is `not-found` (404).",
+    "`account_id` when given, until it expires (`ttl_seconds`, at most an hour) or its key is "
+    "deleted; a stream opened before stays open. It opens only what its key may see (the "
+    "`read` scope, the key's accounts). An unknown `account_id` is `not-found` (404).",
     responses={**problem_responses(404), **BODY_ERRORS},
 )
-def create_event_token(body: EventTokenCreate, gw: GatewayDep, tenant_id: TenantId) -> EventToken:
-    return push.issue_token(gw, tenant_id, body)
+def create_event_token(
+    body: EventTokenCreate, gw: GatewayDep, key: Key, _tenant_id: TenantId
+) -> EventToken:
+    return push.issue_token(gw, key, body)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from mailgate.api.schemas.common import Problem
 from mailgate.domain.accounts import AccountCreate, AccountOut
 from mailgate.domain.base import ResponseModel
+from mailgate.domain.keys import KeyCreate, KeyCreated, KeyOut
 from mailgate.domain.mail import Folder, Message, MessageSummary
 from mailgate.domain.sending import ComposeRequest, SubmissionOut
 from mailgate.domain.webhooks import WebhookCreate, WebhookCreated, WebhookOut
@@ -24,6 +25,9 @@ MODELS: list[type[BaseModel]] = [
     WebhookCreated,
     ComposeRequest,
     SubmissionOut,
+    KeyCreate,
+    KeyOut,
+    KeyCreated,
     Problem,
 ]
 

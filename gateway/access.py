@@ -1,0 +1,158 @@
+"""Who may come in: an API key's grant, its rate limit, and clients that keep sending bad keys.
+
+Every process counts in the database (``rate_counter``, fixed windows of a minute), so a
+key's limit holds however many processes serve it. A key seen lately is trusted from a cache
+for ``MAILGATE_API_KEY_CACHE_SECONDS``; its count is not: one upsert per request.
+
+A client address whose bad keys pass ``MAILGATE_BAD_KEYS_PER_MINUTE`` is refused with 429
+for the rest of the minute, whatever key it sends then (a key this process has checked
+lately still passes, so one leaked key from a shared address does not lock its users out).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import col
+
+from mailgate.domain.keys import KeyGrant
+from mailgate.gateway.cache import TtlCache
+from mailgate.gateway.context import Gateway
+from mailgate.gateway.crypto import hash_api_key
+from mailgate.gateway.keys import grant_for_key, grant_for_key_id
+from mailgate.store.db import autocommit
+from mailgate.store.models import ApiKey
+from mailgate.store.rate_limits import count_request, forget_before, requests_in_window
+
+WINDOW_SECONDS = 60
+_TOUCH_EVERY = 60.0  # seconds between writes of a key's last_used_at, per process
+_FORGET_EVERY = 600.0  # seconds between clean-ups of old counters, per process
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where a subject stands in the current window."""
+
+    limit: int
+    used: int  # this request included
+    reset: int  # seconds until the window ends
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used > self.limit
+
+
+class Refusal(Enum):
+    UNKNOWN_KEY = "unknown-key"
+    EXPIRED_KEY = "expired-key"
+    CLIENT_BLOCKED = "client-blocked"  # too many bad keys from this address
+    RATE_LIMITED = "rate-limited"
+
+
+@dataclass(frozen=True)
+class Admission:
+    grant: KeyGrant | None
+    quota: Quota | None = None  # the key's; the client's when it is blocked
+    refusal: Refusal | None = None
+
+
+class Access:
+    """Checks credentials and counts requests; blocking (run it in a worker thread)."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.engine = gw.engine
+        self.settings = gw.settings
+        self.cache: TtlCache[KeyGrant] = gw.key_cache
+        self._touched: dict[str, float] = {}
+        self._forgotten = 0.0
+        self._lock = threading.Lock()
+
+    def admit_key(self, key: str, client: str | None) -> Admission:
+        """An API key from ``Authorization: Bearer``, sent from address ``client``."""
+        digest = hash_api_key(key)  # the cache holds digests, never keys
+        grant = self.cache.get(digest)
+        now = time.time()
+        window = _window(now)
+        bad_subject = f"bad:{client}" if client and self.settings.bad_keys_per_minute else None
+        with autocommit(self.engine) as connection:
+            if grant is None:
+                if bad_subject is not None:
+                    used = requests_in_window(connection, bad_subject, window)
+                    if used >= self.settings.bad_keys_per_minute:
+                        return self._blocked(used, now)
+                grant = grant_for_key(self.engine, key)
+                if grant is None:
+                    if bad_subject is not None:
+                        used = count_request(connection, bad_subject, window)
+                        if used > self.settings.bad_keys_per_minute:
+                            return self._blocked(used, now)
+                    return Admission(None, refusal=Refusal.UNKNOWN_KEY)
+                self.cache.put(digest, grant)
+            return self._count(connection, grant, now)
+
+    def admit_key_id(self, key_id: str) -> Admission:
+        """The key an events token was made with: it must still be live."""
+        grant = self.cache.get(key_id)
+        if grant is None:
+            grant = grant_for_key_id(self.engine, key_id)
+            if grant is None:
+                return Admission(None, refusal=Refusal.UNKNOWN_KEY)
+            self.cache.put(key_id, grant)
+        with autocommit(self.engine) as connection:
+            return self._count(connection, grant, time.time())
+
+    def _count(self, connection: Connection, grant: KeyGrant, now: float) -> Admission:
+        if grant.expired(datetime.fromtimestamp(now, UTC)):
+            return Admission(None, refusal=Refusal.EXPIRED_KEY)
+        limit = grant.rate_limit_per_minute or self.settings.rate_limit_per_minute
+        quota = None
+        if limit:
+            used = count_request(connection, f"key:{grant.key_id}", _window(now))
+            quota = Quota(limit, used, _reset(now))
+        self._housekeep(connection, grant.key_id, now)
+        if quota is not None and quota.exceeded:
+            return Admission(grant, quota, Refusal.RATE_LIMITED)
+        return Admission(grant, quota)
+
+    def _blocked(self, used: int, now: float) -> Admission:
+        quota = Quota(self.settings.bad_keys_per_minute, used, _reset(now))
+        return Admission(None, quota, Refusal.CLIENT_BLOCKED)
+
+    def _housekeep(self, connection: Connection, key_id: str, now: float) -> None:
+        """Write the key's `last_used_at` (at most once a minute from this process), and now
+        and then drop the counters of windows long gone."""
+        with self._lock:
+            touch = now - self._touched.get(key_id, 0.0) >= _TOUCH_EVERY
+            if touch:
+                if len(self._touched) > 100_000:
+                    self._touched.clear()
+                self._touched[key_id] = now
+            forget = now - self._forgotten >= _FORGET_EVERY
+            if forget:
+                self._forgotten = now
+        if touch:
+            connection.execute(
+                sa.update(ApiKey)
+                .where(col(ApiKey.id) == key_id)
+                .values(last_used_at=datetime.fromtimestamp(now, UTC))
+            )
+        if forget:
+            forget_before(connection, _window(now) - WINDOW_SECONDS)
+
+
+def _window(now: float) -> int:
+    return int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+
+
+def _reset(now: float) -> int:
+    return _window(now) + WINDOW_SECONDS - int(now)
