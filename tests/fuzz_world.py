@@ -1,7 +1,7 @@
 """The real things a schemathesis run (tests/test_fuzz_api.py) aims at: an IMAP and a POP3
 account of real Dovecot users, seeded with mail, an IMAP account that logs in with OAuth2
 (the test authorization server and its Dovecot), two OAuth2 apps (one in use, one spare), a
-sign-in under way for the callback, and a webhook endpoint.
+sign-in under way for the callback, a webhook endpoint and a spare API key.
 
 Schemathesis draws ids from dictionaries of placeholders (``~imap``, ``~message``, ...), not
 of real ids, because the run deletes and re-creates things: an account the fuzzer deleted
@@ -47,6 +47,7 @@ PLACEHOLDERS: dict[str, list[str | int]] = {
     "senders": [SENDER],
     "attachments": ["~attachment"],
     "webhooks": ["~webhook"],
+    "keys": ["~key"],
     "cursors": ["~cursor"],
     "states": ["~state"],
     # a new account's connection settings: the test Dovecot, plain, a real user
@@ -109,6 +110,7 @@ class World:
     postfix: PostfixServer
     boxes: dict[str, Box] = field(default_factory=dict)
     webhook_id: str = ""
+    key_id: str = ""  # a spare key, for the /v1/keys/{key_id} operations (never the run's own)
     apps: dict[str, str] = field(default_factory=dict)  # placeholder -> app id
     client_id: str = ""
     client_secret: str = ""
@@ -216,12 +218,14 @@ class World:
             self._apps()
             self._refresh(box)
             self._webhook()
+            self._key()
         assert box.ids is not None
         imap_user = self.boxes["~imap"].user
         return {
             **box.ids,
             **{key: b.account_id for key, b in self.boxes.items()},
             "~webhook": self.webhook_id,
+            "~key": self.key_id,
             **self.apps,
             "~host": self.dovecot.host,
             65143: self.dovecot.imap_port,
@@ -355,6 +359,12 @@ class World:
         if not known or known.status_code == 404:
             made = self._call("POST", "/v1/webhooks", json={"url": WEBHOOK_URL, "events": ["*"]})
             self.webhook_id = _expect(made, 201)["id"]
+
+    def _key(self) -> None:
+        known = self.key_id and self._call("GET", f"/v1/keys/{self.key_id}")
+        if not known or known.status_code == 404:
+            made = self._call("POST", "/v1/keys", json={"name": "spare", "scopes": ["read"]})
+            self.key_id = _expect(made, 201)["id"]
 
 
 def _replace(value: Any, values: dict[Any, Any]) -> Any:

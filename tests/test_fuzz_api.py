@@ -58,6 +58,7 @@ PARAMETERS = {
     "body.ids[*]": ("messages", 0.6),
     "path.attachment_id": ("attachments", 0.6),
     "path.webhook_id": ("webhooks", 0.7),
+    "path.key_id": ("keys", 0.7),
     "path.app_id": ("apps", 0.7),
     "path.draft_id": ("drafts", 0.7),
     "path.submission_id": ("submissions", 0.7),
@@ -134,6 +135,7 @@ _COVERAGE_IDS = {
     "message_id": itertools.cycle(PLACEHOLDERS["messages"]),
     "attachment_id": itertools.cycle(PLACEHOLDERS["attachments"]),
     "webhook_id": itertools.cycle(PLACEHOLDERS["webhooks"]),
+    "key_id": itertools.cycle(PLACEHOLDERS["keys"]),
     "app_id": itertools.cycle(PLACEHOLDERS["apps"]),
     "draft_id": itertools.cycle(PLACEHOLDERS["drafts"]),
     "submission_id": itertools.cycle(PLACEHOLDERS["submissions"]),
@@ -174,7 +176,11 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     hosts that accept connections and never answer."""
     tmp = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite:///{tmp / 'mailgate.db'}"
-    gw = Gateway.from_settings(make_settings(tmp, url, connect_timeout=0.5))
+    # no rate limits: thousands of cases share one key (tests/test_rate_limits.py has them)
+    settings = make_settings(
+        tmp, url, connect_timeout=0.5, rate_limit_per_minute=0, bad_keys_per_minute=0
+    )
+    gw = Gateway.from_settings(settings)
     upgrade(gw.engine)
     TARGET.app = create_app(gw)
     yield TARGET.app
