@@ -59,12 +59,27 @@ def migrate() -> None:
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant name; created if new.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="A scope of the key (read, write, send, admin); repeat for more."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
 ) -> None:
-    """Print a new API key for TENANT. It is shown once; only its hash is stored."""
-    from mailgate.gateway.tenants import issue_api_key
+    """Print a new API key for TENANT (an `admin` key unless --scope says otherwise). It is
+    shown once; only its hash is stored. Make further keys with `POST /v1/keys`."""
+    from mailgate.domain.keys import SCOPES
+    from mailgate.gateway.tenants import CLI_KEY_NAME, issue_api_key
 
+    scopes = tuple(dict.fromkeys(scope or ["admin"]))
+    unknown = [s for s in scopes if s not in SCOPES]
+    if name is not None and not 0 < len(name) <= 200:
+        typer.echo("mailgate: --name takes 1 to 200 characters", err=True)
+        raise typer.Exit(2)
+    if unknown:
+        typer.echo(f"mailgate: unknown scope {unknown[0]!r}; one of {', '.join(SCOPES)}", err=True)
+        raise typer.Exit(2)
     gateway = _gateway()
-    issued = issue_api_key(gateway.engine, tenant)
+    issued = issue_api_key(gateway.engine, tenant, scopes, name or CLI_KEY_NAME)
     gateway.close()
     typer.echo(issued.key)
 

@@ -72,3 +72,28 @@ def test_bad_secret_key_stops_with_a_clear_message(cli_env: dict[str, str]) -> N
     assert result.returncode != 0
     assert "MAILGATE_SECRET_KEY" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_keys_create_takes_scopes_and_a_name(
+    served: tuple[str, Path], cli_env: dict[str, str]
+) -> None:
+    base, _log = served
+    made = subprocess.run(
+        [*MAILGATE, "keys", "create", "--tenant", "demo", "--scope", "read", "--name", "viewer"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    viewer = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    assert httpx.get(f"{base}/v1/accounts", headers=viewer).status_code == 200
+    refused = httpx.post(f"{base}/v1/keys", headers=viewer, json={"name": "x", "scopes": ["admin"]})
+    assert refused.status_code == 403 and refused.json()["type"] == "insufficient-scope"
+    wrong = subprocess.run(
+        [*MAILGATE, "keys", "create", "--tenant", "demo", "--scope", "root"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 2 and "unknown scope 'root'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from mailgate.api.app import create_app
 from mailgate.api.openapi import openapi_spec
 from mailgate.domain.errors import MailboxError
-from mailgate.gateway import tenants
+from mailgate.gateway import keys, tenants
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import new_api_key
 from mailgate.store.migrate import upgrade
@@ -198,7 +198,7 @@ def world(
 ) -> Iterator[World]:
     gw: Gateway = fuzz_app.state.gateway
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tenants, "new_api_key", lambda: API_KEY)
+        patch.setattr(keys, "new_api_key", lambda: API_KEY)
         assert tenants.issue_api_key(gw.engine, "fuzz").key == API_KEY
     auth = {"Authorization": f"Bearer {API_KEY}"}
     with TestClient(fuzz_app, raise_server_exceptions=False) as client:
