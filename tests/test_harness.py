@@ -78,12 +78,10 @@ def test_tls_fails_without_the_test_ca(dovecot: DovecotServer) -> None:
 
 def test_wrong_password_is_refused(dovecot: DovecotServer, mail_user: MailUser) -> None:
     client = imapclient.IMAPClient(dovecot.host, dovecot.imap_port, ssl=False, timeout=5)
-    started = time.monotonic()
     with pytest.raises(imapclient.exceptions.LoginError):
         client.login(mail_user.username, mail_user.password + "x")
     with pytest.raises(imapclient.exceptions.LoginError):
         client.login("no-such-user", "whatever")
-    assert time.monotonic() - started < 2  # auth_failure_delay = 0
     client.shutdown()
     pop = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=5)
     pop.user(mail_user.username)

@@ -564,10 +564,8 @@ def test_a_hanging_receiver_times_out(
 ) -> None:
     webhook_id = _create(pclient, tenant_a, receiver.url)["id"]
     [event_id] = _enqueue(pgw, tenant_a)
-    receiver.hang = 3.0
-    started = time.monotonic()
+    receiver.hang = 3.0  # answered after 3 s, it would be a success: the 0.5 s timeout ends it
     assert _dispatcher(dispatchers, pgw, timeout=0.5).deliver_due() == 1
-    assert time.monotonic() - started < 2.5
     [attempt] = _deliveries(pclient, tenant_a, webhook_id)
     assert attempt["succeeded"] is False and "no answer within 0.5 s" in attempt["error"]
     assert _event(pgw, event_id).status == "pending"
