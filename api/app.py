@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from mailgate.api.deps import json_bodies_only
 from mailgate.api.document import build_openapi, operation_id
+from mailgate.api.idempotency import REPLAYED_HEADER, IdempotencyMiddleware
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from mailgate.api.multipart import FRAMING_BYTES
@@ -98,6 +99,9 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(uploads.router)
     document_webhooks(app)
     settings = gateway.settings
+    # Inside the body size limit (a replay's body is hashed through it) and the request
+    # context (ids, logs and the last-resort 500 wrap it); CORS answers preflights first.
+    app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -108,8 +112,14 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "Last-Event-ID",
+                "Idempotency-Key",
+            ],
+            expose_headers=["X-Request-ID", REPLAYED_HEADER],
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)

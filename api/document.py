@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from mailgate.api.idempotency import document_idempotency
 from mailgate.api.schemas.events import event_schemas
 
 # The endpoint function's name -> the operation id clients know it by.
@@ -98,8 +99,11 @@ drafts, a change feed for delta sync, and signed webhooks.
 
 Every `/v1` call needs `Authorization: Bearer <api key>`; a key sees only its tenant's data
 (another tenant's ids answer `404`). Errors are RFC 9457 `application/problem+json` whose
-`type` is one of `ProblemType`. Ids are opaque strings. The `webhooks` section describes
-the signed events POSTed to your endpoints (Standard Webhooks).
+`type` is one of `ProblemType`. Ids are opaque strings. Every POST takes an optional
+`Idempotency-Key` (a UUID, say): a retry with the same key and request within 24 hours
+answers the first answer again (`Idempotent-Replayed: true`) instead of executing twice.
+The `webhooks` section describes the signed events POSTed to your endpoints (Standard
+Webhooks).
 """
 
 LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
@@ -153,6 +157,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         assert _shape(kept) == _shape(schema), f"two different schemas named {name}"
     spec["components"]["schemas"] = dict(sorted(schemas.items()))
     spec = _one_name_per_direction(spec)
+    document_idempotency(spec)
     for path in spec["paths"].values():
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
