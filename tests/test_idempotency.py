@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -484,8 +485,14 @@ def test_a_retried_upload_answers_the_same_upload(
         first = http.post(uploads, content=chunks(body), headers=headers)
         assert first.status_code == 201, first.text
         assert first.json()["size"] == len(content)
-        again = http.post(uploads, content=chunks(body, 10_000), headers=headers)  # other chunks
-        assert_replayed(first, again)
+        tracemalloc.start()  # this process: the client and the server
+        try:
+            again = http.post(uploads, content=chunks(body, 10_000), headers=headers)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert_replayed(first, again)  # its body came in other chunks
+        assert peak < len(content) / 2  # hashed as it came in, never held whole (~1 MB)
         changed, _ = multipart(content[:-1] + b"!", "report.bin")
         assert_problem(
             http.post(uploads, content=chunks(changed), headers=headers),
