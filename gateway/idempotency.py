@@ -64,9 +64,8 @@ class IdempotencyRecords:
 
     def claim(self, scope: str, key: str) -> Claimed | InProgress | Completed:
         """Claim the key for a new execution, or say why not. A record older than a day, a
-        claim gone stale, or an answer that no longer decrypts (its secret key retired) is
-        taken over; one completed without a kept answer (impossible by construction) is
-        treated as running."""
+        claim gone stale, or a completed one whose answer is unusable (it no longer decrypts:
+        its secret key was retired) is taken over."""
         self._cleanup()
         token = secrets.token_hex(16)
         for _ in range(_ATTEMPTS):
