@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from mailgate.api.deps import json_bodies_only
 from mailgate.api.document import build_openapi, operation_id
+from mailgate.api.idempotency import REPLAYED_HEADER, IdempotencyMiddleware
 from mailgate.api.limits import Limits
 from mailgate.api.middleware import (
     RATE_LIMIT_HEADERS,
@@ -107,6 +108,9 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     app.include_router(keys.router)
     document_webhooks(app)
     settings = gateway.settings
+    # Inside the body size limit (a replay's body is hashed through it) and the request
+    # context (ids, logs and the last-resort 500 wrap it); CORS answers preflights first.
+    app.add_middleware(IdempotencyMiddleware, gateway=gateway, access=app.state.access)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -117,8 +121,14 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
-            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Request-ID",
+                "Last-Event-ID",
+                "Idempotency-Key",
+            ],
+            expose_headers=["X-Request-ID", "Retry-After", REPLAYED_HEADER, *RATE_LIMIT_HEADERS],
             max_age=600,
         )
     app.add_middleware(RateLimitHeadersMiddleware)

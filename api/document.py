@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from mailgate.api.idempotency import document_idempotency
 from mailgate.api.schemas.events import event_schemas
 from mailgate.api.scopes import required_scopes, security
 
@@ -106,9 +107,11 @@ Every `/v1` call needs `Authorization: Bearer <api key>`; a key sees only its te
 (another tenant's ids answer `404`), and only the accounts it is bound to. Each operation
 names the scope it needs (`read`, `write`, `send`, `admin`; `403 insufficient-scope`
 without). A key may make `RateLimit-Limit` requests a minute (`429 rate-limited` past it,
-with `Retry-After`). Errors are RFC 9457 `application/problem+json` whose
-`type` is one of `ProblemType`. Ids are opaque strings. The `webhooks` section describes
-the signed events POSTed to your endpoints (Standard Webhooks).
+with `Retry-After`). Errors are RFC 9457 `application/problem+json` whose `type` is one of
+`ProblemType`. Ids are opaque strings. Every POST takes an optional `Idempotency-Key` (a
+UUID, say): a retry with the same key and request within 24 hours answers the first answer
+again (`Idempotent-Replayed: true`) instead of executing twice. The `webhooks` section
+describes the signed events POSTed to your endpoints (Standard Webhooks).
 """
 
 LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
@@ -163,6 +166,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         assert _shape(kept) == _shape(schema), f"two different schemas named {name}"
     spec["components"]["schemas"] = dict(sorted(schemas.items()))
     spec = _one_name_per_direction(spec)
+    document_idempotency(spec)
     problem = {"$ref": "#/components/schemas/Problem"}
     for path in spec["paths"].values():
         for operation in path.values():

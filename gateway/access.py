@@ -100,6 +100,18 @@ class Access:
                 self.cache.put(digest, grant)
             return self._count(connection, grant, now)
 
+    def is_live(self, key: str) -> bool:
+        """Whether a key would be let in now (known, not deleted, not expired), without
+        counting a request: for answers that replay what the key was already given."""
+        digest = hash_api_key(key)
+        grant = self.cache.get(digest)
+        if grant is None:
+            grant = grant_for_key(self.engine, key)
+            if grant is None:
+                return False
+            self.cache.put(digest, grant)
+        return not grant.expired(datetime.now(UTC))
+
     def admit_key_id(self, key_id: str) -> Admission:
         """The key an events token was made with: it must still be live."""
         grant = self.cache.get(key_id)

@@ -46,6 +46,16 @@ class PasswordBox:
         except InvalidToken as exc:
             raise SecretKeyError("a stored password does not decrypt with the secret key") from exc
 
+    def seal(self, data: bytes) -> bytes:
+        """Bytes to keep at rest that may hold a secret (an answer kept for a retry)."""
+        return self._fernet.encrypt(data)
+
+    def unseal(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise SecretKeyError("stored data does not decrypt with the secret key") from exc
+
     def signer(self, purpose: str) -> TokenSigner:
         """Tokens for one ``purpose``, under keys derived from the secret keys (so a token
         is never a password ciphertext, nor one purpose's token another's)."""

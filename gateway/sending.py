@@ -3,7 +3,9 @@
 
 ``submit`` builds the message, stores it as a ``queued`` submission and answers at once; the
 worker delivers it. An ``Idempotency-Key`` names a submission: the same key again answers
-the first submission, whatever the body, and nothing is queued twice.
+the first submission, whatever the body, and nothing is queued twice. (At the HTTP edge,
+api.idempotency answers a retry within 24 hours first, and refuses another body under the
+key; this holds for good, across the tenant's API keys.)
 """
 
 from __future__ import annotations

@@ -322,7 +322,7 @@ class Submission(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40, ondelete="CASCADE")
     account_id: str = Field(foreign_key="account.id", index=True, max_length=40, ondelete="CASCADE")
-    idempotency_key: str | None = Field(default=None, max_length=200)
+    idempotency_key: str | None = Field(default=None, max_length=255)
     status: str = Field(default="queued", max_length=16)
     message_id: str = Field(max_length=998)
     sender: str = Field(max_length=320)
@@ -509,3 +509,23 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     owner: str = Field(max_length=100)
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A POST sent with an ``Idempotency-Key``: claimed (``running``) while it executes, then
+    the answer it got, for a retry of the same request within a day (api.idempotency).
+    ``scope`` is the SHA-256 of the caller's API key (as ``api_key.key_hash``); ``claim``
+    names the execution that holds the row, so only it completes or releases it."""
+
+    __tablename__ = "idempotency_record"
+
+    scope: str = Field(primary_key=True, max_length=64)
+    idem_key: str = Field(primary_key=True, max_length=255)
+    claim: str = Field(max_length=32)
+    running: bool = True
+    fingerprint: str | None = Field(default=None, max_length=64)  # SHA-256 of the request
+    status_code: int | None = None
+    content_type: str | None = Field(default=None, max_length=255)
+    location: str | None = Field(default=None, sa_type=sa.Text)
+    body: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # Fernet-encrypted
+    created_at: datetime = _timestamp(index=True)

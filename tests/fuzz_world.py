@@ -13,6 +13,8 @@ encoded); the two port placeholders are numbers no other field takes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 
+from mailgate.api.idempotency import HEADER, MAX_KEY_LENGTH, parse_key
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.oauth import OAuthServer, follow_authorize
 from tests.harness.postfix import PostfixServer
@@ -178,6 +181,7 @@ class World:
                     del case.body[name]
         if isinstance(case.body, dict | list):
             case.body = _replace(case.body, values)
+        _one_key_per_request(case)
 
     def _steer(self, case: Any) -> None:
         """Every fourth case of the operations that succeed only with a narrow body (and, for
@@ -365,6 +369,21 @@ class World:
         if not known or known.status_code == 404:
             made = self._call("POST", "/v1/keys", json={"name": "spare", "scopes": ["read"]})
             self.key_id = _expect(made, 201)["id"]
+
+
+def _one_key_per_request(case: Any) -> None:
+    """Schemathesis draws `Idempotency-Key` from few values ("0" in most cases), so unrelated
+    cases would share a key and all but the first answer 409 idempotency-conflict. A
+    well-formed key gets the digest of the request (as resolved) at its end: the same request
+    again keeps its key (and is replayed), another one never meets it. A malformed key stays
+    as drawn (400 invalid-idempotency-key)."""
+    key = (case.headers or {}).get(HEADER)
+    if not isinstance(key, str) or not key.isascii() or parse_key(key.encode()) is None:
+        return
+    request = [case.method, case.path, case.path_parameters, case.query, case.body]
+    digest = hashlib.sha256(json.dumps(request, default=repr).encode()).hexdigest()[:16]
+    kept = key[: MAX_KEY_LENGTH - len(digest) - 1]
+    case.headers = {**case.headers, HEADER: f"{kept}-{digest}"}
 
 
 def _replace(value: Any, values: dict[Any, Any]) -> Any:

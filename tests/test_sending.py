@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from mailgate.api.app import create_app
 from mailgate.events.sender import Sender
 from mailgate.gateway.context import Gateway
-from mailgate.store.models import Submission, WebhookEvent, utcnow
+from mailgate.store.models import IdempotencyRecord, Submission, WebhookEvent, utcnow
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.postfix import PostfixServer
 from tests.harness.proxy import FaultProxy
@@ -412,8 +412,20 @@ def test_the_same_idempotency_key_sends_once(
 ) -> None:
     body = {"to": [{"email": bob.username}], "text": "only once"}
     first = send(alice, body, **{"Idempotency-Key": "order-42"})
-    again = send(alice, {**body, "text": "a retry"}, **{"Idempotency-Key": "order-42"})
+    again = send(alice, body, **{"Idempotency-Key": "order-42"})
     assert again["id"] == first["id"]
+    # another body under the key: refused at the HTTP edge within its 24 hours
+    changed = alice.client.post(
+        alice.base + "/send",
+        json={**body, "text": "a retry"},
+        headers={**alice.auth, "Idempotency-Key": "order-42"},
+    )
+    assert_problem(changed, 409, "idempotency-conflict")
+    # once the edge has forgotten the key, the submission still holds it, whatever the body
+    with gateway.engine.begin() as connection:
+        connection.execute(delete(IdempotencyRecord))
+    later = send(alice, {**body, "text": "a retry"}, **{"Idempotency-Key": "order-42"})
+    assert later["id"] == first["id"]
     Sender(gateway).send_due()
     other = send(alice, body, **{"Idempotency-Key": "order-43"})
     Sender(gateway).send_due()

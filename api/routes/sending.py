@@ -35,9 +35,10 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=200,
-        description="The same key again answers the first submission instead of sending "
-        "twice (whatever the body).",
+        max_length=255,
+        description="Here the key also names the submission, for good: the same key on "
+        "this account later (after 24 hours, or from another of the tenant's API keys) "
+        "answers the first submission instead of queueing the message again.",
     ),
 ]
 
