@@ -115,6 +115,9 @@ class WatchRound:
 
     events: int
     deferred: bool
+    inbox: tuple[int, int] | None = None
+    """INBOX's (UIDNEXT, MESSAGES) as the round saw them, so the watch can tell mail that
+    came after it looked but before it waits again; None where the round did not look."""
 
 
 class Watch(Protocol):

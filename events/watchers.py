@@ -29,6 +29,7 @@ from mailgate.gateway.health_state import mark_failed, mark_working
 from mailgate.gateway.mailboxes import accounts_that, settings_fingerprint
 from mailgate.store import leases
 from mailgate.store.models import Account
+from mailgate.store.outbox import accounts_changed
 
 log = logging.getLogger("mailgate.watch")
 
@@ -172,13 +173,16 @@ class ImapWatchers:
                 watcher.start()
 
     async def run_forever(self, every: float = 5.0) -> None:
+        """Reconcile every ``every`` seconds, and at once when this process commits a change
+        of an account (a new account is watched from the moment it is added)."""
         loop = asyncio.get_running_loop()
         while True:
+            seen = accounts_changed.rung
             try:
                 await loop.run_in_executor(None, self.reconcile)
             except Exception:
                 log.exception("watcher bookkeeping failed")
-            await asyncio.sleep(every)
+            await accounts_changed.wait(every, seen)
 
     def close(self, wait: float = 5.0) -> None:
         watchers = [watcher for _, watcher in self.running.values()]

@@ -71,6 +71,17 @@ _QUEUED = "mailgate.webhooks_queued"
 # (streams still poll for those of other processes).
 logged = Bell()
 _LOGGED = "mailgate.events_logged"
+# Rung after a commit that added, changed or removed an account, so this process's IMAP
+# watchers start watching a new account at once (not at their next bookkeeping round).
+accounts_changed = Bell()
+_ACCOUNTS = "mailgate.accounts_changed"
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _note_accounts(session: Session, _context: object) -> None:
+    touched = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(instance, Account) for instance in touched):
+        session.info[_ACCOUNTS] = True
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -79,6 +90,8 @@ def _ring_after_commit(session: Session) -> None:
         queued.set()
     if session.info.pop(_LOGGED, False):
         logged.ring()
+    if session.info.pop(_ACCOUNTS, False):
+        accounts_changed.ring()
 
 
 def emit(session: Session, account_id: str, events: list[Event], webhooks: bool = True) -> None:

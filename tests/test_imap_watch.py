@@ -4,6 +4,7 @@ are reported once, by the API, never again by the watcher."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.helpers import account_body, watch_round
 from tests.mail_factory import dated, text_message
 from tests.test_changes import changes
 from tests.test_imap_mail import Mailbox
+from tests.test_imap_quirks import adapter_of
 
 
 def delta(box: Mailbox, since: str) -> dict[str, Any]:
@@ -302,3 +304,36 @@ def test_a_view_of_all_mail_is_not_watched_by_default(
         dovecot.append(user, text_message("Filed later", "y"), folder="Archive")
         watch_round(gateway, box)
         assert delta(box, middle)["messages"]["created"] == [box.messages("Archive")[0]["id"]]
+
+
+def test_mail_that_came_after_the_round_looked_is_not_left_for_the_next_idle(
+    gateway: Gateway, mailbox: Mailbox
+) -> None:
+    """A message that arrives while the watcher handles the one before (after its round read
+    INBOX's numbers, before it idles again) ends the wait at once: IDLE only tells of what
+    comes after it began, so the watcher compares INBOX as it selects it with what the round
+    saw (issue 15: such a message waited for the next IDLE cycle or the 20 s safety round)."""
+    watch = adapter_of(gateway, mailbox).open_watch()
+    assert watch is not None
+    stop, waited = threading.Event(), threading.Event()
+    try:
+        assert watch.round().events == 0  # the baseline
+        mailbox.server.deliver(mailbox.user, dated(1))
+        waiter = threading.Thread(target=lambda: (watch.wait(120, stop), waited.set()))
+        waiter.start()
+        returned = waited.wait(30)  # a deadline for the test, far below the wait's 120 s
+        stop.set()
+        waiter.join(timeout=10)
+        assert returned, "the watcher idled on INBOX although new mail had come"
+        assert watch.round().events == 1
+        # nothing new: it waits until told (here: stopped) instead of rounding again
+        stop.clear()
+        quiet = threading.Thread(target=watch.wait, args=(120, stop))
+        quiet.start()
+        quiet.join(timeout=3)
+        assert quiet.is_alive(), "the watcher rounded again with no news"
+        stop.set()
+        quiet.join(timeout=10)
+    finally:
+        stop.set()
+        watch.close()

@@ -22,6 +22,8 @@ from mailgate.adapters.imap.pool import connection_errors
 CHANGES = {b"EXISTS", b"EXPUNGE", b"FETCH", b"VANISHED", b"RECENT"}
 # ... and, under NOTIFY, that another folder did (STATUS) or the folder list (LIST).
 ELSEWHERE = {b"STATUS", b"LIST"}
+# The same, as imaplib files them when they come with another command's answer.
+ELSEWHERE_NEWS = tuple(sorted(name.decode() for name in ELSEWHERE))
 # NOTIFY for new, expunged and re-flagged mail everywhere, and for folders made, renamed or
 # deleted (RFC 5465 section 5; FlagChange needs the other two).
 NOTIFY_SET = [
@@ -31,6 +33,9 @@ NOTIFY_SET = [
 ]
 # How often a waiting watcher looks up to see whether it should stop.
 STOP_CHECK = 1.0
+# Rounds in a row a watch may ask for at once (news came while it looked) before it waits
+# anyway: a server that always seems to have news must not keep it spinning.
+QUICK_ROUNDS = 3
 
 
 def wait_for_change(client: IMAPClient, seconds: float, stop: threading.Event) -> bool:
@@ -42,6 +47,8 @@ def wait_for_change(client: IMAPClient, seconds: float, stop: threading.Event) -
     deadline = time.monotonic() + seconds
     client.idle()
     try:
+        if wire.take_news(client):  # told before the server began to idle
+            return True
         while not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -93,16 +100,38 @@ class ImapWatch:
     def __init__(self, client: IMAPClient, look: Callable[[IMAPClient], WatchRound]) -> None:
         self.client = client
         self._look = look
+        self._seen: WatchRound | None = None  # the last round
+        self._heard = False  # the server told of a change while the last round looked
+        self._quick = 0  # rounds asked for at once in a row
         with connection_errors(client):
             self.everywhere = notify_everywhere(client)
 
     def round(self) -> WatchRound:
         with connection_errors(self.client):
-            return self._look(self.client)
+            heard = wire.dropped_news(self.client)
+            self._seen = self._look(self.client)
+            self._heard = wire.dropped_news(self.client) > heard
+            return self._seen
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Wait for news, unless some came while the last round looked: mail in INBOX after
+        the round read its numbers, or a change the server told of meanwhile (under NOTIFY,
+        of any folder). Then return at once, for the next round."""
         with connection_errors(self.client):
-            self.client.select_folder("INBOX", readonly=True)
+            # Under NOTIFY, other folders' news may have come with the round's last answers
+            # (SELECT forgets them) or with the SELECT's. The EXISTS and FETCH left of the
+            # round's own EXAMINE are no news: INBOX is compared below instead.
+            heard = wire.take_news(self.client, ELSEWHERE_NEWS) or self._heard
+            selected = self.client.select_folder("INBOX", readonly=True)
+            heard = wire.take_news(self.client, ELSEWHERE_NEWS) or heard
+            wire.take_news(self.client)  # the SELECT's own EXISTS
+            now = (int(selected.get(b"UIDNEXT", 0)), int(selected.get(b"EXISTS", 0)))
+            seen = self._seen.inbox if self._seen is not None else None
+            moved = seen is not None and now[0] > 0 and now != seen
+            if (heard or moved) and self._quick < QUICK_ROUNDS:
+                self._quick += 1
+                return
+            self._quick = 0
             wait_for_change(self.client, seconds, stop)
 
     def close(self) -> None:

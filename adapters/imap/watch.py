@@ -81,8 +81,9 @@ def poll(
     Rounds of one account run one at a time here; across processes the watcher's lease
     (events.watchers) sees to it."""
     with _round_lock(account_id):
-        found = _Poll(client, aliases, engine, account_id, changes, watched).run()
-    return WatchRound(events=len(found.events), deferred=found.deferred)
+        looking = _Poll(client, aliases, engine, account_id, changes, watched)
+        found = looking.run()
+    return WatchRound(events=len(found.events), deferred=found.deferred, inbox=looking.inbox)
 
 
 _round_locks: dict[str, threading.Lock] = {}
@@ -111,6 +112,7 @@ class _Poll:
         self.account_id = account_id
         self.watched = watched
         self.condstore = client.has_capability("CONDSTORE")
+        self.inbox: tuple[int, int] | None = None  # INBOX's (UIDNEXT, MESSAGES) when looked at
         with Session(engine) as session:
             self.known = {
                 row.folder_path: row
@@ -221,6 +223,8 @@ class _Poll:
             [b"HIGHESTMODSEQ"] if self.condstore else []
         )
         status = folder_status(self.client, path, items)
+        if path.upper() == "INBOX":
+            self.inbox = (int(status[b"UIDNEXT"]), int(status[b"MESSAGES"]))
         validity = int(status[b"UIDVALIDITY"])
         if before is None or before.uids is None or before.uidvalidity not in (validity, 0):
             if before is not None and before.uids is not None:

@@ -36,11 +36,33 @@ def is_selected(client: IMAPClient) -> bool:
     return bool(client._imap.state == "SELECTED")
 
 
+# Untagged responses a server sends unasked to tell of a change: under NOTIFY (RFC 5465)
+# STATUS of another folder and LIST of a folder made or renamed; in the selected folder
+# EXISTS, EXPUNGE, FETCH (flags) and VANISHED (RFC 7162).
+NEWS = ("STATUS", "LIST", "EXISTS", "EXPUNGE", "FETCH", "VANISHED")
+_dropped_news: WeakKeyDictionary[IMAPClient, int] = WeakKeyDictionary()
+
+
 def drop_untagged(client: IMAPClient, *names: str) -> None:
     """Forget untagged responses of these names the server sent unasked (e.g. under NOTIFY),
-    so the next command's answer is only its own."""
+    so the next command's answer is only its own. STATUS and LIST dropped so are counted
+    (:func:`dropped_news`): they told of a change."""
     for name in names:
-        client._imap.untagged_responses.pop(name, None)
+        dropped = client._imap.untagged_responses.pop(name, None)
+        if dropped and name in ("STATUS", "LIST"):
+            _dropped_news[client] = _dropped_news.get(client, 0) + len(dropped)
+
+
+def dropped_news(client: IMAPClient) -> int:
+    """How many unasked STATUS and LIST responses :func:`drop_untagged` has dropped."""
+    return _dropped_news.get(client, 0)
+
+
+def take_news(client: IMAPClient, names: Sequence[str] = NEWS) -> bool:
+    """Whether the server told of a change unasked (responses of ``names``, by default all
+    of :data:`NEWS`) since these were last taken; forgets them."""
+    pending = client._imap.untagged_responses
+    return bool([name for name in names if pending.pop(name, None)])
 
 
 def take_untagged(client: IMAPClient, name: str) -> list[Any]:
