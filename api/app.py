@@ -29,6 +29,7 @@ from mailgate.api.routes import (
     health,
     keys,
     messages,
+    metrics,
     oauth2,
     sending,
     uploads,
@@ -95,6 +96,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(accounts.router)
     app.include_router(folders.router)
     app.include_router(messages.router)
@@ -132,6 +134,6 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=gateway.metrics)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app

@@ -24,6 +24,7 @@ OPERATION_IDS: dict[str, str] = {
     # health
     "healthz": "getLiveness",
     "readyz": "getReadiness",
+    "metrics": "getMetrics",
     # accounts
     "list_accounts": "listAccounts",
     "create_account": "createAccount",
@@ -140,7 +141,10 @@ TAGS: list[dict[str, Any]] = [
     {"name": "uploads", "description": "Attachments uploaded once, named by id when sending."},
     {"name": "oauth2", "description": "OAuth2 apps and the hosted sign-in (Gmail, Microsoft)."},
     {"name": "keys", "description": "API keys with scopes, account bindings and expiry."},
-    {"name": "health", "description": "Liveness and readiness; no API key needed."},
+    {
+        "name": "health",
+        "description": "Liveness, readiness and Prometheus metrics; no API key needed.",
+    },
 ]
 
 

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, access logs, body size limit, last-resort 500."""
+"""Pure ASGI middleware: request ids, access logs, request metrics, body size limit,
+last-resort 500."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mailgate.api.problems import internal_error, problem_response
 from mailgate.domain.ids import new_id
 from mailgate.gateway.access import WINDOW_SECONDS, Quota
 from mailgate.gateway.logs import request_id_var
+from mailgate.gateway.metrics import UNMATCHED, Metrics, status_class
 
 log = logging.getLogger("mailgate.http")
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -21,10 +23,12 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 class RequestContextMiddleware:
     """Tags each request with an id (the client's X-Request-ID if sane), logs one line for it,
-    and turns any unexpected exception into a problem+json 500 carrying that id."""
+    observes its duration in ``metrics`` (by route template, never the raw path), and turns
+    any unexpected exception into a problem+json 500 carrying that id."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,6 +59,7 @@ class RequestContextMiddleware:
                 raise
             await internal_error()(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
             log.info(
                 "%s %s %s",
                 scope["method"],
@@ -65,10 +70,20 @@ class RequestContextMiddleware:
                     "path": scope["path"],
                     "status": status,
                     "key_id": state.get("key_id"),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 },
             )
+            self.metrics.http_request_duration.labels(
+                scope["method"], route_template(scope), status_class(status)
+            ).observe(seconds)
             request_id_var.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The path pattern of the route that answered (``/v1/accounts/{account_id}``), which
+    the router leaves in the scope; ``unmatched`` when none did (a 404)."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED
 
 
 class BodySizeLimitMiddleware:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 # Operations anyone may call, without an API key.
-PUBLIC: frozenset[str] = frozenset({"getLiveness", "getReadiness", "oauthCallback"})
+PUBLIC: frozenset[str] = frozenset({"getLiveness", "getReadiness", "getMetrics", "oauthCallback"})
 
 _READ = ("read",)
 _WRITE = ("write",)

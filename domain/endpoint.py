@@ -29,6 +29,16 @@ class TokenSource(Protocol):
         replaced (unless another process has already replaced it)."""
 
 
+class OperationObserver(Protocol):
+    """Told of every adapter operation once it ends (mailgate.gateway.metrics)."""
+
+    def __call__(
+        self, operation: str, server: str, seconds: float, error: BaseException | None
+    ) -> None:
+        """``operation``: the oplog's name (``imap.verify``); ``server``: the host;
+        ``error``: what it raised, or None."""
+
+
 @dataclass(frozen=True)
 class MailboxEndpoint:
     account_id: str
@@ -45,6 +55,8 @@ class MailboxEndpoint:
     allow_private: bool = True
     # an OAuth2 account's tokens (then ``password`` is empty): SASL OAUTHBEARER or XOAUTH2
     token: TokenSource | None = field(default=None, repr=False, compare=False)
+    # who counts the operations on this mailbox (the gateway's metrics), if anyone
+    observer: OperationObserver | None = field(default=None, repr=False, compare=False)
 
     def ssl_context(self) -> ssl.SSLContext:
         """The system trust store (honours SSL_CERT_FILE), unless verification is opted out.

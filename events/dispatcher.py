@@ -42,6 +42,7 @@ from mailgate.domain.ids import new_id
 from mailgate.gateway.backoff import backoff
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import SecretKeyError
+from mailgate.gateway.metrics import seconds_since
 from mailgate.gateway.outbound import HttpTarget, PinnedHttp
 from mailgate.gateway.webhooks import check_webhook_url
 from mailgate.store import outbox
@@ -62,6 +63,9 @@ class Outcome:
     error: str | None = None
     response_body: str | None = None
     duration_ms: float = 0.0
+    # the metrics' outcome label: delivered, http_error, timeout, connection_error,
+    # refused (the URL guard), secret_error
+    kind: str = "delivered"
 
 
 class Dispatcher:
@@ -192,12 +196,14 @@ class Dispatcher:
                 resolver=self.resolver,
             )
         except InvalidRequest as exc:
-            outcome = Outcome(False, error=f"refused: {exc.detail}")
+            outcome = Outcome(False, error=f"refused: {exc.detail}", kind="refused")
         else:
             try:
                 secret = self.gateway.passwords.decrypt(endpoint.secret_encrypted)
             except SecretKeyError:
-                outcome = Outcome(False, error="the signing secret does not decrypt")
+                outcome = Outcome(
+                    False, error="the signing secret does not decrypt", kind="secret_error"
+                )
             else:
                 outcome = self._send(target, secret, event)
         self._record(event, outcome)
@@ -224,10 +230,14 @@ class Dispatcher:
                 False,
                 error=f"no answer within {self.timeout:g} s ({type(exc).__name__})",
                 duration_ms=_ms(started),
+                kind="timeout",
             )
         except httpx.HTTPError as exc:
             return Outcome(
-                False, error=f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], duration_ms=_ms(started)
+                False,
+                error=f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT],
+                duration_ms=_ms(started),
+                kind="connection_error",
             )
         ok = 200 <= status < 300
         return Outcome(
@@ -236,6 +246,7 @@ class Dispatcher:
             error=None if ok else f"the receiver answered HTTP {status}",
             response_body=body,
             duration_ms=_ms(started),
+            kind="delivered" if ok else "http_error",
         )
 
     def _record(self, event: WebhookEvent, outcome: Outcome) -> None:
@@ -283,11 +294,18 @@ class Dispatcher:
                     )[:500]
                     log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint.id})
             session.add(endpoint)
+        self._observe(event, outcome, now)
         if not outcome.succeeded:
             log.info(
                 "webhook delivery failed",
                 extra={"event_id": event.id, "attempt": attempt, "error": outcome.error},
             )
+
+    def _observe(self, event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
+        metrics = self.gateway.metrics
+        metrics.webhook_delivery_duration.labels(outcome.kind).observe(outcome.duration_ms / 1000)
+        if outcome.succeeded:
+            metrics.webhook_delivery_latency.observe(seconds_since(event.created_at, now))
 
     # --- lifetime ---------------------------------------------------------------------------
 

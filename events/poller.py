@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from mailgate.domain.errors import MailboxBusy, MailboxError
@@ -39,14 +40,18 @@ class MailPoller:
         return accounts_that(self.gateway.engine, keeps_state=self.keeps_state)
 
     def sync_one(self, account: Account) -> bool:
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             self.gateway.mailboxes.adapter(account).refresh()
         except MailboxBusy as exc:  # locked by another session: nothing wrong, next round
+            outcome = exc.type
             log.info(
                 "mailbox busy; next round", extra={"account_id": account.id, "error": exc.detail}
             )
             return False
         except MailboxError as exc:
+            outcome = exc.type
             log.warning(
                 "background sync failed",
                 extra={"account_id": account.id, "error": exc.detail},
@@ -54,8 +59,14 @@ class MailPoller:
             mark_failed(self.gateway.engine, account.id, exc)
             return False
         except Exception:
+            outcome = "crashed"
             log.exception("background sync crashed", extra={"account_id": account.id})
             return False
+        finally:
+            if self.gateway.mailboxes.keeps_state(account):  # a POP3 sync, not a watch round
+                self.gateway.metrics.pop3_sync_duration.labels(outcome).observe(
+                    time.perf_counter() - started
+                )
         mark_working(self.gateway.engine, account.id)
         return True
 

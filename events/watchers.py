@@ -102,9 +102,12 @@ class AccountWatcher:
             self.stop_event.set()
             return
         self.connections += 1
+        watched = self.gw.metrics.watched_accounts
+        watched.inc()
         try:
             self._rounds(watch)
         finally:
+            watched.dec()
             watch.close()
 
     def _rounds(self, watch: Watch) -> None:
@@ -113,9 +116,12 @@ class AccountWatcher:
         # elsewhere they are how the other folders are watched.
         self.notify = watch.everywhere
         interval = LEASE.total_seconds() / 3 if self.notify else self.interval
+        woke = time.perf_counter()  # the server's report, or the clock, woke the watcher
         while not self.stop_event.is_set():
             started = time.perf_counter()
             found = watch.round()
+            if found.events:  # recorded by now: the lag since the wake that led here
+                self.gw.metrics.watch_lag.observe(time.perf_counter() - woke)
             if first:
                 mark_working(self.gw.engine, self.account_id)
                 self.failures, first = 0, False
@@ -143,6 +149,7 @@ class AccountWatcher:
                 watch.wait(interval, self.stop_event)
             finally:
                 self.waiting.clear()
+            woke = time.perf_counter()
 
 
 class ImapWatchers:

@@ -10,6 +10,7 @@ from mailgate.domain.keys import KeyGrant
 from mailgate.gateway.cache import TtlCache
 from mailgate.gateway.crypto import PasswordBox, load_password_box
 from mailgate.gateway.mailboxes import Mailboxes
+from mailgate.gateway.metrics import Metrics
 from mailgate.gateway.oauth2.provider import Provider
 from mailgate.gateway.settings import Settings
 from mailgate.store.db import make_engine
@@ -24,10 +25,18 @@ class Gateway:
     mailboxes: Mailboxes = field(init=False)
     key_cache: TtlCache[KeyGrant] = field(init=False)  # by key digest, and by key id
     oauth2: Provider = field(init=False)
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.oauth2 = Provider(self.settings.allow_private_mailboxes)
-        self.mailboxes = Mailboxes(self.settings, self.engine, self.passwords, self.oauth2)
+        self.metrics = Metrics(self.engine)
+        self.mailboxes = Mailboxes(
+            self.settings,
+            self.engine,
+            self.passwords,
+            self.oauth2,
+            observer=self.metrics.mailbox_operation,
+        )
         self.key_cache = TtlCache(seconds=self.settings.api_key_cache_seconds)
 
     @classmethod

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.adapters.base import MailAdapter
 from mailgate.adapters.registry import adapter_for, protocols_that, traits
-from mailgate.domain.endpoint import MailboxEndpoint, TokenSource
+from mailgate.domain.endpoint import MailboxEndpoint, OperationObserver, TokenSource
 from mailgate.domain.errors import InvalidRequest
 from mailgate.domain.ids import folder_path
 from mailgate.gateway.changes import AccountChanges
@@ -24,9 +24,16 @@ from mailgate.store.models import Account
 
 class Mailboxes:
     def __init__(
-        self, settings: Settings, engine: Engine, passwords: PasswordBox, oauth2: Provider
+        self,
+        settings: Settings,
+        engine: Engine,
+        passwords: PasswordBox,
+        oauth2: Provider,
+        observer: OperationObserver | None = None,
     ) -> None:
+        """``observer``: told of every mailbox operation (the gateway's metrics)."""
         self.settings = settings
+        self.observer = observer
         self.engine = engine
         self.passwords = passwords
         self.oauth2 = oauth2
@@ -57,6 +64,7 @@ class Mailboxes:
             read_timeout=self.settings.command_timeout,
             allow_private=self.settings.allow_private_mailboxes,
             token=token,
+            observer=self.observer,
         )
 
     def smtp_endpoint(self, account: Account, password: str | None = None) -> MailboxEndpoint:
@@ -111,6 +119,11 @@ class Mailboxes:
         if cached:
             cached[1].close()
         return adapter
+
+    def keeps_state(self, account: Account) -> bool:
+        """Whether Mailgate's store is the account's state (POP3): its background refresh
+        is a sync that downloads new mail."""
+        return traits(account.protocol).keeps_state
 
     def forget(self, account_id: str) -> None:
         with self._lock:

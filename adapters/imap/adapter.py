@@ -85,7 +85,7 @@ class ImapAdapter:
         self.pool = ImapPool(endpoint, size=pool_size)
 
     def _run(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
-        with logged_operation(log, self.endpoint.account_id, f"imap.{operation}"):
+        with logged_operation(log, self.endpoint, f"imap.{operation}"):
             return self.pool.run(work)
 
     def _changing(self, paths: list[str]) -> contextlib.AbstractContextManager[Recorder]:
@@ -94,7 +94,7 @@ class ImapAdapter:
         return changing(self.engine, self.endpoint.account_id, paths)
 
     def verify(self) -> None:
-        with logged_operation(log, self.endpoint.account_id, "imap.verify"):
+        with logged_operation(log, self.endpoint, "imap.verify"):
             logout_quietly(open_imap(self.endpoint))  # the login is what was asked
 
     def close(self) -> None:
@@ -106,7 +106,7 @@ class ImapAdapter:
         self._run("watch", self._watch_round)
 
     def open_watch(self) -> ImapWatch:
-        with logged_operation(log, self.endpoint.account_id, "imap.open_watch"):
+        with logged_operation(log, self.endpoint, "imap.open_watch"):
             return ImapWatch(open_imap(self.endpoint), self._watch_round)
 
     def _watch_round(self, client: IMAPClient) -> WatchRound:

@@ -63,7 +63,7 @@ class Pop3Adapter:
     def verify(self) -> None:
         """Log in, and make sure the server has UIDL: without it nothing can be tracked.
         A locked maildrop (``-ERR [IN-USE]``) is waited for a few seconds, as a sync does."""
-        with logged_operation(log, self.endpoint.account_id, "pop3.verify"):
+        with logged_operation(log, self.endpoint, "pop3.verify"):
             retrying_when_busy(self._verify_once, self.endpoint.account_id)
 
     def _verify_once(self) -> None:

@@ -131,7 +131,7 @@ class Pop3Sync:
         run = _Run()
         try:
             with (
-                logged_operation(log, self.account_id, "pop3.sync"),
+                logged_operation(log, self.endpoint, "pop3.sync"),
                 network_errors(self.endpoint.host, self.endpoint.port),
             ):
                 return retrying_when_busy(
