@@ -36,6 +36,10 @@ class MailAdapter(Protocol):
         """Drop pooled connections."""
         ...
 
+    def reap(self) -> int:
+        """Drop pooled connections idle past their limit; how many."""
+        ...
+
     def refresh(self) -> None:
         """Bring local state up to date with the server now: POP3 downloads new mail;
         IMAP keeps no state, so nothing happens."""

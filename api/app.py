@@ -39,6 +39,7 @@ from mailgate.api.schemas.common import problem_responses
 from mailgate.api.schemas.events import document_webhooks
 from mailgate.events.dispatcher import Dispatcher
 from mailgate.events.poller import MailPoller
+from mailgate.events.reaper import PoolReaper
 from mailgate.events.sender import Sender
 from mailgate.events.watchers import ImapWatchers
 from mailgate.gateway.access import Access
@@ -65,6 +66,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
             asyncio.create_task(poller.run_forever()),
             asyncio.create_task(watchers.run_forever()),
             asyncio.create_task(dispatcher.run_forever(interval=1.0)),
+            asyncio.create_task(PoolReaper(gateway).run_forever()),
         ]
         sender = Sender(gateway)
         if settings.send_worker:

@@ -51,6 +51,8 @@ class MailboxEndpoint:
     connect_timeout: float = 15.0
     # IMAP: the deadline of each pooled operation; both protocols: the longest wait for a read
     read_timeout: float = 30.0
+    # IMAP: how long a pooled connection may rest unused before it is closed
+    pool_idle: float = 240.0
     # False: refuse hosts that resolve to private, loopback or link-local addresses
     allow_private: bool = True
     # an OAuth2 account's tokens (then ``password`` is empty): SASL OAUTHBEARER or XOAUTH2

@@ -62,6 +62,7 @@ class Mailboxes:
             tls_verify=account.tls_verify,
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.command_timeout,
+            pool_idle=self.settings.imap_pool_idle,
             allow_private=self.settings.allow_private_mailboxes,
             token=token,
             observer=self.observer,
@@ -130,6 +131,12 @@ class Mailboxes:
             cached = self._adapters.pop(account_id, None)
         if cached:
             cached[1].close()
+
+    def reap(self) -> int:
+        """Close every account's pooled connections idle past their limit; how many."""
+        with self._lock:
+            adapters = [adapter for _, adapter in self._adapters.values()]
+        return sum(adapter.reap() for adapter in adapters)
 
     def close(self) -> None:
         with self._lock:

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="Largest attachment upload, and the most all attachments of one message may "
         "come to (decoded).",
     )
+    imap_pool_idle: float = Field(
+        240.0,
+        gt=0,
+        description="Seconds an IMAP account's pooled connection may rest unused before it is "
+        "closed (within 30 s more): an account nobody reads holds only its watcher's.",
+    )
     pop3_sync_interval: float = Field(
         60.0, ge=0, description="A POP3 read syncs first when the last sync is older than this."
     )

@@ -82,7 +82,7 @@ class ImapAdapter:
         self.aliases = aliases
         self.engine = engine
         self.changes = changes
-        self.pool = ImapPool(endpoint, size=pool_size)
+        self.pool = ImapPool(endpoint, size=pool_size, max_idle=endpoint.pool_idle)
 
     def _run(self, operation: str, work: Callable[[IMAPClient], T]) -> T:
         with logged_operation(log, self.endpoint, f"imap.{operation}"):
@@ -99,6 +99,9 @@ class ImapAdapter:
 
     def close(self) -> None:
         self.pool.close()
+
+    def reap(self) -> int:
+        return self.pool.reap()
 
     def refresh(self) -> None:
         """Look for changes made on the server (new mail, flags) and record them; reads never

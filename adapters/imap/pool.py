@@ -159,6 +159,17 @@ class ImapPool:
         with contextlib.suppress(Exception):
             client.shutdown()
 
+    def reap(self) -> int:
+        """Log out of the connections idle past ``max_idle`` (a reaper calls this, so an
+        account nobody reads holds none); how many went."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [client for since, client in self._idle if now - since >= self.max_idle]
+            self._idle = [(since, c) for since, c in self._idle if now - since < self.max_idle]
+        for client in stale:
+            logout_quietly(client)
+        return len(stale)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

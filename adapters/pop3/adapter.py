@@ -84,6 +84,9 @@ class Pop3Adapter:
     def close(self) -> None:
         return None
 
+    def reap(self) -> int:
+        return 0  # every operation opens and ends its own session
+
     def refresh(self) -> None:
         """The background round: sync, waiting a few seconds for a locked maildrop (a lock
         held longer is MailboxBusy: the round ends, the next one tries again)."""

@@ -194,3 +194,21 @@ def test_connection_errors_of_the_watchers_connection() -> None:
     watcher = pool.connection_errors(client)  # type: ignore[arg-type]
     with pytest.raises(MailboxUnreachable), watcher:
         raise imaplib.IMAP4.abort("Server shutting down")
+
+
+def test_the_reaper_logs_out_of_connections_idle_past_the_limit(opened: list[FakeClient]) -> None:
+    endpoint = MailboxEndpoint("acc_1", "imap.example.org", 993, "tls", "alice", PASSWORD)
+
+    def open_fake(endpoint: MailboxEndpoint) -> FakeClient:
+        opened.append(FakeClient(len(opened) + 1))
+        return opened[-1]
+
+    resting = pool.ImapPool(endpoint, max_idle=3600, opener=open_fake)  # type: ignore[arg-type]
+    assert resting.run(lambda client: client.number) == 1
+    assert resting.reap() == 0 and not opened[0].shut  # not idle long enough
+    assert resting.run(lambda client: client.number) == 1  # still pooled
+    stale = pool.ImapPool(endpoint, max_idle=0, opener=open_fake)  # type: ignore[arg-type]
+    assert stale.run(lambda client: client.number) == 2
+    assert stale.reap() == 1 and opened[1].shut  # logged out
+    assert stale.reap() == 0
+    assert stale.run(lambda client: client.number) == 3  # the next operation opens anew
