@@ -14,7 +14,7 @@ from mailgate.gateway.metrics import Metrics
 from mailgate.gateway.oauth2.provider import Provider
 from mailgate.gateway.settings import Settings
 from mailgate.store.db import make_engine
-from mailgate.store.migrate import upgrade
+from mailgate.store.migrate import current_revision, head_revision, upgrade
 
 
 @dataclass
@@ -57,6 +57,18 @@ class Gateway:
             settings=Settings(),
             engine=make_engine("sqlite://"),
             passwords=PasswordBox([Fernet.generate_key()]),
+        )
+
+    def schema_behind(self) -> str | None:
+        """Why the database is not at the schema this version runs on (migrations running
+        or pending), or None when it is; raises when the database cannot be reached."""
+        with self.engine.connect() as connection:
+            at = current_revision(connection)
+        if at == head_revision():
+            return None
+        return (
+            f"The database schema is at {at or 'nothing'}; this version runs on "
+            f"{head_revision()} (migrations running or pending: `mailgate migrate`)."
         )
 
     def migrate(self) -> None:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from mailgate.api.app import create_app
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.tenants import issue_api_key
+from mailgate.store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.helpers import assert_problem
 
@@ -24,6 +25,23 @@ def test_readiness_fails_when_database_is_gone(tmp_path: Path) -> None:
     gw = Gateway.from_settings(settings)
     with TestClient(create_app(gw)) as client:
         assert_problem(client.get("/readyz"), 503, "not-ready")
+
+
+def test_readiness_waits_for_the_schema_of_this_version(tmp_path: Path, database_url: str) -> None:
+    """While another process migrates (or nobody has yet), the database answers but is not
+    at this version's schema: not ready, and it says why."""
+    gw = Gateway.from_settings(make_settings(tmp_path, database_url))
+    try:
+        with TestClient(create_app(gw)) as client:
+            never = assert_problem(client.get("/readyz"), 503, "not-ready")
+            assert "at nothing" in str(never["detail"])
+            upgrade(gw.engine, "0016")
+            behind = assert_problem(client.get("/readyz"), 503, "not-ready")
+            assert "at 0016" in str(behind["detail"])
+            upgrade(gw.engine)
+            assert client.get("/readyz").json() == {"status": "ok"}
+    finally:
+        gw.close()
 
 
 def test_missing_and_wrong_api_key_answer_401(client: TestClient) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import text
 
 from mailgate.api.deps import GatewayDep
 from mailgate.api.problems import ProblemException
@@ -34,14 +33,17 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers, at this version's schema",
+    description="`503 not-ready` while the database cannot be reached, or while its schema "
+    "is not the one this version runs on (migrations running or pending: `mailgate migrate`).",
     responses=problem_responses(503),
     openapi_extra=PUBLIC,
 )
 def readyz(gw: GatewayDep) -> Health:
     try:
-        with gw.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        behind = gw.schema_behind()
     except Exception as exc:
         raise ProblemException(503, "not-ready", "The database is not reachable.") from exc
+    if behind is not None:
+        raise ProblemException(503, "not-ready", behind)
     return Health(status="ok")
