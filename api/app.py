@@ -78,7 +78,7 @@ def create_app(gateway: Gateway, background: bool = False) -> FastAPI:
                 task.cancel()
             poller.close()
             await asyncio.get_running_loop().run_in_executor(None, watchers.close)
-            dispatcher.close()
+            await asyncio.get_running_loop().run_in_executor(None, dispatcher.close)
             await asyncio.get_running_loop().run_in_executor(None, sender.close)
 
     app = FastAPI(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -93,11 +94,16 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease if lease is not None else batch * timeout + 60)
         self.http = PinnedHttp(timeout)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks")
+        self._stopping = threading.Event()
+        self._held: set[str] = set()  # claimed here, not yet tried or released
+        self._held_lock = threading.Lock()
 
     # --- one round --------------------------------------------------------------------------
 
     def deliver_due(self) -> int:
         """Claim due events and try each once; returns how many attempts were made."""
+        if self._stopping.is_set():
+            return 0
         events = self._claim()
         if not events:
             return 0
@@ -146,6 +152,8 @@ class Dispatcher:
             ids = list(connection.execute(claim).scalars())
         if not ids:
             return []
+        with self._held_lock:
+            self._held.update(ids)
         with Session(self.gateway.engine) as session:
             return list(
                 session.exec(
@@ -159,10 +167,14 @@ class Dispatcher:
         """One endpoint's claimed events in order; after a failure the rest wait."""
         attempts = 0
         for index, event in enumerate(events):
+            if self._stopping.is_set():  # closing: the rest goes back to the outbox now
+                self._release([e.id for e in events[index:]])
+                break
             try:
                 succeeded = self._attempt(event)
             except Exception:
                 log.exception("webhook delivery crashed", extra={"event_id": event.id})
+                self._let_go([event.id])  # its claim lapses on its own
                 succeeded = False
             attempts += 1
             if not succeeded:
@@ -178,6 +190,11 @@ class Dispatcher:
                     .where(col(WebhookEvent.id).in_(ids))
                     .values(claimed_until=None)
                 )
+            self._let_go(ids)
+
+    def _let_go(self, ids: list[str]) -> None:
+        with self._held_lock:
+            self._held.difference_update(ids)
 
     # --- one attempt ------------------------------------------------------------------------
 
@@ -254,6 +271,7 @@ class Dispatcher:
         now = utcnow()
         attempt = event.attempts + 1
         changes: dict[str, object] = {"attempts": attempt, "claimed_until": None}
+        self._let_go([event.id])
         if outcome.succeeded:
             changes.update(status="delivered", delivered_at=now)
         elif attempt >= self.max_attempts:
@@ -327,7 +345,17 @@ class Dispatcher:
                     raise
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Stop gracefully: attempts under way finish and are recorded (each within the
+        delivery timeout); events claimed here and not yet tried go back to the outbox at
+        once, for the other processes, instead of waiting out their claim."""
+        self._stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self._held_lock:
+            left = list(self._held)
+        try:
+            self._release(left)
+        except Exception:  # the database is gone too: the claims lapse on their own
+            log.warning("could not release claimed webhooks", extra={"events": len(left)})
         self.http.close()
 
 

@@ -555,6 +555,37 @@ def test_receiver_down_then_a_restarted_dispatcher_delivers(
     assert _event(pgw, event_id).status == "delivered"
 
 
+def test_a_dispatcher_that_stops_finishes_its_attempt_and_gives_the_rest_back(
+    pgw: Gateway,
+    pclient: TestClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    dispatchers: list[Dispatcher],
+) -> None:
+    """A process told to stop (SIGTERM) records the delivery under way and puts the events it
+    claimed but did not try back in the outbox at once: another process sends them now, not
+    after the claim's lease (issue 15: an endpoint stalled 559 s behind a dead claim)."""
+    _create(pclient, tenant_a, receiver.url)
+    ids = [_enqueue(pgw, tenant_a, subject=f"m{n}")[0] for n in range(5)]
+    receiver.hang = 1.0
+    stopping = _dispatcher(dispatchers, pgw, timeout=10)
+    rounds = threading.Thread(target=stopping.deliver_due)
+    rounds.start()
+    deadline = time.monotonic() + 20
+    while not receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert receiver.requests, "the first delivery never started"
+    stopping.close()  # while the first POST hangs
+    rounds.join(timeout=20)
+    assert _event(pgw, ids[0]).status == "delivered"  # the attempt under way was recorded
+    for event_id in ids[1:]:
+        event = _event(pgw, event_id)
+        assert event.status == "pending" and event.claimed_until is None
+    receiver.hang = 0.0
+    assert _dispatcher(dispatchers, pgw).deliver_due() == 4  # no lease to wait out
+    assert [_event(pgw, event_id).status for event_id in ids] == ["delivered"] * 5
+
+
 def test_a_hanging_receiver_times_out(
     pgw: Gateway,
     pclient: TestClient,
