@@ -76,7 +76,7 @@ class Pop3Sync:
         store: MailStore,
         policy: Pop3Policy,
         changes: ChangeSink,
-        lease: timedelta = timedelta(minutes=10),
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -131,6 +131,7 @@ class Pop3Sync:
         run = _Run()
         try:
             with (
+                leases.renewed(self.engine, self._lease_name, owner, self.lease),
                 logged_operation(log, self.endpoint, "pop3.sync"),
                 network_errors(self.endpoint.host, self.endpoint.port),
             ):
@@ -152,7 +153,10 @@ class Pop3Sync:
             on_server = self._uidls(client)
             known = self.store.known_by_uidl()
             if run.announce is None:  # the first session decides, before it stores anything
-                run.announce = bool(known) or self.last_sync_at() is not None
+                # Only once a first sync has finished is new mail news: a first sync cut short
+                # (the process killed) stored part of the maildrop, and its resumption must
+                # not announce the rest, which was there all along.
+                run.announce = self.last_sync_at() is not None
             announce = run.announce
             inbox = self._inbox()
             fresh = dict(
