@@ -11,6 +11,8 @@ from mailgate.gateway.crypto import SecretKeyError
 from mailgate.gateway.logs import configure_logging
 from mailgate.gateway.settings import get_settings
 
+GRACEFUL_SHUTDOWN_SECONDS = 25
+
 app = typer.Typer(help="Mailgate: a REST API gateway over IMAP and POP3 mailboxes.")
 keys_app = typer.Typer(help="API keys and the secret key.")
 app.add_typer(keys_app, name="keys")
@@ -46,6 +48,9 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
+        # SIGTERM: requests under way may finish; what is still open then (event streams
+        # never end by themselves) is cut, and its clients reconnect elsewhere
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 
