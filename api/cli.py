@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -12,6 +13,23 @@ from mailgate.gateway.logs import configure_logging
 from mailgate.gateway.settings import get_settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 25
+
+
+def _draining_server_class() -> type:
+    import uvicorn
+
+    from mailgate.gateway import push
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM or SIGINT, event streams end at once (they never end by themselves,
+        and would hold the shutdown): their clients reconnect to a process that stays."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            push.drain()
+            super().handle_exit(sig, frame)
+
+    return DrainingServer
+
 
 app = typer.Typer(help="Mailgate: a REST API gateway over IMAP and POP3 mailboxes.")
 keys_app = typer.Typer(help="API keys and the secret key.")
@@ -42,16 +60,16 @@ def serve(
     from mailgate.api.app import create_app
 
     gateway = _gateway()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(gateway, background=True),
         host=host,
         port=port,
         log_config=None,
         access_log=False,
-        # SIGTERM: requests under way may finish; what is still open then (event streams
-        # never end by themselves) is cut, and its clients reconnect elsewhere
+        # SIGTERM: requests under way may finish within this; what is still open then is cut
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    _draining_server_class()(config).run()
 
 
 @app.command()

@@ -46,12 +46,13 @@ async def frames(
     """The stream's bytes until the client goes away (Starlette then cancels this, at its
     next wait) or ``duration`` seconds pass. Each look at the change log is one short query
     in a worker thread; between looks it waits on the event loop for this process's commits
-    (the bell) or ``poll`` seconds (other processes' commits)."""
+    (the bell) or ``poll`` seconds (other processes' commits). A process told to stop ends
+    its streams (push.drain) after what was found is sent."""
     started = last_sent = time.monotonic()
     yield f"retry: {RETRY_MS}\n\n".encode()
     for frame in stream.opening:
         yield encode(frame)
-    while True:
+    while not push.draining.is_set():
         seen = push.rung()
         found, more = await anyio.to_thread.run_sync(push.next_frames, gw, stream)
         for frame in found:

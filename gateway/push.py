@@ -14,6 +14,7 @@ for the query instead of the API key (which must not end up in URLs and their lo
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,6 +29,10 @@ from mailgate.gateway.feed import state_number, state_string
 from mailgate.store.changes import current_states, events_after
 from mailgate.store.models import Account
 from mailgate.store.outbox import iso_utc, logged
+
+# Set when the process is told to stop (SIGTERM): open streams end at once, cleanly, and
+# their clients reconnect (with Last-Event-ID) to a process that stays.
+draining = threading.Event()
 
 TOKEN_PURPOSE = "mgev"  # noqa: S105 - tokens read mgev_..., a prefix, not a secret
 TENANT_PREFIX = "t:"
@@ -165,6 +170,12 @@ def next_frames(gw: Gateway, stream: Stream) -> tuple[list[Frame], bool]:
             event_type = json.loads(entry.body)["type"]
             frames.append(Frame(event_type, stream.last_id(), entry.body))
     return frames, len(logged) == BATCH
+
+
+def drain() -> None:
+    """End every open stream of this process (it is stopping)."""
+    draining.set()
+    logged.ring()  # wake the streams waiting for events
 
 
 def rung() -> int:

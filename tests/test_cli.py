@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mailgate.api.cli import GRACEFUL_SHUTDOWN_SECONDS
 from tests.harness.dovecot import DovecotServer, MailUser
 from tests.harness.serve import MAILGATE, served_process
 from tests.helpers import account_body
@@ -25,8 +27,8 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def served(cli_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log_path = tmp_path / "serve.log"
-    with served_process(cli_env, log_path) as base:
-        yield base, log_path
+    with served_process(cli_env, log_path) as server:
+        yield server.url, log_path
 
 
 def test_serve_migrates_and_answers_with_a_new_key(
@@ -97,3 +99,32 @@ def test_keys_create_takes_scopes_and_a_name(
     )
     assert wrong.returncode == 2 and "unknown scope 'root'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_sigterm_ends_event_streams_and_the_process_at_once(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An open event stream never ends by itself; on SIGTERM it ends cleanly (its client
+    reconnects elsewhere with Last-Event-ID) and the process stops, without waiting out the
+    graceful-shutdown limit and without a traceback."""
+    log_path = tmp_path / "serve.log"
+    with served_process(cli_env, log_path) as server:
+        key = subprocess.run(
+            [*MAILGATE, "keys", "create", "--tenant", "demo"],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.stream("GET", f"{server.url}/v1/events", headers=headers, timeout=60) as stream:
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("event:")) == "event: ready"
+            server.process.send_signal(signal.SIGTERM)
+            rest = list(lines)  # the stream ends (no error) once the server drains it
+        # uvicorn re-raises the signal once it has shut down: the exit status says SIGTERM
+        ended = server.process.wait(timeout=GRACEFUL_SHUTDOWN_SECONDS - 5)
+        assert ended in (0, -signal.SIGTERM)
+    assert not [line for line in rest if line.startswith("event:")]  # ended, no error event
+    logs = log_path.read_text()
+    assert "Application shutdown complete" in logs and "Traceback" not in logs

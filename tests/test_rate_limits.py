@@ -154,7 +154,9 @@ def test_the_limit_holds_across_processes(postgres_schema_url: str, tmp_path: Pa
         key = bearer(issue_api_key(gw.engine, "shop").key)
         gw.close()
         within_one_window()
-        answers = [httpx.get(f"{base}/v1/accounts", headers=key) for base in (a, b, a, b, a, b)]
+        answers = [
+            httpx.get(f"{server.url}/v1/accounts", headers=key) for server in (a, b, a, b, a, b)
+        ]
     assert [answer.status_code for answer in answers] == [200, 200, 200, 200, 429, 429]
     assert [answer.headers["RateLimit-Remaining"] for answer in answers[:4]] == ["3", "2", "1", "0"]
     assert_problem(answers[5], 429, "rate-limited")

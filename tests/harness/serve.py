@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,10 +38,16 @@ def served(app: FastAPI) -> Iterator[str]:
 MAILGATE = [sys.executable, "-m", "mailgate.api"]
 
 
+@dataclass(frozen=True)
+class ServedProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def served_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
+def served_process(env: dict[str, str], log_path: Path) -> Iterator[ServedProcess]:
     """``mailgate serve`` in its own process with ``env``, once it answers ``/readyz``;
-    yields its base URL, its output going to ``log_path``; stopped afterwards."""
+    yields its base URL and process, its output going to ``log_path``; stopped afterwards."""
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -58,7 +65,7 @@ def served_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mailgate serve did not come up:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield base
+        yield ServedProcess(base, process)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
