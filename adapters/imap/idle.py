@@ -83,6 +83,15 @@ def notify_everywhere(client: IMAPClient) -> bool:
     return bool(typ == "OK")
 
 
+def _moved(selected: dict[bytes, Any], seen: tuple[int, int]) -> bool:
+    """Whether INBOX as SELECT answers differs from ``seen`` (UIDNEXT, MESSAGES): its message
+    count, or its UIDNEXT where the server sends one (Courier's SELECT has none)."""
+    uidnext, exists = selected.get(b"UIDNEXT"), selected.get(b"EXISTS")
+    return (exists is not None and int(exists) != seen[1]) or (
+        uidnext is not None and int(uidnext) != seen[0]
+    )
+
+
 def _changed(responses: list[Any]) -> bool:
     return any(
         isinstance(response, tuple)
@@ -125,9 +134,8 @@ class ImapWatch:
             selected = self.client.select_folder("INBOX", readonly=True)
             heard = wire.take_news(self.client, ELSEWHERE_NEWS) or heard
             wire.take_news(self.client)  # the SELECT's own EXISTS
-            now = (int(selected.get(b"UIDNEXT", 0)), int(selected.get(b"EXISTS", 0)))
             seen = self._seen.inbox if self._seen is not None else None
-            moved = seen is not None and now[0] > 0 and now != seen
+            moved = seen is not None and _moved(selected, seen)
             if (heard or moved) and self._quick < QUICK_ROUNDS:
                 self._quick += 1
                 return
