@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from mailgate.adapters.base import Watch
-from mailgate.domain.errors import MailboxError
+from mailgate.domain.errors import MailboxError, MailboxTimeout, MailboxUnreachable
 from mailgate.gateway.backoff import backoff
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.health_state import mark_failed, mark_working
@@ -36,6 +36,7 @@ log = logging.getLogger("mailgate.watch")
 LEASE = timedelta(seconds=60)
 RECONNECT_CAP = 300.0
 DEFERRED_RETRY = 0.2
+PROBE_EVERY = 1.0  # seconds between looks whether a server that went away is back
 # A connection that drops and comes right back (a server restart) is no account error; one
 # that cannot be reopened either is.
 FAILED_AFTER = 2
@@ -56,6 +57,8 @@ class AccountWatcher:
         self.failures = 0
         self.connections = 0  # how many times it has (re)connected
         self.notify = False  # whether the server reports changes of every folder (NOTIFY)
+        self._address: tuple[str, int] | None = None  # the server's, for the outage probe
+        self._probed = False  # the last reconnect wait ended because the server was back
 
     def start(self) -> None:
         self.thread.start()
@@ -68,8 +71,14 @@ class AccountWatcher:
             if not self._lease():
                 self.stop_event.wait(LEASE.total_seconds() / 3)  # another process watches it
                 continue
+            probe = False
             try:
                 self._watch()
+            except (MailboxUnreachable, MailboxTimeout) as exc:
+                self._failed(exc)
+                # an outage: come back the moment it ends; but a server that accepted the
+                # probe and still failed is backed off from, not probed again at once
+                probe = not self._probed
             except MailboxError as exc:
                 self._failed(exc)
             except Exception:
@@ -77,12 +86,34 @@ class AccountWatcher:
                 self.failures += 1
             else:
                 continue
-            self.stop_event.wait(backoff(self.failures, base=1.0, cap=RECONNECT_CAP))
+            self._probed = self._pause(backoff(self.failures, base=1.0, cap=RECONNECT_CAP), probe)
         with contextlib.suppress(Exception):
             leases.release(self.gw.engine, self.lease, self.owner)
 
     def _lease(self) -> bool:
         return leases.acquire(self.gw.engine, self.lease, self.owner, LEASE)
+
+    def _pause(self, seconds: float, probe: bool) -> bool:
+        """Wait ``seconds`` before reconnecting; with ``probe``, look every second whether
+        the server accepts connections again and end the wait then, so an outage costs its
+        own length and a second, not the backoff that grew meanwhile. True when the probe
+        ended it."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.wait(min(PROBE_EVERY, max(deadline - time.monotonic(), 0))):
+            if probe and self._accepts():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+        return False
+
+    def _accepts(self) -> bool:
+        if self._address is None:
+            return False
+        try:
+            socket.create_connection(self._address, timeout=PROBE_EVERY).close()
+        except OSError:
+            return False
+        return True
 
     def _failed(self, error: MailboxError) -> None:
         self.failures += 1
@@ -97,6 +128,8 @@ class AccountWatcher:
         """Watch until stopped or the lease is lost; raises when the mailbox fails."""
         with Session(self.gw.engine) as session:
             account = session.get(Account, self.account_id)
+        if account is not None:
+            self._address = (account.host, account.port)
         watch = None if account is None else self.gw.mailboxes.adapter(account).open_watch()
         if watch is None:  # the account is gone, or its server cannot tell of changes
             self.stop_event.set()
@@ -124,7 +157,7 @@ class AccountWatcher:
                 self.gw.metrics.watch_lag.observe(time.perf_counter() - woke)
             if first:
                 mark_working(self.gw.engine, self.account_id)
-                self.failures, first = 0, False
+                self.failures, first, self._probed = 0, False, False
             log.log(
                 logging.INFO if found.events else logging.DEBUG,  # quiet rounds every 2 s
                 "watch ok",

@@ -289,3 +289,24 @@ def test_a_mailbox_that_stays_down_is_an_account_error_once(setup: Setup) -> Non
     finally:
         watchers.close()
     assert [b["type"] for b in setup.bodies()] == ["account.error", "message.created"]
+
+
+def test_after_a_long_outage_the_watcher_is_back_as_soon_as_the_server(setup: Setup) -> None:
+    """An outage long enough for the reconnect backoff to have grown (here: eight failures,
+    a wait of up to 256 s): the watcher probes the server every second and reconnects the
+    moment it accepts again, not when its backoff ends (issue 15: new mail reached webhooks
+    5.4 s and 30.1 s after a 20 s outage)."""
+    watchers = setup.watchers()
+    try:
+        eventually(lambda: idling(watchers), "the watcher to idle")
+        (watcher,) = [w for _, w in watchers.running.values()]
+        setup.server.stop()
+        eventually(lambda: watcher.failures >= 1, "the watcher to notice")
+        watcher.failures = 8  # as after a long outage: the next wait is up to 256 s
+        eventually(lambda: watcher.failures >= 9, "the next attempt to fail")
+        setup.server.start()
+        eventually(lambda: watcher.connections == 2, "the watcher to reconnect")
+        setup.server.append(setup.user, text_message("Back at once", "x"))
+        eventually(lambda: "Back at once" in setup.subjects(), "the new mail")
+    finally:
+        watchers.close()
