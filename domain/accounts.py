@@ -32,7 +32,7 @@ def _check_host(value: str) -> str:
     return name.lower()
 
 
-def _no_control_chars(value: str) -> str:
+def no_control_chars(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters such as CR, LF or NUL")
     return value
@@ -56,9 +56,9 @@ def _email(value: str) -> str:
 
 EmailAddress = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_email)]
 
-Username = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_control_chars)]
-Password = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_control_chars)]
-Name = Annotated[str, Field(max_length=200), AfterValidator(_no_control_chars)]
+Username = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(no_control_chars)]
+Password = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(no_control_chars)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(no_control_chars)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 

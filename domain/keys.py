@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, model_validator
 from typing_extensions import TypeAliasType
 
 from mailgate.domain import examples as ex
+from mailgate.domain.accounts import no_control_chars
 from mailgate.domain.base import ResponseModel, StrictModel
 from mailgate.domain.examples import examples
 from mailgate.domain.webhooks import AccountIds
@@ -65,15 +66,9 @@ def _unique_scopes(values: list[str]) -> list[str]:
     return values
 
 
-def _clean_name(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
 class KeyCreate(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_name)] = Field(
-        description="What the key is for, shown in lists (`mobile app of alice`)."
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_control_chars)] = (
+        Field(description="What the key is for, shown in lists (`mobile app of alice`).")
     )
     scopes: Annotated[
         list[Scope], Field(min_length=1, max_length=len(SCOPES)), AfterValidator(_unique_scopes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -90,38 +91,38 @@ class Access:
                     used = requests_in_window(connection, bad_subject, window)
                     if used >= self.settings.bad_keys_per_minute:
                         return self._blocked(used, now)
-                grant = grant_for_key(self.engine, key)
+                grant = self._grant(digest, lambda: grant_for_key(self.engine, key))
                 if grant is None:
                     if bad_subject is not None:
                         used = count_request(connection, bad_subject, window)
                         if used > self.settings.bad_keys_per_minute:
                             return self._blocked(used, now)
                     return Admission(None, refusal=Refusal.UNKNOWN_KEY)
-                self.cache.put(digest, grant)
             return self._count(connection, grant, now)
 
     def is_live(self, key: str) -> bool:
         """Whether a key would be let in now (known, not deleted, not expired), without
         counting a request: for answers that replay what the key was already given."""
-        digest = hash_api_key(key)
-        grant = self.cache.get(digest)
-        if grant is None:
-            grant = grant_for_key(self.engine, key)
-            if grant is None:
-                return False
-            self.cache.put(digest, grant)
-        return not grant.expired(datetime.now(UTC))
+        grant = self._grant(hash_api_key(key), lambda: grant_for_key(self.engine, key))
+        return grant is not None and not grant.expired(datetime.now(UTC))
 
     def admit_key_id(self, key_id: str) -> Admission:
         """The key an events token was made with: it must still be live."""
-        grant = self.cache.get(key_id)
+        grant = self._grant(key_id, lambda: grant_for_key_id(self.engine, key_id))
         if grant is None:
-            grant = grant_for_key_id(self.engine, key_id)
-            if grant is None:
-                return Admission(None, refusal=Refusal.UNKNOWN_KEY)
-            self.cache.put(key_id, grant)
+            return Admission(None, refusal=Refusal.UNKNOWN_KEY)
         with autocommit(self.engine) as connection:
             return self._count(connection, grant, time.time())
+
+    def _grant(self, cached_as: str, load: Callable[[], KeyGrant | None]) -> KeyGrant | None:
+        """The grant cached under ``cached_as`` (a key's digest, or its id), else loaded and
+        cached."""
+        grant = self.cache.get(cached_as)
+        if grant is None:
+            grant = load()
+            if grant is not None:
+                self.cache.put(cached_as, grant)
+        return grant
 
     def _count(self, connection: Connection, grant: KeyGrant, now: float) -> Admission:
         if grant.expired(datetime.fromtimestamp(now, UTC)):

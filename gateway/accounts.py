@@ -217,6 +217,18 @@ def delete_account(gw: Gateway, tenant_id: str, account_id: str) -> None:
     scrub(gw.engine)  # no readable trace of its mail left in the file
 
 
+def unknown_accounts(session: Session, tenant_id: str, account_ids: list[str]) -> list[str]:
+    """Those of ``account_ids`` that are no account of the tenant, in their order."""
+    found = set(
+        session.exec(
+            select(Account.id).where(
+                col(Account.tenant_id) == tenant_id, col(Account.id).in_(account_ids)
+            )
+        ).all()
+    )
+    return [account_id for account_id in account_ids if account_id not in found]
+
+
 def load_account(session: Session, tenant_id: str, account_id: str) -> Account:
     if not is_valid_id(account_id, "acc"):
         raise NotFound("account")

@@ -11,10 +11,11 @@ from sqlmodel import Session, col, select
 from mailgate.domain.errors import InvalidRequest, NotFound
 from mailgate.domain.ids import is_valid_id, new_id
 from mailgate.domain.keys import KeyCreate, KeyCreated, KeyGrant, KeyOut, effective_scopes
+from mailgate.gateway.accounts import unknown_accounts
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import hash_api_key, new_api_key
 from mailgate.store.db import read_session, session_scope
-from mailgate.store.models import Account, ApiKey, as_utc, utcnow
+from mailgate.store.models import ApiKey, as_utc, utcnow
 
 KEY_PREFIX = "key"
 
@@ -112,18 +113,10 @@ def _check_accounts(session: Session, tenant_id: str, account_ids: list[str] | N
         raise InvalidRequest(
             "`account_ids` must name at least one account, or be null", loc=("body", "account_ids")
         )
-    found = set(
-        session.exec(
-            select(Account.id).where(
-                col(Account.tenant_id) == tenant_id, col(Account.id).in_(account_ids)
-            )
-        ).all()
-    )
-    for index, account_id in enumerate(account_ids):
-        if account_id not in found:
-            raise InvalidRequest(
-                f"no such account: {account_id}", loc=("body", "account_ids", index)
-            )
+    unknown = unknown_accounts(session, tenant_id, account_ids)
+    if unknown:
+        index = account_ids.index(unknown[0])
+        raise InvalidRequest(f"no such account: {unknown[0]}", loc=("body", "account_ids", index))
 
 
 def _bound(row: ApiKey) -> list[str] | None:

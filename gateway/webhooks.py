@@ -28,11 +28,11 @@ from mailgate.domain.webhooks import (
     WebhookSecret,
     WebhookUpdate,
 )
+from mailgate.gateway.accounts import unknown_accounts
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.outbound import HttpTarget, check_url
 from mailgate.store.db import session_scope
 from mailgate.store.models import (
-    Account,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
@@ -199,14 +199,7 @@ def _check_accounts(session: Session, tenant_id: str, account_ids: list[str] | N
         if account_ids is not None:
             raise InvalidRequest("`account_ids` must name at least one account, or be null")
         return
-    found = set(
-        session.exec(
-            select(Account.id).where(
-                Account.tenant_id == tenant_id, col(Account.id).in_(account_ids)
-            )
-        ).all()
-    )
-    unknown = [account_id for account_id in account_ids if account_id not in found]
+    unknown = unknown_accounts(session, tenant_id, account_ids)
     if unknown:
         raise InvalidRequest(f"no such account: {', '.join(unknown[:5])}")
 

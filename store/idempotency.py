@@ -73,40 +73,47 @@ def take_over(
     engine: Engine, scope: str, key: str, old_claim: str, new_claim: str, now: datetime
 ) -> bool:
     """Make the row a new running claim, if it is still the one held by ``old_claim``."""
-    with autocommit(engine) as connection:
-        result = connection.execute(
-            update(_TABLE)
-            .where(_this(scope, key), col(IdempotencyRecord.claim) == old_claim)
-            .values(
-                claim=new_claim,
-                running=True,
-                fingerprint=None,
-                status_code=None,
-                content_type=None,
-                location=None,
-                body=None,
-                created_at=now,
-            )
-        )
-    return bool(result.rowcount)
+    return _update_claim(
+        engine,
+        scope,
+        key,
+        old_claim,
+        claim=new_claim,
+        running=True,
+        fingerprint=None,
+        status_code=None,
+        content_type=None,
+        location=None,
+        body=None,
+        created_at=now,
+    )
 
 
 def complete(
     engine: Engine, scope: str, key: str, claim: str, fingerprint: str, response: StoredResponse
 ) -> bool:
     """Keep the answer; False when the claim was lost meanwhile (taken over as stale)."""
+    return _update_claim(
+        engine,
+        scope,
+        key,
+        claim,
+        running=False,
+        fingerprint=fingerprint,
+        status_code=response.status_code,
+        content_type=response.content_type,
+        location=response.location,
+        body=response.body,
+    )
+
+
+def _update_claim(engine: Engine, scope: str, key: str, held: str, **values: object) -> bool:
+    """Set ``values`` on the row if the claim ``held`` still holds it; whether it did."""
     with autocommit(engine) as connection:
         result = connection.execute(
             update(_TABLE)
-            .where(_this(scope, key), col(IdempotencyRecord.claim) == claim)
-            .values(
-                running=False,
-                fingerprint=fingerprint,
-                status_code=response.status_code,
-                content_type=response.content_type,
-                location=response.location,
-                body=response.body,
-            )
+            .where(_this(scope, key), col(IdempotencyRecord.claim) == held)
+            .values(**values)
         )
     return bool(result.rowcount)
 
