@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -136,11 +137,36 @@ class Watch(Protocol):
         """Look at the server and record what changed since the last round."""
         ...
 
+    def begin_wait(self) -> Waiting | None:
+        """Start waiting for the server to report a change; None when one came while the
+        last round looked (round again at once). No thread need wait with it: the caller
+        watches :attr:`Waiting.socket` (with many others) and ends the wait itself."""
+        ...
+
     def wait(self, seconds: float, stop: threading.Event) -> None:
-        """Wait up to ``seconds`` for the server to report a change, or for ``stop``."""
+        """Wait up to ``seconds`` for the server to report a change, or for ``stop``, in
+        this thread."""
         ...
 
     def close(self) -> None: ...
+
+
+class Waiting(Protocol):
+    """A wait for news under way (:meth:`Watch.begin_wait`). Nothing else may use the
+    connection until :meth:`end`."""
+
+    socket: socket.socket | None
+    """Readable when the server has said something (then ask :meth:`heard`); None when the
+    server cannot tell unasked, and the caller ends the wait on its clock."""
+
+    def heard(self) -> bool:
+        """Read what the server said: True when it tells of a change (or of the end of the
+        connection, which :meth:`end` then raises)."""
+        ...
+
+    def end(self) -> None:
+        """End the wait; raises when the connection is gone."""
+        ...
 
 
 class AliasStore(Protocol):

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, delete
+from sqlmodel import col, delete, select
 
 from mailgate.store.db import session_scope
 from mailgate.store.models import Lease, utcnow
@@ -68,3 +68,30 @@ def renewed(engine: Engine, name: str, owner: str, ttl: timedelta) -> Iterator[N
     finally:
         stop.set()
         beater.join(timeout=5)
+
+
+def renew_owned(engine: Engine, owner_prefix: str, ttl: timedelta) -> set[str]:
+    """Renew, in one statement, every lease held by an owner named ``owner_prefix:…`` (one
+    process's many watchers); the names of those it holds. A lease another owner took over
+    meanwhile is not among them: its old holder must stop."""
+    now = utcnow()
+    mine = col(Lease.owner).like(_escaped(owner_prefix) + ":%", escape="\\")
+    with session_scope(engine) as session:
+        session.execute(update(Lease).where(mine).values(expires_at=now + ttl))
+        return set(session.exec(select(Lease.name).where(mine)).all())
+
+
+def live_owners(engine: Engine, name_prefix: str) -> list[str]:
+    """The owners of the unexpired leases whose names start with ``name_prefix``."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Lease.owner).where(
+                col(Lease.name).like(_escaped(name_prefix) + "%", escape="\\"),
+                col(Lease.expires_at) >= utcnow(),
+            )
+        )
+        return sorted(rows.all())
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

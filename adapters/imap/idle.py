@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,35 +40,52 @@ STOP_CHECK = 1.0
 QUICK_ROUNDS = 3
 
 
-def wait_for_change(client: IMAPClient, seconds: float, stop: threading.Event) -> bool:
-    """Wait up to ``seconds`` (keep it under the 29 minutes of RFC 2177) for a change of the
-    selected folder; True when the server reported one, False on timeout or ``stop``."""
-    if not client.has_capability("IDLE"):
-        stop.wait(seconds)
-        return not stop.is_set() and _changed(client.noop()[1])
-    deadline = time.monotonic() + seconds
-    client.idle()
-    try:
-        if wire.take_news(client):  # told before the server began to idle
-            return True
-        while not stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            wait = min(remaining, STOP_CHECK)
-            started = time.monotonic()
-            responses = client.idle_check(timeout=wait)
+class Idling:
+    """A wait for news under way on a watch's connection (:class:`mailgate.adapters.base.
+    Waiting`): IDLE (RFC 2177), whose ``socket`` becomes readable when the server speaks;
+    without IDLE no socket, and a NOOP at the end asks for what changed."""
+
+    def __init__(self, client: IMAPClient, sock: socket.socket | None) -> None:
+        self.client = client
+        self.socket = sock
+
+    def heard(self) -> bool:
+        """Read what the server sent (the socket was readable): True when it tells of a
+        change, or when nothing could be read (the connection closed, which ending the
+        wait then reports); a BYE raises."""
+        with connection_errors(self.client):
+            responses = self.client.idle_check(timeout=0)
             if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
                 raise imaplib.IMAP4.abort("the server closed the connection (BYE)")
-            if _changed(responses):
-                return True
-            if not responses and time.monotonic() - started < wait / 2:
-                # imapclient swallows EOF: nothing read although the socket was readable.
-                # Ending IDLE tells: DONE on a closed connection raises.
-                return False
-        return False
-    finally:
-        client.idle_done()
+            # imapclient swallows EOF: nothing read although the socket was readable
+            return not responses or _changed(responses)
+
+    def end(self) -> None:
+        """End the wait: DONE (raises on a connection that has gone), or the NOOP."""
+        with connection_errors(self.client):
+            if self.socket is not None:
+                self.client.idle_done()
+            else:
+                self.client.noop()
+
+    def block(self, seconds: float, stop: threading.Event) -> bool:
+        """Wait here, up to ``seconds`` or until ``stop``, and end the wait; True when the
+        server told of a change."""
+        deadline = time.monotonic() + seconds
+        told = False
+        try:
+            while not told and not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if self.socket is None:
+                    stop.wait(min(remaining, STOP_CHECK))
+                    continue
+                readable, _, _ = select.select([self.socket], [], [], min(remaining, STOP_CHECK))
+                told = bool(readable) and self.heard()
+        finally:
+            self.end()
+        return told
 
 
 def notify_everywhere(client: IMAPClient) -> bool:
@@ -122,10 +141,10 @@ class ImapWatch:
             self._heard = wire.dropped_news(self.client) > heard
             return self._seen
 
-    def wait(self, seconds: float, stop: threading.Event) -> None:
-        """Wait for news, unless some came while the last round looked: mail in INBOX after
-        the round read its numbers, or a change the server told of meanwhile (under NOTIFY,
-        of any folder). Then return at once, for the next round."""
+    def begin_wait(self) -> Idling | None:
+        """Start waiting for news, unless some came while the last round looked: mail in
+        INBOX after the round read its numbers, or a change the server told of meanwhile
+        (under NOTIFY, of any folder). Then None: the watcher rounds again at once."""
         with connection_errors(self.client):
             # Under NOTIFY, other folders' news may have come with the round's last answers
             # (SELECT forgets them) or with the SELECT's. The EXISTS and FETCH left of the
@@ -138,9 +157,22 @@ class ImapWatch:
             moved = seen is not None and _moved(selected, seen)
             if (heard or moved) and self._quick < QUICK_ROUNDS:
                 self._quick += 1
-                return
+                return None
             self._quick = 0
-            wait_for_change(self.client, seconds, stop)
+            if not self.client.has_capability("IDLE"):
+                return Idling(self.client, None)
+            self.client.idle()
+            if wire.take_news(self.client):  # told before the server began to idle
+                self.client.idle_done()
+                return None
+            return Idling(self.client, self.client.socket())
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Wait up to ``seconds`` for news, or for ``stop``, in this thread (the watchers
+        of ``mailgate serve`` park :meth:`begin_wait`'s socket on a selector instead)."""
+        idling = self.begin_wait()
+        if idling is not None:
+            idling.block(seconds, stop)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the connection is being abandoned anyway
