@@ -8,7 +8,9 @@ DNS rebinding). TLS still verifies the certificate against the name (see ``pinne
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Callable, Sequence
@@ -108,7 +110,28 @@ class _NamedContext(ssl.SSLContext):
 def pinned_context(server_name: str, *, verify: bool = True) -> ssl.SSLContext:
     """The system trust store (honours SSL_CERT_FILE), as ``ssl.create_default_context``,
     for a connection opened to an address: the certificate is checked against
-    ``server_name`` and SNI names it. ``verify`` off: no certificate check at all."""
+    ``server_name`` and SNI names it. ``verify`` off: no certificate check at all.
+
+    One context per server name and trust store, shared by every connection to it: each
+    holds the whole trust store (about a megabyte), and a thousand watched accounts on one
+    provider need it once, not a thousand times."""
+    return _pinned(server_name, verify, _trust_store())
+
+
+def _trust_store() -> tuple[str | None, str | None, int | None]:
+    """What the system trust store is now: a context made for another is not reused."""
+    cert_file = os.environ.get("SSL_CERT_FILE")
+    try:
+        changed = os.stat(cert_file).st_mtime_ns if cert_file else None
+    except OSError:
+        changed = None
+    return cert_file, os.environ.get("SSL_CERT_DIR"), changed
+
+
+@functools.lru_cache(maxsize=256)
+def _pinned(
+    server_name: str, verify: bool, _store: tuple[str | None, str | None, int | None]
+) -> ssl.SSLContext:
     context = _NamedContext(ssl.PROTOCOL_TLS_CLIENT)
     context.server_name = server_name
     if verify:

@@ -174,8 +174,12 @@ class DovecotServer(ImapAccess):
         *,
         oauth2_introspection_url: str | None = None,
         smtp_backend: bool = False,
+        extra_config: str = "",
     ) -> None:
-        """``imap_capability`` replaces what IMAP advertises after login, to play a
+        """``extra_config`` is appended to dovecot.conf (the scale bench raises process
+        limits with it).
+
+        ``imap_capability`` replaces what IMAP advertises after login, to play a
         plainer server (no MOVE, UIDPLUS, PREVIEW, ...).
 
         ``oauth2_introspection_url`` (``http://CLIENT:SECRET@host:port/introspect``, see
@@ -194,6 +198,7 @@ class DovecotServer(ImapAccess):
         self.imap_capability = imap_capability
         self.oauth2_introspection_url = oauth2_introspection_url
         self.smtp_backend = smtp_backend
+        self.extra_config = extra_config
         self.base_dir = Path(base_dir).resolve()
         self.config_file = self.base_dir / "dovecot.conf"
         self.log_file = self.base_dir / "dovecot.log"
@@ -559,7 +564,8 @@ protocol pop3 {{
   mail_max_userip_connections = 100
   pop3_uidl_format = %08Xu%08Xv
 }}
-{smtp_backend}""")
+{smtp_backend}
+{self.extra_config}""")
         return run
 
     def _check_traversable(self) -> None:
