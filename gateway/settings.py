@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         description="Deliver queued messages from this process. `false` for processes that "
         "only serve the API while others send (they share the queue in the database).",
     )
+    claim_ttl: float = Field(
+        20.0,
+        ge=1.0,
+        description="Seconds a claim on a queued webhook or message lasts unless renewed (a "
+        "heartbeat renews it every third of this while the work runs): a process that dies "
+        "leaves its claimed work to the others within this.",
+    )
     max_upload_bytes: int = Field(
         25 * 1024 * 1024,
         gt=0,

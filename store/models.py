@@ -331,6 +331,7 @@ class Submission(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = _timestamp()
     claimed_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    claimed_by: str | None = Field(default=None, max_length=40)  # the holder (store.claims)
     final_dot_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     smtp_code: int | None = None
     smtp_response: str | None = Field(default=None, max_length=1000)
@@ -427,6 +428,7 @@ class WebhookEvent(SQLModel, table=True):
         default=None,
         sa_type=sa.DateTime(timezone=True),
     )
+    claimed_by: str | None = Field(default=None, max_length=40)  # the holder (store.claims)
     created_at: datetime = _timestamp()
     delivered_at: datetime | None = Field(
         default=None,
