@@ -1,12 +1,14 @@
 """The webhook dispatcher: claims due outbox rows, POSTs them signed, records every attempt.
 
-Claiming. A row is claimed by setting ``claimed_until`` (a lease) in one conditional
-UPDATE; on PostgreSQL the candidate rows are picked with ``FOR UPDATE SKIP LOCKED`` so
-concurrent dispatchers (several ``mailgate serve`` processes) never wait on or take the
-same row, on SQLite the single-writer lock makes the conditional UPDATE enough. Only the
-claimer sends a row, so the gateway never sends one event twice while the lease holds; a
-process that dies mid-delivery leaves its rows to be claimed again when the lease runs
-out (at-least-once: the receiver dedupes by ``webhook-id``).
+Claiming. A row is claimed by setting ``claimed_until`` and ``claimed_by`` (store.claims)
+in one conditional UPDATE; on PostgreSQL the candidate rows are picked with ``FOR UPDATE
+SKIP LOCKED`` so concurrent dispatchers (several ``mailgate serve`` processes) never wait on
+or take the same row, on SQLite the single-writer lock makes the conditional UPDATE enough.
+The claim is short (``MAILGATE_CLAIM_TTL``) and renewed by a heartbeat while the round
+runs, so a process that dies mid-delivery leaves its rows (and the endpoint's later events,
+held back behind them) to the others within that time (at-least-once: the receiver dedupes
+by ``webhook-id``). Only the holder sends a row and records its attempt: a row whose claim
+lapsed and was taken by another process is neither sent nor recorded here.
 
 Order. Per endpoint, events go out oldest first and one at a time: a row is not claimed
 while an older row of its endpoint is still pending and either waiting for a retry or
@@ -47,12 +49,14 @@ from mailgate.gateway.metrics import seconds_since
 from mailgate.gateway.outbound import HttpTarget, PinnedHttp
 from mailgate.gateway.webhooks import check_webhook_url
 from mailgate.store import outbox
+from mailgate.store.claims import Claim, claimable, renewed
 from mailgate.store.db import session_scope
 from mailgate.store.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
 
 log = logging.getLogger("mailgate.webhooks")
 
 USER_AGENT = "Mailgate-Webhooks/1"
+_EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]  # SQLModel's table
 BODY_LIMIT = 2048
 ERROR_LIMIT = 500
 
@@ -81,22 +85,21 @@ class Dispatcher:
         max_attempts: int = 12,
         disable_after: int = 20,
         workers: int = 4,
-        lease: float | None = None,
+        claim_ttl: float | None = None,
         resolver: Resolver = socket.getaddrinfo,
     ) -> None:
-        """``resolver`` looks up webhook hosts (tests name hosts no DNS knows)."""
+        """``resolver`` looks up webhook hosts (tests name hosts no DNS knows);
+        ``claim_ttl`` defaults to ``MAILGATE_CLAIM_TTL``."""
         self.gateway = gateway
         self.resolver = resolver
         self.batch, self.timeout = batch, timeout
         self.max_attempts, self.disable_after = max_attempts, disable_after
-        # Endpoints are served side by side, each endpoint's events one after another; the
-        # lease must outlast the longest such run (every claimed row on one slow endpoint).
-        self.lease = timedelta(seconds=lease if lease is not None else batch * timeout + 60)
+        ttl = claim_ttl if claim_ttl is not None else gateway.settings.claim_ttl
+        self.claim_ttl = timedelta(seconds=ttl)
         self.http = PinnedHttp(timeout)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks")
         self._stopping = threading.Event()
-        self._held: set[str] = set()  # claimed here, not yet tried or released
-        self._held_lock = threading.Lock()
+        self._round: Claim | None = None  # the rows the round under way holds
 
     # --- one round --------------------------------------------------------------------------
 
@@ -104,20 +107,25 @@ class Dispatcher:
         """Claim due events and try each once; returns how many attempts were made."""
         if self._stopping.is_set():
             return 0
-        events = self._claim()
+        claim, events = self._claim()
         if not events:
             return 0
         by_endpoint: dict[str, list[WebhookEvent]] = {}
         for event in events:
             by_endpoint.setdefault(event.endpoint_id, []).append(event)
-        return sum(self.pool.map(self._deliver_endpoint, by_endpoint.values()))
+        self._round = claim
+        try:
+            with renewed(claim):
+                runs = [(claim, run) for run in by_endpoint.values()]
+                return sum(self.pool.map(self._deliver_endpoint, runs))
+        finally:
+            if self._stopping.is_set():  # closing: whatever is left goes back at once
+                claim.release(claim.held())
 
-    def _claim(self) -> list[WebhookEvent]:
+    def _claim(self) -> tuple[Claim, list[WebhookEvent]]:
         now = utcnow()
         older = aliased(WebhookEvent)
-        claimable = or_(
-            col(WebhookEvent.claimed_until).is_(None), col(WebhookEvent.claimed_until) < now
-        )
+        free = claimable(_EVENTS, now)
         held_back = exists().where(
             col(older.endpoint_id) == col(WebhookEvent.endpoint_id),
             col(older.status) == "pending",
@@ -130,7 +138,7 @@ class Dispatcher:
             .where(
                 WebhookEvent.status == "pending",
                 col(WebhookEvent.next_attempt_at) <= now,
-                claimable,
+                free,
                 col(WebhookEndpoint.enabled).is_(True),
                 ~held_back,
             )
@@ -139,23 +147,20 @@ class Dispatcher:
         )
         if self.gateway.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True, of=WebhookEvent)
-        claim = (
+        owner = new_id("own")
+        take = (
             update(WebhookEvent)
-            .where(
-                col(WebhookEvent.id).in_(due),
-                claimable,
-            )
-            .values(claimed_until=now + self.lease)
+            .where(col(WebhookEvent.id).in_(due), free)
+            .values(claimed_until=now + self.claim_ttl, claimed_by=owner)
             .returning(col(WebhookEvent.id))
         )
         with self.gateway.engine.begin() as connection:
-            ids = list(connection.execute(claim).scalars())
+            ids = list(connection.execute(take).scalars())
+        claim = Claim(self.gateway.engine, _EVENTS, owner, ids, self.claim_ttl)
         if not ids:
-            return []
-        with self._held_lock:
-            self._held.update(ids)
+            return claim, []
         with Session(self.gateway.engine) as session:
-            return list(
+            return claim, list(
                 session.exec(
                     select(WebhookEvent)
                     .where(col(WebhookEvent.id).in_(ids))
@@ -163,46 +168,39 @@ class Dispatcher:
                 ).all()
             )
 
-    def _deliver_endpoint(self, events: Sequence[WebhookEvent]) -> int:
+    def _deliver_endpoint(self, run: tuple[Claim, Sequence[WebhookEvent]]) -> int:
         """One endpoint's claimed events in order; after a failure the rest wait."""
+        claim, events = run
         attempts = 0
         for index, event in enumerate(events):
             if self._stopping.is_set():  # closing: the rest goes back to the outbox now
-                self._release([e.id for e in events[index:]])
+                claim.release([e.id for e in events[index:]])
+                break
+            if not claim.holds(event.id):  # lapsed and taken elsewhere: theirs, in order
+                log.warning("webhook claim lost", extra={"event_id": event.id})
+                claim.release([e.id for e in events[index:]])
                 break
             try:
-                succeeded = self._attempt(event)
+                succeeded = self._attempt(claim, event)
             except Exception:
                 log.exception("webhook delivery crashed", extra={"event_id": event.id})
-                self._let_go([event.id])  # its claim lapses on its own
+                claim.let_go([event.id])  # its claim lapses on its own
                 succeeded = False
             attempts += 1
             if not succeeded:
-                self._release([e.id for e in events[index + 1 :]])
+                claim.release([e.id for e in events[index + 1 :]])
                 break
         return attempts
 
-    def _release(self, ids: list[str]) -> None:
-        if ids:
-            with self.gateway.engine.begin() as connection:
-                connection.execute(
-                    update(WebhookEvent)
-                    .where(col(WebhookEvent.id).in_(ids))
-                    .values(claimed_until=None)
-                )
-            self._let_go(ids)
-
-    def _let_go(self, ids: list[str]) -> None:
-        with self._held_lock:
-            self._held.difference_update(ids)
-
     # --- one attempt ------------------------------------------------------------------------
 
-    def _attempt(self, event: WebhookEvent) -> bool:
+    def _attempt(self, claim: Claim, event: WebhookEvent) -> bool:
+        """Send one event and record the attempt; False when it did not go through (or the
+        claim was lost meanwhile, so this attempt is not this process's to record)."""
         with Session(self.gateway.engine) as session:
             endpoint = session.get(WebhookEndpoint, event.endpoint_id)
         if endpoint is None or not endpoint.enabled:  # deleted or disabled since the claim
-            self._release([event.id])
+            claim.release([event.id])
             return False
         try:  # again here: the name may point somewhere else by now (DNS rebinding), and the
             # request goes to the addresses checked now, never to a second lookup
@@ -223,8 +221,7 @@ class Dispatcher:
                 )
             else:
                 outcome = self._send(target, secret, event)
-        self._record(event, outcome)
-        return outcome.succeeded
+        return self._record(claim, event, outcome) and outcome.succeeded
 
     def _send(self, target: HttpTarget, secret: str, event: WebhookEvent) -> Outcome:
         now = datetime.now(UTC)
@@ -266,12 +263,17 @@ class Dispatcher:
             kind="delivered" if ok else "http_error",
         )
 
-    def _record(self, event: WebhookEvent, outcome: Outcome) -> None:
-        """The attempt, the event's new state and the endpoint's failure count, together."""
+    def _record(self, claim: Claim, event: WebhookEvent, outcome: Outcome) -> bool:
+        """The attempt, the event's new state and the endpoint's failure count, together;
+        only while this claim holds the event (False, and nothing written, when another
+        process took it after the claim lapsed: it sends and records it)."""
         now = utcnow()
         attempt = event.attempts + 1
-        changes: dict[str, object] = {"attempts": attempt, "claimed_until": None}
-        self._let_go([event.id])
+        changes: dict[str, object] = {
+            "attempts": attempt,
+            "claimed_until": None,
+            "claimed_by": None,
+        }
         if outcome.succeeded:
             changes.update(status="delivered", delivered_at=now)
         elif attempt >= self.max_attempts:
@@ -279,6 +281,19 @@ class Dispatcher:
         else:
             changes.update(next_attempt_at=now + timedelta(seconds=backoff(attempt)))
         with session_scope(self.gateway.engine) as session:
+            taken = session.execute(
+                update(WebhookEvent)
+                .where(
+                    col(WebhookEvent.id) == event.id, col(WebhookEvent.claimed_by) == claim.owner
+                )
+                .values(**changes)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]  # a DML Result is a CursorResult
+                claim.let_go([event.id])
+                log.warning(
+                    "webhook claim lost; attempt not recorded", extra={"event_id": event.id}
+                )
+                return False
             session.add(
                 WebhookDelivery(
                     id=new_id("dlv"),
@@ -293,12 +308,10 @@ class Dispatcher:
                     attempted_at=now,
                 )
             )
-            session.exec(
-                update(WebhookEvent).where(col(WebhookEvent.id) == event.id).values(**changes)
-            )
             endpoint = session.get(WebhookEndpoint, event.endpoint_id, with_for_update=True)
             if endpoint is None:
-                return
+                claim.let_go([event.id])
+                return True
             if outcome.succeeded:
                 endpoint.consecutive_failures = 0
             else:
@@ -312,12 +325,14 @@ class Dispatcher:
                     )[:500]
                     log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint.id})
             session.add(endpoint)
+        claim.let_go([event.id])
         self._observe(event, outcome, now)
         if not outcome.succeeded:
             log.info(
                 "webhook delivery failed",
                 extra={"event_id": event.id, "attempt": attempt, "error": outcome.error},
             )
+        return True
 
     def _observe(self, event: WebhookEvent, outcome: Outcome, now: datetime) -> None:
         metrics = self.gateway.metrics
@@ -350,10 +365,11 @@ class Dispatcher:
         once, for the other processes, instead of waiting out their claim."""
         self._stopping.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
-        with self._held_lock:
-            left = list(self._held)
+        claim = self._round
+        left = claim.held() if claim is not None else []
         try:
-            self._release(left)
+            if claim is not None:
+                claim.release(left)
         except Exception:  # the database is gone too: the claims lapse on their own
             log.warning("could not release claimed webhooks", extra={"events": len(left)})
         self.http.close()
