@@ -1,8 +1,10 @@
 """The send worker: claims due submissions, delivers them over SMTP, records the outcome.
 
-Claiming is the webhook dispatcher's: a conditional UPDATE sets a lease (``claimed_until``),
-with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of ``mailgate serve`` processes
-share the queue and no submission is sent by two at once.
+Claiming is the webhook dispatcher's: a conditional UPDATE sets a short claim
+(``claimed_until`` and ``claimed_by``, store.claims), with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so any number of ``mailgate serve`` processes share the queue and no submission
+is sent by two at once. A heartbeat renews the round's claim while it sends, so a process
+that dies leaves its submissions to the others within ``MAILGATE_CLAIM_TTL``.
 
 Outcomes. 2xx: ``sent``, then the copy in the Sent folder (unless the provider keeps one
 itself) and a ``message.sent`` event. 4xx or a connection failure: ``queued`` again with
@@ -23,6 +25,7 @@ import asyncio
 import json
 import logging
 import smtplib
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,17 +34,19 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, select
 
 from mailgate.adapters.sending import Accepted, SmtpRefused, close_quietly, open_smtp, send
 from mailgate.domain.changes import Event, payload
 from mailgate.domain.errors import MailboxAuthFailed, MailboxError, MailgateError
+from mailgate.domain.ids import new_id
 from mailgate.domain.mail import MessageChange
 from mailgate.gateway.backoff import backoff
 from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.drafts import remove_sent_draft
 from mailgate.gateway.sending import queued
+from mailgate.store.claims import Claim, claimable, renewed
 from mailgate.store.db import autocommit, session_scope
 from mailgate.store.models import Account, Submission, utcnow
 from mailgate.store.outbox import enabled_endpoints, publish_all
@@ -59,18 +64,19 @@ _MARK_FINAL_DOT = (
     update(_SUBMISSION)
     .where(
         _SUBMISSION.c.id == bindparam("sid"),
-        _SUBMISSION.c.claimed_until == bindparam("stamp"),
+        _SUBMISSION.c.claimed_by == bindparam("owner"),
         _SUBMISSION.c.final_dot_at.is_(None),
     )
     .values(final_dot_at=bindparam("now"))
 )
 _RECORD = (
     update(_SUBMISSION)
-    .where(_SUBMISSION.c.id == bindparam("sid"), _SUBMISSION.c.claimed_until == bindparam("stamp"))
+    .where(_SUBMISSION.c.id == bindparam("sid"), _SUBMISSION.c.claimed_by == bindparam("owner"))
     .values(
         status=bindparam("outcome"),
         attempts=bindparam("tries"),
         claimed_until=None,
+        claimed_by=None,
         smtp_code=bindparam("code"),
         smtp_response=bindparam("words"),
         updated_at=bindparam("now"),
@@ -128,7 +134,7 @@ class SmtpSessions:
 
 
 class ClaimLost(Exception):
-    """Another process holds the submission now (this one's lease ran out): not sent here."""
+    """Another process holds the submission now (this one's claim lapsed): not sent here."""
 
 
 @dataclass
@@ -144,14 +150,29 @@ class Outcome:
 
 class Sender:
     def __init__(
-        self, gateway: Gateway, *, batch: int = 100, max_attempts: int = 10, lease: float = 300.0
+        self,
+        gateway: Gateway,
+        *,
+        batch: int = 100,
+        max_attempts: int = 10,
+        claim_ttl: float | None = None,
     ) -> None:
+        """``claim_ttl`` defaults to ``MAILGATE_CLAIM_TTL``."""
         self.gateway = gateway
         self.batch, self.max_attempts = batch, max_attempts
-        self.lease = timedelta(seconds=lease)
+        ttl = claim_ttl if claim_ttl is not None else gateway.settings.claim_ttl
+        self.claim_ttl = timedelta(seconds=ttl)
         self.sessions = SmtpSessions()
+        self._stopping = threading.Event()
+        self._busy = threading.Lock()  # held by the round under way
 
-    def close(self) -> None:
+    def close(self, wait: float = 30.0) -> None:
+        """Stop gracefully: the message under way is finished and recorded (up to ``wait``
+        seconds); those claimed and not yet begun go back to the queue at once, for the
+        other processes, instead of waiting out their claim."""
+        self._stopping.set()
+        if self._busy.acquire(timeout=wait):
+            self._busy.release()
         self.sessions.close()
 
     def send_due(self) -> int:
@@ -162,17 +183,32 @@ class Sender:
         kept for the round); the outcomes are written together, every few messages and at
         the end. A crash before they are written leaves ``final_dot_at`` set, so the next
         claim reconciles the message instead of sending it again."""
-        self.sessions.close_idle()
-        stamp, claimed = self._claim()
-        if not claimed:
-            return 0
+        with self._busy:
+            if self._stopping.is_set():
+                return 0
+            self.sessions.close_idle()
+            claim, claimed = self._claim()
+            if not claimed:
+                return 0
+            with renewed(claim):
+                self._send_claimed(claim, claimed)
+            return len(claimed)
+
+    def _send_claimed(self, claim: Claim, claimed: list[tuple[Submission, Account | None]]) -> None:
+        owner = claim.owner
         pending: list[Outcome] = []
         oldest = 0.0
         try:
             with autocommit(self.gateway.engine) as marks:
-                for submission, account in claimed:
+                for index, (submission, account) in enumerate(claimed):
+                    if self._stopping.is_set():  # closing: the rest goes back to the queue
+                        rest = [row.id for row, _ in claimed[index:]]
+                        claim.release(rest, status="queued")
+                        break
+                    if not claim.holds(submission.id):  # lapsed and taken elsewhere
+                        continue
                     try:
-                        outcome = self._deliver(submission, account, marks, stamp)
+                        outcome = self._deliver(submission, account, marks, owner)
                     except Exception:
                         log.exception("sending crashed", extra=_where(submission))
                         continue
@@ -182,42 +218,40 @@ class Sender:
                         oldest = time.monotonic()
                     pending.append(outcome)
                     if len(pending) >= RECORD_EVERY or time.monotonic() - oldest > RECORD_AFTER_S:
-                        self._record(pending, stamp)
+                        self._record(claim, pending)
                         pending = []
         finally:
             if pending:
-                self._record(pending, stamp)
-        return len(claimed)
+                self._record(claim, pending)
 
-    def _claim(self) -> tuple[datetime, list[tuple[Submission, Account | None]]]:
-        """Due submissions, leased to this round (``stamp``), each with its account."""
+    def _claim(self) -> tuple[Claim, list[tuple[Submission, Account | None]]]:
+        """Due submissions, claimed by this round, each with its account."""
         now = utcnow()
-        stamp = now + self.lease
-        claimable = or_(
-            col(Submission.claimed_until).is_(None), col(Submission.claimed_until) < now
-        )
+        owner = new_id("own")
+        free = claimable(_SUBMISSION, now)
         due = (
             select(Submission.id)
             .where(
                 col(Submission.status).in_(("queued", "sending")),
                 col(Submission.next_attempt_at) <= now,
-                claimable,
+                free,
             )
             .order_by(col(Submission.next_attempt_at), col(Submission.id))
             .limit(self.batch)
         )
         if self.gateway.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True, of=Submission)
-        claim = (
+        take = (
             update(Submission)
-            .where(col(Submission.id).in_(due), claimable)
-            .values(claimed_until=stamp, status="sending")
+            .where(col(Submission.id).in_(due), free)
+            .values(claimed_until=now + self.claim_ttl, claimed_by=owner, status="sending")
             .returning(col(Submission.id))
         )
         with self.gateway.engine.begin() as connection:
-            ids = list(connection.execute(claim).scalars())
+            ids = list(connection.execute(take).scalars())
+        claim = Claim(self.gateway.engine, _SUBMISSION, owner, ids, self.claim_ttl)
         if not ids:
-            return stamp, []
+            return claim, []
         with Session(self.gateway.engine) as session:
             rows = session.exec(select(Submission).where(col(Submission.id).in_(ids))).all()
             owners = {row.account_id for row in rows}
@@ -225,14 +259,14 @@ class Sender:
             session.expunge_all()
         by_id = {account.id: account for account in accounts}
         rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
-        return stamp, [(row, by_id.get(row.account_id)) for row in rows]
+        return claim, [(row, by_id.get(row.account_id)) for row in rows]
 
     def _deliver(
         self,
         submission: Submission,
         account: Account | None,
         marks: Connection,
-        stamp: datetime,
+        owner: str,
     ) -> Outcome | None:
         started = time.monotonic()
         if account is None:
@@ -240,7 +274,7 @@ class Sender:
         if submission.final_dot_at is not None:  # handed over before a crash: never again
             return self._reconcile(submission, account, started)
         try:
-            accepted = self._send(submission, account, marks, stamp)
+            accepted = self._send(submission, account, marks, owner)
         except ClaimLost:  # the dot never went: the server drops what it was given
             self.sessions.drop(account.id, quit_=False)
             log.warning("submission claimed by another process", extra=_where(submission))
@@ -263,7 +297,7 @@ class Sender:
         return Outcome(submission, "sent", accepted.code, words, started, sent_copy_id=copy_id)
 
     def _send(
-        self, submission: Submission, account: Account, marks: Connection, stamp: datetime
+        self, submission: Submission, account: Account, marks: Connection, owner: str
     ) -> Accepted:
         """On the account's kept session; one the server has ended meanwhile (closed, or a
         421) is replaced and the message sent on the new one, since nothing of it went out
@@ -272,7 +306,7 @@ class Sender:
 
         def mark() -> None:
             nonlocal marked
-            self._mark_final_dot(marks, submission.id, stamp)
+            self._mark_final_dot(marks, submission.id, owner)
             marked = True
 
         recipients = json.loads(submission.recipients)
@@ -299,10 +333,10 @@ class Sender:
         words = f"the gateway stopped after handing the message over; {how}, not sent again"
         return Outcome(submission, "sent", None, words, started, sent_copy_id=copy_id)
 
-    def _mark_final_dot(self, marks: Connection, submission_id: str, stamp: datetime) -> None:
-        """Committed before the dot, and only while this round still holds the lease."""
+    def _mark_final_dot(self, marks: Connection, submission_id: str, owner: str) -> None:
+        """Committed before the dot, and only while this round still holds the claim."""
         done = marks.execute(
-            _MARK_FINAL_DOT, {"sid": submission_id, "stamp": stamp, "now": utcnow()}
+            _MARK_FINAL_DOT, {"sid": submission_id, "owner": owner, "now": utcnow()}
         )
         if done.rowcount != 1:
             raise ClaimLost(submission_id)
@@ -318,14 +352,14 @@ class Sender:
         due = utcnow() + timedelta(seconds=backoff(attempt, cap=1800.0))
         return Outcome(submission, "queued", code, words, started, next_attempt_at=due)
 
-    def _record(self, outcomes: list[Outcome], stamp: datetime) -> None:
+    def _record(self, claim: Claim, outcomes: list[Outcome]) -> None:
         """The outcomes in one transaction, each ``sent`` or ``failed`` with its event; one
-        whose lease another process has taken meanwhile is that process's to record."""
+        whose claim another process has taken meanwhile is that process's to record."""
         now = utcnow()
         rows = [
             {
                 "sid": outcome.submission.id,
-                "stamp": stamp,
+                "owner": claim.owner,
                 "outcome": outcome.status,
                 "tries": outcome.submission.attempts + 1,
                 "code": outcome.code,
@@ -367,6 +401,7 @@ class Sender:
                     [(_event_type(outcome), _event_data(outcome)) for outcome in done],
                     endpoints[tenant_id],
                 )
+        claim.let_go(outcome.submission.id for outcome in outcomes)
         for outcome in outcomes:
             self._log(outcome)
 

@@ -12,6 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from email.policy import default
@@ -347,12 +348,59 @@ def test_an_outcome_whose_lease_was_lost_is_recorded_once_by_the_new_holder(
     assert_arrived_exactly(postfix, bob, 2)
 
 
+@pytest.mark.postgres
+def test_messages_claimed_by_a_killed_worker_are_sent_by_another_within_seconds(
+    alice: Mailbox, bob: MailUser, postfix: PostfixServer, gateway: Gateway, tmp_path: Path
+) -> None:
+    """A worker process claims three queued messages and hangs on the first (Postfix's go-ahead
+    for DATA held back by a proxy, so nothing is handed over); it is SIGKILLed there. Another
+    worker sends all three within 30 s of the kill, each arriving once (before: the claims
+    lasted 300 s)."""
+    with FaultProxy((postfix.host, postfix.smtp_port)) as proxy:
+        through = {"host": "127.0.0.1", "port": proxy.port, "security": "none"}
+        assert alice.call("PUT", "/smtp", json=through).status_code == 200
+        queued = [send(alice, {"to": [{"email": bob.username}], "text": f"n{n}"}) for n in range(3)]
+        held, let_go = threading.Event(), threading.Event()
+
+        def hold_the_go_ahead(line: bytes) -> bytes:
+            if line.startswith(b"354"):
+                held.set()
+                let_go.wait(60)
+            return line
+
+        proxy.rewrite(hold_the_go_ahead)
+        worker = _worker_process(gateway, tmp_path)
+        try:
+            assert held.wait(20), (tmp_path / "worker.log").read_text()
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        proxy.rewrite(None)
+        let_go.set()
+        assert {_row(gateway, q["id"]).status for q in queued} == {"sending"}  # claimed there
+        killed = time.monotonic()
+        sender = Sender(gateway)
+        try:
+            while time.monotonic() - killed < 40:
+                sender.send_due()
+                if all(submission(alice, q["id"])["status"] == "sent" for q in queued):
+                    break
+                time.sleep(0.5)
+            took = time.monotonic() - killed
+        finally:
+            sender.close()
+    assert [submission(alice, q["id"])["status"] for q in queued] == ["sent"] * 3
+    assert took < 30, f"sent {took:.1f} s after the kill"
+    assert_arrived_exactly(postfix, bob, 3)
+    print(f"3 messages claimed by the killed worker, all sent {took:.1f} s after the kill")
+
+
 def _claim_elsewhere(gateway: Gateway, submission_id: str, until: datetime) -> None:
     with gateway.engine.begin() as connection:
         connection.execute(
             update(Submission)
             .where(col(Submission.id) == submission_id)
-            .values(claimed_until=until)
+            .values(claimed_until=until, claimed_by="own_elsewhere")
         )
 
 
