@@ -38,7 +38,9 @@ from mailgate.store.models import Account, AccountToken, OAuthApp, as_utc, utcno
 log = logging.getLogger("mailgate.oauth2")
 
 AHEAD = timedelta(seconds=60)  # refresh this long before the token expires
-LEASE = timedelta(seconds=60)
+# Short, and renewed while the refresh runs: a process that dies mid-refresh holds the others
+# up for at most this long (they wait up to WAIT for it, then take over).
+LEASE = timedelta(seconds=20)
 WAIT = 30.0  # longest wait for another process's refresh
 POLL = 0.1
 
@@ -80,7 +82,8 @@ class AccountTokens:
             current, _ = self._stored()
             if current != stale:  # refreshed between our look and the lease
                 return current
-            return self._refresh_now()
+            with leases.renewed(self.engine, name, owner, LEASE):
+                return self._refresh_now()
         finally:
             leases.release(self.engine, name, owner)
 
