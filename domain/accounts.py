@@ -13,7 +13,7 @@ from typing_extensions import TypeAliasType
 
 from mailgate.domain import examples as ex
 from mailgate.domain.base import ResponseModel, StrictModel
-from mailgate.domain.endpoint import AccountState, MailProtocol, Security
+from mailgate.domain.endpoint import AccountState, MailProtocol, Security, SyncState
 from mailgate.domain.examples import examples
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -200,8 +200,20 @@ class AccountUpdate(StrictModel):
         return self
 
 
+class SyncProgress(ResponseModel):
+    """How far an account's first sync got (a POP3 account downloading its maildrop)."""
+
+    messages_stored: int = Field(
+        description="Messages downloaded from the server into Mailgate's store so far."
+    )
+    messages_on_server: int | None = Field(
+        description="Messages the server listed when the sync last started (UIDL); null "
+        "before a sync got that far."
+    )
+
+
 class AccountOut(ResponseModel):
-    model_config = examples(ex.ACCOUNT_OUT)
+    model_config = examples(ex.ACCOUNT_OUT, ex.POP3_ACCOUNT_SYNCING)
 
     id: str = Field(description="Opaque account id.")
     name: str | None
@@ -220,6 +232,16 @@ class AccountOut(ResponseModel):
     )
     state: AccountState = Field(description="The last known state of the mailbox connection.")
     state_detail: str | None = Field(description="Why, when the state is not `connected`.")
+    sync_state: SyncState = Field(
+        "running",
+        description="`initializing` until the account's first sync has finished (a POP3 "
+        "account downloading its mailbox, also while it is cut short and not yet resumed): "
+        "until then its lists may lack mail that is on the server. `running` after that, "
+        "and always for IMAP accounts (read live from the server).",
+    )
+    sync_progress: SyncProgress | None = Field(
+        None, description="While `sync_state` is `initializing`: how far the first sync got."
+    )
     created_at: datetime
     updated_at: datetime
 

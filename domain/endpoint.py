@@ -19,6 +19,10 @@ Security = TypeAliasType("Security", Literal["tls", "starttls", "none"])
 AccountState = TypeAliasType(
     "AccountState", Literal["connected", "auth_failed", "unreachable", "error"]
 )
+SyncState = TypeAliasType("SyncState", Literal["initializing", "running"])
+"""Whether Mailgate has the whole mailbox yet: ``initializing`` while a POP3 account's first
+sync has not finished (running, or cut short and not yet resumed), so its lists may lack
+mail that is on the server; ``running`` once it has, and always for IMAP (read live)."""
 
 
 class TokenSource(Protocol):

@@ -43,8 +43,23 @@ ACCOUNT_OUT = dict(
     send_as=["me@example.com"],
     state="connected",
     state_detail=None,
+    sync_state="running",
+    sync_progress=None,
     created_at=_AT,
     updated_at=_AT,
+)
+POP3_ACCOUNT_SYNCING = ACCOUNT_OUT | dict(
+    protocol="pop3",
+    host="pop.example.com",
+    port=995,
+    pop3=dict(
+        leave_on_server=True,
+        delete_after_days=None,
+        purge_on_server=False,
+        keep_server_deleted=True,
+    ),
+    sync_state="initializing",
+    sync_progress=dict(messages_stored=1000, messages_on_server=5000),
 )
 FOLDER = {
     "id": _INBOX_ID,

@@ -14,6 +14,7 @@ from typing_extensions import TypeAliasType
 
 from mailgate.domain import examples as ex
 from mailgate.domain.base import ResponseModel
+from mailgate.domain.endpoint import SyncState
 from mailgate.domain.examples import examples
 
 
@@ -136,6 +137,13 @@ class MessageFilter(BaseModel):
 class MessagePage(ResponseModel):
     items: list[MessageSummary]
     next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
+    sync_state: SyncState = Field(
+        "running",
+        description="`initializing`: the account's first sync has not finished (a POP3 "
+        "account still downloading its mailbox, or cut short and not yet resumed), so this "
+        "list may lack messages that are on the server; the account's `sync_progress` says "
+        "how far it got. `running`: the list is all there is (always on IMAP).",
+    )
 
 
 class MessageChange(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from sqlmodel import Session, col, select
 
@@ -15,6 +15,7 @@ from mailgate.domain.accounts import (
     AccountUpdate,
     OAuth2Auth,
     PasswordAuth,
+    SyncProgress,
 )
 from mailgate.domain.errors import InvalidFolderId, InvalidRequest, MailboxError, NotFound
 from mailgate.domain.ids import folder_id, folder_path, is_valid_id, new_id
@@ -23,6 +24,7 @@ from mailgate.gateway.context import Gateway
 from mailgate.gateway.oauth2.apps import load_app, server_of
 from mailgate.gateway.oauth2.mailbox import revoke_refresh_token, save_account, verified_tokens
 from mailgate.gateway.oauth2.provider import Tokens
+from mailgate.store import first_sync
 from mailgate.store.db import scrub, session_scope
 from mailgate.store.models import Account, OAuthApp, as_utc, utcnow
 
@@ -75,7 +77,7 @@ def create_account(gw: Gateway, tenant_id: str, spec: AccountCreate) -> AccountO
         with session_scope(gw.engine) as session:
             session.add(account)
     first_refresh(gw, account)
-    return to_out(account)
+    return get_account(gw, tenant_id, account.id)
 
 
 def first_refresh(gw: Gateway, account: Account) -> None:
@@ -103,12 +105,14 @@ def list_accounts(
         if only is not None:
             query = query.where(col(Account.id).in_(only))
         rows = session.exec(query.order_by(col(Account.created_at))).all()
-        return [to_out(row) for row in rows]
+        syncing = _first_syncs(session, rows)
+        return [to_out(row, syncing.get(row.id)) for row in rows]
 
 
 def get_account(gw: Gateway, tenant_id: str, account_id: str) -> AccountOut:
     with Session(gw.engine) as session:
-        return to_out(load_account(session, tenant_id, account_id))
+        account = load_account(session, tenant_id, account_id)
+        return to_out(account, _first_syncs(session, [account]).get(account_id))
 
 
 def update_account(
@@ -153,7 +157,7 @@ def update_account(
         session.add(account)
         session.commit()
         session.refresh(account)
-        return to_out(account)
+        return to_out(account, _first_syncs(session, [account]).get(account_id))
 
 
 def _watch_list(gw: Gateway, account: Account, ids: list[str] | None) -> str | None:
@@ -238,7 +242,15 @@ def load_account(session: Session, tenant_id: str, account_id: str) -> Account:
     return account
 
 
-def to_out(account: Account) -> AccountOut:
+def _first_syncs(session: Session, accounts: Sequence[Account]) -> dict[str, SyncProgress]:
+    """The accounts whose first sync has not finished, with how far it got: those that keep
+    their mail in the store (POP3); the others read the server and are always complete."""
+    keeping = [account.id for account in accounts if traits(account.protocol).keeps_state]
+    return first_sync.unfinished(session, keeping)
+
+
+def to_out(account: Account, syncing: SyncProgress | None = None) -> AccountOut:
+    """``syncing``: how far the first sync got, while it has not finished."""
     return AccountOut(
         id=account.id,
         name=account.name,
@@ -257,6 +269,8 @@ def to_out(account: Account) -> AccountOut:
         send_as=account.sender_addresses(),
         state=account.state,
         state_detail=account.state_detail,
+        sync_state="running" if syncing is None else "initializing",
+        sync_progress=syncing,
         created_at=as_utc(account.created_at),
         updated_at=as_utc(account.updated_at),
     )

@@ -208,7 +208,8 @@ class Pop3Message(SQLModel, table=True):
 
 class Pop3SyncState(SQLModel, table=True):
     """Per POP3 account: when it last synced and how the last sync ended (one sync at a time is
-    the lease ``pop3-sync:<account id>``, store.leases)."""
+    the lease ``pop3-sync:<account id>``, store.leases); no ``last_sync_at`` yet: the first
+    sync has not finished (store.first_sync)."""
 
     __tablename__ = "pop3_sync_state"
 
@@ -220,6 +221,9 @@ class Pop3SyncState(SQLModel, table=True):
         sa_type=sa.DateTime(timezone=True),
     )
     last_error: str | None = Field(default=None, max_length=500)
+    messages_on_server: int | None = None
+    """How many messages the server listed (UIDL) as the last session of the first sync
+    began: how far that sync has to go (store.first_sync); not kept up after it."""
 
 
 class ChangeLog(SQLModel, table=True):

@@ -158,6 +158,7 @@ NAMED_ENUMS = {
     "Scope",
     "Security",
     "SubmissionStatus",
+    "SyncState",
 }
 
 

@@ -346,6 +346,47 @@ def test_a_first_sync_cut_short_and_resumed_announces_no_mail_that_was_there(
     assert len(announced(feed["state"])) == 1  # mail after it is news
 
 
+def test_a_first_sync_cut_short_says_so_until_it_is_resumed_and_finished(
+    client: TestClient,
+    auth: dict[str, str],
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    pop3_proxy: Any,
+) -> None:
+    """Issue 15: a first sync killed at 1,000 of 5,000 messages left reads answering 200 with
+    1,000 and no sign of the rest. Here the first sync of 230 is cut after 200 were stored,
+    and every sync resumed by a read is cut again at once: the account and its lists say
+    `initializing` (with 200 of 230) until a sync finishes; an IMAP account never does."""
+    dovecot.deliver(mail_user, dated(230))
+    pop3_proxy.cut_when(b" octets\r\n", extra=40, nth=220)
+    box = add_pop3(client, auth, dovecot, mail_user, pop3_proxy.port)
+    pop3_proxy.cut_when(b" octets\r\n", extra=40, nth=1)  # each resumption, at its first RETR
+    imap = client.post(
+        "/v1/accounts", json=account_body("imap", dovecot.imap_port, mail_user), headers=auth
+    )
+    assert imap.status_code == 201, imap.text
+    imap_id = imap.json()["id"]
+
+    progress = {"messages_stored": 200, "messages_on_server": 230}
+    account = box.get("")
+    assert (account["sync_state"], account["sync_progress"]) == ("initializing", progress)
+    listed = {a["id"]: a for a in client.get("/v1/accounts", headers=auth).json()["items"]}
+    assert listed[box.account_id]["sync_state"] == "initializing"
+    assert listed[box.account_id]["sync_progress"] == progress
+    assert (listed[imap_id]["sync_state"], listed[imap_id]["sync_progress"]) == ("running", None)
+    page = box.get("/messages", limit=200)  # the read resumes the sync; it is cut again
+    assert (len(page["items"]), page["sync_state"]) == (200, "initializing")
+    imap_page = client.get(f"/v1/accounts/{imap_id}/messages", headers=auth).json()
+    assert (len(imap_page["items"]), imap_page["sync_state"]) == (50, "running")
+
+    pop3_proxy.reset()
+    page = box.get("/messages", limit=200)  # this resumption finishes
+    assert (len(page["items"]), page["sync_state"]) == (200, "running")
+    assert page["next_cursor"] is not None
+    account = box.get("")
+    assert (account["sync_state"], account["sync_progress"]) == ("running", None)
+
+
 def test_sync_cut_before_quit_keeps_the_mail_on_the_server_until_the_next_sync(
     client: TestClient,
     auth: dict[str, str],

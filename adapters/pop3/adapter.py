@@ -157,7 +157,12 @@ class Pop3Adapter:
         self, folder_id: str | None, filters: MessageFilter, limit: int, cursor: str | None
     ) -> MessagePage:
         self._maybe_sync()
-        return self.store.list_messages(folder_id, filters, limit, cursor)
+        # asked before the list is read: a first sync that finishes in between (another
+        # process's) has stored all it lists, and one that has not is not taken for done
+        complete = self.syncer.first_sync_finished()
+        page = self.store.list_messages(folder_id, filters, limit, cursor)
+        page.sync_state = "running" if complete else "initializing"
+        return page
 
     def get_message(self, message_id: str) -> Message:
         return self.store.get_message(message_id)

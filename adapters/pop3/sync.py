@@ -23,11 +23,10 @@ import contextlib
 import logging
 import poplib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from mailgate.adapters._net import network_errors
@@ -42,7 +41,7 @@ from mailgate.domain.changes import ChangeSink, Event, payload
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import MailboxUnreachable, Unsupported
 from mailgate.domain.ids import new_id
-from mailgate.store import leases
+from mailgate.store import first_sync, leases
 from mailgate.store.db import session_scope
 from mailgate.store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
 
@@ -100,9 +99,7 @@ class Pop3Sync:
         return f"pop3-sync:{self.account_id}"
 
     def _release(self, owner: str, error: str | None) -> None:
-        with contextlib.suppress(IntegrityError), session_scope(self.engine) as session:
-            if session.get(Pop3SyncState, self.account_id) is None:
-                session.add(Pop3SyncState(account_id=self.account_id))
+        first_sync.ensure_state(self.engine, self.account_id)
         with self.engine.begin() as connection:
             values: dict[str, object] = {"last_error": error}
             if error is None:
@@ -114,10 +111,9 @@ class Pop3Sync:
             )
         leases.release(self.engine, self._lease_name, owner)
 
-    def last_sync_at(self) -> datetime | None:
+    def first_sync_finished(self) -> bool:
         with Session(self.engine) as session:
-            state = session.get(Pop3SyncState, self.account_id)
-            return as_utc(state.last_sync_at) if state and state.last_sync_at else None
+            return first_sync.is_finished(session, self.account_id)
 
     # -- the run -----------------------------------------------------------------------
 
@@ -156,8 +152,10 @@ class Pop3Sync:
                 # Only once a first sync has finished is new mail news: a first sync cut short
                 # (the process killed) stored part of the maildrop, and its resumption must
                 # not announce the rest, which was there all along.
-                run.announce = self.last_sync_at() is not None
+                run.announce = self.first_sync_finished()
             announce = run.announce
+            if not announce:  # how far the first sync has to go, for the account to show
+                first_sync.record_on_server(self.engine, self.account_id, len(on_server))
             inbox = self._inbox()
             fresh = dict(
                 sorted((num, uidl) for uidl, num in on_server.items() if uidl not in known)
