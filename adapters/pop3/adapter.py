@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.engine import Engine
 
+from mailgate.adapters._net import CommandDeadlines
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.mime import find_part
 from mailgate.adapters.pop3.connect import open_pop3
@@ -68,9 +69,15 @@ class Pop3Adapter:
 
     def _verify_once(self) -> None:
         client = open_pop3(self.endpoint)
+        deadline = CommandDeadlines(client.sock, self.endpoint.read_timeout)
         try:
-            client.uidl()
-        except poplib.error_proto as exc:
+            with deadline("UIDL"):
+                client.uidl()
+        except Exception as exc:
+            if deadline.expired:
+                raise deadline.overdue() from exc
+            if not isinstance(exc, poplib.error_proto):
+                raise
             if (busy := busy_error(exc)) is not None:
                 raise busy from exc
             raise Unsupported(
@@ -78,6 +85,7 @@ class Pop3Adapter:
                 "tell its messages apart"
             ) from exc
         finally:
+            deadline.close()
             with contextlib.suppress(Exception):
                 client.quit()
 

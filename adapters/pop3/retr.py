@@ -10,7 +10,8 @@ The bytes kept are the message as the server sent it.
 from __future__ import annotations
 
 import poplib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 
 _END = b"\r\n.\r\n"
 READ_SIZE = 256 * 1024
@@ -65,14 +66,22 @@ class _Stream:
 
 
 def retr_many(
-    client: poplib.POP3, numbers: list[int], window: int = 64
+    client: poplib.POP3,
+    numbers: list[int],
+    window: int = 64,
+    deadline: Callable[[str], AbstractContextManager[None]] | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """(number, raw bytes) for each message number, in order; ``window`` RETRs in flight
-    (1 where the server does not announce PIPELINING)."""
+    (1 where the server does not announce PIPELINING). ``deadline("RETR")`` is entered
+    around the reading of each answer (adapters._net.CommandDeadlines), not around what the
+    caller does with it."""
     stream = _Stream(client)
     sock = client.sock
+    within = deadline or (lambda _command: nullcontext())
     for first in range(0, len(numbers), window):
         batch = numbers[first : first + window]
         sock.sendall(b"".join(b"RETR %d\r\n" % n for n in batch))
         for number in batch:
-            yield number, stream.answer()
+            with within("RETR"):
+                raw = stream.answer()
+            yield number, raw

@@ -10,6 +10,11 @@ A server that answers "not now" (``-ERR [IN-USE]``: another session holds the ma
 DELE applies) and the whole session is tried again after a short wait, a few times
 (respcodes.retrying_when_busy); what was committed before stays, and is not fetched again.
 
+Each command after the login must be answered within the command timeout (one
+``CommandDeadlines`` per session; a pipelined RETR counts from the answer before): a server
+that stalls or trickles mid-download ends the session as ``MailboxTimeout`` then, and a read
+that synced first answers from the store.
+
 Commands: USER/PASS, UIDL (an account needs it), RETR, DELE, QUIT (RFC 1939), and CAPA
 (RFC 2449) to see whether RETRs may be pipelined (only when it announces PIPELINING);
 never TOP, which is optional.
@@ -29,7 +34,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col
 
-from mailgate.adapters._net import network_errors
+from mailgate.adapters._net import CommandDeadlines, network_errors
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.pop3.connect import open_pop3
 from mailgate.adapters.pop3.mailstore import MailStore
@@ -145,8 +150,12 @@ class Pop3Sync:
         result = run.result
         client: poplib.POP3 | None = open_pop3(self.endpoint)
         assert client is not None
+        # each command answered within the command timeout, however the server trickles it
+        # (a per-read timeout alone let a RETR sent a line a second hold a read for minutes)
+        deadline = CommandDeadlines(client.sock, self.endpoint.read_timeout)
         try:
-            on_server = self._uidls(client)
+            with deadline("UIDL"):
+                on_server = self._uidls(client)
             known = self.store.known_by_uidl()
             if run.announce is None:  # the first session decides, before it stores anything
                 # Only once a first sync has finished is new mail news: a first sync cut short
@@ -160,11 +169,12 @@ class Pop3Sync:
             fresh = dict(
                 sorted((num, uidl) for uidl, num in on_server.items() if uidl not in known)
             )
-            window = PIPELINE_WINDOW if fresh and supports_pipelining(client) else 1
+            with deadline("CAPA"):
+                window = PIPELINE_WINDOW if fresh and supports_pipelining(client) else 1
             dele: list[str] = []
             batch: list[dict[str, Any]] = []
             batch_bytes = 0
-            for num, raw in retr_many(client, list(fresh), window):
+            for num, raw in retr_many(client, list(fresh), window, deadline):
                 batch.append(self.store.downloaded_row(fresh[num], raw, inbox))
                 batch_bytes += len(raw)
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
@@ -176,16 +186,23 @@ class Pop3Sync:
             dele += self._due_on_server(known, on_server)
             result.gone_from_server += self._mark_gone(known, on_server)
             for uidl in dict.fromkeys(dele):
-                client.dele(on_server[uidl])
-            client.quit()  # the server applies the DELEs now (RFC 1939 section 6)
+                with deadline("DELE"):
+                    client.dele(on_server[uidl])
+            with deadline("QUIT"):
+                client.quit()  # the server applies the DELEs now (RFC 1939 section 6)
             client = None
             self.store.mark_off_server(dele)
             result.deleted_on_server += len(set(dele))
-        except poplib.error_proto as exc:
+        except Exception as exc:
+            if deadline.expired:  # whatever the cut connection made the command raise
+                raise deadline.overdue() from exc
+            if not isinstance(exc, poplib.error_proto):
+                raise
             if (busy := busy_error(exc)) is not None:
                 raise busy from exc
             raise MailboxUnreachable(f"the POP3 server answered an error: {exc}") from exc
         finally:
+            deadline.close()
             if client is not None:
                 with contextlib.suppress(Exception):
                     client.close()  # no QUIT: the server forgets any DELE sent
