@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,7 +86,7 @@ class GatewayProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         command = [sys.executable, "-m", "mailgate.api", "serve", "--port", str(self.port)]
-        with self.log_file.open("wb") as log:
+        with self.log_file.open("ab") as log:  # a restart keeps the log of the run before
             self._process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
@@ -113,10 +115,7 @@ class GatewayProcess:
         return lines[-1]
 
     def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise BenchError("no VmRSS for the gateway process")
+        return proc_status(self.pid)["VmRSS"]
 
     def log(self, lines: int = 40) -> str:
         try:
@@ -137,6 +136,27 @@ class GatewayProcess:
             process.wait()
 
 
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the tests' PostgreSQL database (``MAILGATE_TEST_POSTGRES_URL``),
+    dropped with everything in it on exit: the ``MAILGATE_DATABASE_URL`` that points a
+    gateway at it, so runs never see each other."""
+    import sqlalchemy as sa
+
+    from tests.conftest import POSTGRES_URL
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def expect(response: httpx.Response, status: int) -> Any:
     """The JSON body of *response*, or BenchError with the body when the status differs."""
     if response.status_code != status:
@@ -146,6 +166,62 @@ def expect(response: httpx.Response, status: int) -> Any:
             f"{response.status_code} (expected {status}):\n{response.text}"
         )
     return response.json() if response.content else None
+
+
+# -- a process, sampled -----------------------------------------------------------------------
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """``VmRSS`` (kB) and ``Threads`` of a process, from ``/proc/<pid>/status``."""
+    status: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "Threads"):
+            status[key] = int(value.split()[0])
+    return status
+
+
+def tcp_connections(pid: int, remote_port: int) -> int:
+    """Established TCP connections of a process to ``remote_port`` (any address): the socket
+    inodes among its fds (``/proc/<pid>/fd``) matched with ``/proc/<pid>/net/tcp{,6}``."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed since the listing
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                established = state == "01"
+                if established and int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                    count += inode in inodes
+    return count
+
+
+class PeakSampler(threading.Thread):
+    """Calls ``probe`` every ``every`` seconds in a thread of its own and keeps the peak of
+    each figure it returns (``finish`` stops it and answers the peaks)."""
+
+    def __init__(self, probe: Callable[[], dict[str, int]], every: float) -> None:
+        super().__init__(name="peak-sampler", daemon=True)
+        self.probe, self.every = probe, every
+        self.peaks = dict(probe())
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            with contextlib.suppress(OSError):  # the process went; the peaks so far stand
+                for name, value in self.probe().items():
+                    self.peaks[name] = max(self.peaks.get(name, value), value)
+
+    def finish(self) -> dict[str, int]:
+        self._stop_event.set()
+        self.join()
+        return self.peaks
 
 
 # -- figures ---------------------------------------------------------------------------------
