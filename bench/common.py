@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks in bench/: the gateway as a subprocess, HTTP answers,
+"""Helpers shared by the benchmarks in bench/: the gateway as a subprocess, a fresh
+PostgreSQL schema, HTTP answers, a process's RSS, threads and connections sampled,
 percentiles and the cleanup of a run.
 
 Importing this module puts the repository root on ``sys.path``, so a bench script can then
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -143,7 +145,9 @@ def postgres_schema() -> Iterator[str]:
     gateway at it, so runs never see each other."""
     import sqlalchemy as sa
 
-    from tests.conftest import POSTGRES_URL
+    with warnings.catch_warnings():  # conftest imports Starlette's TestClient, deprecated
+        warnings.simplefilter("ignore")
+        from tests.conftest import POSTGRES_URL
 
     schema = f"bench_{secrets.token_hex(4)}"
     admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
