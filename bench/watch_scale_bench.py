@@ -49,7 +49,9 @@ from common import (  # importing it also puts the repository root on sys.path
     expect,
     p50,
     p99,
+    proc_status,
     run_bench,
+    tcp_connections,
     verdict,
 )
 from webhook_bench import Receiver, imap_connect, make_message
@@ -91,38 +93,9 @@ def raise_inotify(accounts: int) -> int:
     return int(INOTIFY.read_text())
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "Threads"):
-            fields[name] = int(value.split()[0])
-    return fields
-
-
 def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / 100  # utime + stime, in clock ticks
-
-
-def connections_to(pid: int, port: int) -> int:
-    """The process's established TCP connections whose remote port is ``port``."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = fd.readlink().as_posix()
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            parts = line.split()
-            remote_port = int(parts[2].rsplit(":", 1)[1], 16)
-            if parts[3] == "01" and remote_port == port and parts[9] in inodes:
-                count += 1
-    return count
 
 
 def watched(http: httpx.Client) -> int:
@@ -173,7 +146,7 @@ def settle_pool(gateway: GatewayProcess, server: DovecotServer, accounts: int) -
     MAILGATE_IMAP_POOL_IDLE plus the reaper's 30 s round): one connection per account."""
     wait_until(
         "the pooled connections reaped",
-        lambda: connections_to(gateway.pid, server.imap_port) <= accounts,
+        lambda: tcp_connections(gateway.pid, server.imap_port) <= accounts,
         120,
     )
     time.sleep(SETTLE)
@@ -233,7 +206,7 @@ def bench(args: argparse.Namespace, workdir: Path, figures: dict[str, Any]) -> l
             figures["kb_per_account"] = round((idle["VmRSS"] - before["VmRSS"]) / args.accounts, 1)
             figures["threads_before"] = before["Threads"]
             figures["threads_idle"] = idle["Threads"]
-            figures["imap_connections_idle"] = connections_to(gateway.pid, server.imap_port)
+            figures["imap_connections_idle"] = tcp_connections(gateway.pid, server.imap_port)
             figures["watched"] = watched(http)
             print(
                 f"idle: RSS {figures['rss_before_mb']} -> {figures['rss_idle_mb']} MB "
