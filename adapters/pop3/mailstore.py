@@ -10,12 +10,19 @@ from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import func, insert, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailgate.adapters.mime import parse_message, to_message
 from mailgate.adapters.pop3.folders import FolderStore
-from mailgate.adapters.pop3.rows import describe_row, purge_row, summary
+from mailgate.adapters.pop3.rows import (
+    SUMMARY_COLUMNS,
+    describe_row,
+    purge_row,
+    summary,
+    summary_data,
+)
 from mailgate.domain.errors import InvalidCursor, NotFound
 from mailgate.domain.ids import Cursor, filter_fingerprint, new_id
 from mailgate.domain.mail import (
@@ -88,11 +95,13 @@ class MailStore:
         if filters.from_ or filters.to or filters.subject or filters.text:
             self.describe_pending()  # these filters read the described columns
         with session_scope(self.engine) as session:
-            folder_id = folder_id or self.folders.inbox_id(session)
-            self.folders.load(session, folder_id)
-            query = select(Pop3Message).where(
-                Pop3Message.account_id == self.account_id,
-                Pop3Message.folder_id == folder_id,
+            if folder_id is None:
+                folder_id = self.folders.inbox_id(session)
+            else:
+                self.folders.load(session, folder_id)
+            query = select_columns(*SUMMARY_COLUMNS).where(
+                col(Pop3Message.account_id) == self.account_id,
+                col(Pop3Message.folder_id) == folder_id,
                 col(Pop3Message.purged).is_(False),
             )
             if cursor is not None:
@@ -103,16 +112,27 @@ class MailStore:
                     )
                 query = query.where(col(Pop3Message.seq) < decoded.before)
             query = _filtered(query, filters)
-            rows = session.exec(query.order_by(col(Pop3Message.seq).desc()).limit(limit + 1)).all()
+            rows = session.execute(
+                query.order_by(col(Pop3Message.seq).desc()).limit(limit + 1)
+            ).all()
             page = rows[:limit]
-            for row in page:
-                if not row.described:
-                    describe_row(row)
-                    session.add(row)
+            items = [
+                summary_data(row if row.described else self._described(session, row.seq))
+                for row in page
+            ]
             next_cursor = None
             if len(rows) > limit and page:
                 next_cursor = Cursor(folder_id, 0, int(page[-1].seq or 0), fingerprint).encode()
-            return MessagePage(items=[summary(row) for row in page], next_cursor=next_cursor)
+            return MessagePage.model_validate({"items": items, "next_cursor": next_cursor})
+
+    @staticmethod
+    def _described(session: Session, seq: int) -> Pop3Message:
+        """A message not yet described (just downloaded): its columns are filled in from raw
+        now, and kept."""
+        row = session.get_one(Pop3Message, seq)
+        describe_row(row)
+        session.add(row)
+        return row
 
     def get_message(self, message_id: str) -> Message:
         with session_scope(self.engine) as session:

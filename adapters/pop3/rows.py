@@ -15,7 +15,7 @@ from mailgate.adapters.mime import html_to_text, make_preview
 from mailgate.adapters.mime._charset import decode_bytes
 from mailgate.adapters.mime.rules import message_has_attachments
 from mailgate.adapters.mime.summary import quick_summary
-from mailgate.domain.mail import EmailAddress, Flags, MessageSummary
+from mailgate.domain.mail import EmailAddress, MessageSummary
 from mailgate.store.models import Pop3Message, as_utc
 
 SEARCH_TEXT_LIMIT = 200_000
@@ -92,20 +92,56 @@ def unread_case() -> Any:
     return case((col(Pop3Message.seen).is_(False), 1), else_=0)
 
 
-def summary(row: Pop3Message) -> MessageSummary:
+# What a summary reads of a row: a list selects these columns alone, not the raw message
+# and its search text (most of a row's bytes).
+SUMMARY_COLUMNS = (
+    col(Pop3Message.seq),
+    col(Pop3Message.id),
+    col(Pop3Message.folder_id),
+    col(Pop3Message.subject),
+    col(Pop3Message.addresses),
+    col(Pop3Message.date),
+    col(Pop3Message.received_at),
+    col(Pop3Message.size),
+    col(Pop3Message.seen),
+    col(Pop3Message.flagged),
+    col(Pop3Message.answered),
+    col(Pop3Message.draft),
+    col(Pop3Message.keywords),
+    col(Pop3Message.has_attachments),
+    col(Pop3Message.preview),
+    col(Pop3Message.described),
+)
+
+
+def summary_data(row: Any) -> dict[str, Any]:
+    """The fields of a stored message's summary, for ``MessageSummary.model_validate``: from
+    a :class:`Pop3Message`, or a result row with the :data:`SUMMARY_COLUMNS`. Validating
+    plain data in one call is cheaper than building the nested models one by one (and
+    than ``model_construct``, which is Python code)."""
     addresses = json.loads(row.addresses or "{}")
-    return MessageSummary(
-        id=row.id,
-        folder_id=row.folder_id,
-        subject=row.subject,
-        from_=addresses.get("from_", []),
-        to=addresses.get("to", []),
-        cc=addresses.get("cc", []),
-        date=as_utc(row.date or row.received_at),
-        received_at=as_utc(row.received_at),
-        size=row.size,
-        flags=Flags(seen=row.seen, flagged=row.flagged, answered=row.answered, draft=row.draft),
-        keywords=json.loads(row.keywords or "[]"),
-        has_attachments=row.has_attachments,
-        preview=row.preview,
-    )
+    return {
+        "id": row.id,
+        "folder_id": row.folder_id,
+        "subject": row.subject,
+        "from": addresses.get("from_", []),
+        "to": addresses.get("to", []),
+        "cc": addresses.get("cc", []),
+        "date": as_utc(row.date or row.received_at),
+        "received_at": as_utc(row.received_at),
+        "size": row.size,
+        "flags": {
+            "seen": row.seen,
+            "flagged": row.flagged,
+            "answered": row.answered,
+            "draft": row.draft,
+        },
+        "keywords": json.loads(row.keywords or "[]"),
+        "has_attachments": row.has_attachments,
+        "preview": row.preview,
+    }
+
+
+def summary(row: Any) -> MessageSummary:
+    """The summary of a stored message (see :func:`summary_data`)."""
+    return MessageSummary.model_validate(summary_data(row))
