@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 from email import policy as _policy
-from email.message import Message
+from email.headerregistry import BaseHeader, HeaderRegistry
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from urllib.parse import unquote
 
@@ -52,6 +53,28 @@ logger = logging.getLogger(__name__)
 _CID_REF = re.compile(r"""cid:([^\s"'<>()]+)""", re.IGNORECASE)
 
 
+class _ParseOnce(HeaderRegistry):
+    """``policy.default``'s header registry, except that a message parses each header
+    (name and value) once: the stdlib parses a header again on every ``get`` (one part's
+    Content-Type about five times while the tree is built and read), which was most of
+    the parsing time of a message. The header objects are immutable, so sharing them within
+    one message changes nothing. One registry per message: nothing is kept after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        header = self._parsed.get((name, value))
+        if header is None:
+            header = self._parsed[(name, value)] = super().__call__(name, value)
+        return header
+
+
+def _default_policy() -> _policy.EmailPolicy[EmailMessage]:
+    return _policy.default.clone(header_factory=_ParseOnce())
+
+
 def _load(raw: bytes, *, headersonly: bool = False) -> Message:
     """Parse bytes with ``policy.default`` (RFC 5322/MIME); never raises.
 
@@ -61,7 +84,7 @@ def _load(raw: bytes, *, headersonly: bool = False) -> Message:
     everything downstream reads raw header values and works on either tree.
     """
     try:
-        return BytesParser(policy=_policy.default).parsebytes(raw, headersonly=headersonly)
+        return BytesParser(policy=_default_policy()).parsebytes(raw, headersonly=headersonly)
     except Exception as exc:
         logger.info("policy.default could not parse message (%r); using compat32", exc)
     try:
