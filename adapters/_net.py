@@ -17,6 +17,7 @@ from typing import TypeVar
 from mailgate.domain.addresses import NotPublic, Resolver, resolve
 from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import (
+    MailboxError,
     MailboxHostNotAllowed,
     MailboxTimeout,
     MailboxTLSError,
@@ -52,6 +53,22 @@ def network_errors(host: str, port: int) -> Iterator[None]:
         raise MailboxUnreachable(f"cannot connect to {where}: {exc.strerror or exc}") from exc
     except OSError as exc:
         raise MailboxUnreachable(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+
+
+def accepts_connections(
+    endpoint: MailboxEndpoint, timeout: float, resolver: Resolver = socket.getaddrinfo
+) -> bool:
+    """Whether the server accepts a TCP connection now, reached as every connection is (the
+    address policy included); nothing is said on it. A watcher probes an absent server so."""
+
+    def touch(address: str) -> None:
+        socket.create_connection((address, endpoint.port), timeout=timeout).close()
+
+    try:
+        connect_checked(endpoint, touch, resolver)
+    except (OSError, MailboxError):
+        return False
+    return True
 
 
 def connect_checked(

@@ -41,6 +41,10 @@ class MailAdapter(Protocol):
         """Drop pooled connections idle past their limit; how many."""
         ...
 
+    def accepts_connections(self, timeout: float) -> bool:
+        """Whether the server accepts a TCP connection now (by the address policy)."""
+        ...
+
     def refresh(self) -> None:
         """Bring local state up to date with the server now: POP3 downloads new mail;
         IMAP keeps no state, so nothing happens."""

@@ -33,7 +33,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from mailgate.adapters.base import Waiting, Watch
+from mailgate.adapters.base import MailAdapter, Waiting, Watch
 from mailgate.domain.errors import MailboxError, MailboxTimeout, MailboxUnreachable
 from mailgate.events.parking import Parking
 from mailgate.gateway.backoff import backoff
@@ -80,7 +80,7 @@ class AccountWatcher:
         self.failures = 0
         self.connections = 0  # how many times it has (re)connected
         self.notify = False  # whether the server reports changes of every folder (NOTIFY)
-        self._address: tuple[str, int] | None = None  # the server's, for the outage probe
+        self._adapter: MailAdapter | None = None  # for the outage probe
         self._probed = False  # the last reconnect wait ended because the server was back
         self._probing = False
         self._resume_at: float | None = None  # reconnect not before (monotonic)
@@ -144,9 +144,8 @@ class AccountWatcher:
         self.lost = False
         with Session(self.gw.engine) as session:
             account = session.get(Account, self.account_id)
-        if account is not None:
-            self._address = (account.host, account.port)
-        watch = None if account is None else self.gw.mailboxes.adapter(account).open_watch()
+        self._adapter = None if account is None else self.gw.mailboxes.adapter(account)
+        watch = None if self._adapter is None else self._adapter.open_watch()
         if watch is None:  # the account is gone, or its server cannot tell of changes
             self._finish()
             return
@@ -214,13 +213,7 @@ class AccountWatcher:
         self._round()
 
     def _accepts(self) -> bool:
-        if self._address is None:
-            return False
-        try:
-            socket.create_connection(self._address, timeout=PROBE_EVERY).close()
-        except OSError:
-            return False
-        return True
+        return self._adapter is not None and self._adapter.accepts_connections(PROBE_EVERY)
 
     def _lose(self, error: MailboxError | None, probe: bool) -> None:
         """The connection failed: close it and come back after a backoff (probing the

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from mailgate.adapters._net import accepts_connections
 from mailgate.adapters.imap.connect import logout_quietly, open_imap
 from mailgate.adapters.pop3.connect import open_pop3
 from mailgate.api.app import create_app
@@ -26,6 +27,7 @@ from mailgate.gateway.tenants import issue_api_key
 from mailgate.store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer, MailUser
+from tests.harness.net import free_port
 from tests.helpers import Names, account_body, assert_problem
 
 
@@ -100,6 +102,21 @@ def test_a_strict_deployment_refuses_private_hosts_without_connecting(
         open_imap(strict, names)
     with pytest.raises(MailboxHostNotAllowed, match=reason):
         open_pop3(strict, names)
+
+
+def test_the_outage_probe_keeps_to_the_address_policy(
+    dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    """A watcher whose server went away probes it with a bare TCP connection: to the
+    addresses the name resolves to, and never to a private one a strict deployment refuses
+    (the probe once went around the policy with socket.create_connection)."""
+    names = Names(imap_mailgate_test=["127.0.0.1"])
+    allowed = _endpoint("imap.mailgate.test", dovecot.imap_port, mail_user)
+    strict = _endpoint("imap.mailgate.test", dovecot.imap_port, mail_user, allow_private=False)
+    assert accepts_connections(allowed, 2.0, names)
+    assert not accepts_connections(strict, 2.0, names)
+    closed = _endpoint("imap.mailgate.test", free_port(), mail_user)
+    assert not accepts_connections(closed, 2.0, names)
 
 
 @pytest.fixture

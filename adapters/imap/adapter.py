@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from imapclient import IMAPClient
 from sqlalchemy.engine import Engine
 
+from mailgate.adapters._net import accepts_connections
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.base import AliasStore, WatchRound
 from mailgate.adapters.imap import folders, uidplus, wire
@@ -99,6 +100,9 @@ class ImapAdapter:
 
     def close(self) -> None:
         self.pool.close()
+
+    def accepts_connections(self, timeout: float) -> bool:
+        return accepts_connections(self.endpoint, timeout)
 
     def reap(self) -> int:
         return self.pool.reap()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.engine import Engine
 
-from mailgate.adapters._net import CommandDeadlines
+from mailgate.adapters._net import CommandDeadlines, accepts_connections
 from mailgate.adapters._oplog import logged_operation
 from mailgate.adapters.mime import find_part
 from mailgate.adapters.pop3.connect import open_pop3
@@ -91,6 +91,9 @@ class Pop3Adapter:
 
     def close(self) -> None:
         return None
+
+    def accepts_connections(self, timeout: float) -> bool:
+        return accepts_connections(self.endpoint, timeout)
 
     def reap(self) -> int:
         return 0  # every operation opens and ends its own session
