@@ -4,12 +4,14 @@ are reported once, by the API, never again by the watcher."""
 
 from __future__ import annotations
 
+import select
 import threading
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from mailgate.adapters.imap import wire
 from mailgate.gateway.context import Gateway
 from tests.harness.dovecot import DovecotServer
 from tests.harness.proxy import FaultProxy
@@ -337,3 +339,26 @@ def test_mail_that_came_after_the_round_looked_is_not_left_for_the_next_idle(
     finally:
         stop.set()
         watch.close()
+
+
+def test_news_imaplib_read_ahead_is_not_left_to_the_selector(dovecot: DovecotServer) -> None:
+    """imaplib reads ahead: an EXISTS that came in the same packet as IDLE's "+" sits in its
+    buffer, where the selector the watchers park on cannot see it (the socket is not
+    readable). The watch looks there before it parks (wire.buffered)."""
+    user = dovecot.add_user()
+    client = dovecot.imap_client(user)
+    try:
+        client.select_folder("INBOX")
+        client.idle()
+        dovecot.append(user, text_message("Read ahead", "x"))
+        sock = client.socket()
+        assert select.select([sock], [], [], 10)[0], "Dovecot did not report the message"
+        client._imap.file.peek(1)  # as imaplib may, reading the "+" line
+        assert not select.select([sock], [], [], 0.2)[0]  # invisible to a selector ...
+        assert wire.buffered(client)  # ... but not to the watch
+        assert not client.idle_check(timeout=0)  # (imapclient polls the socket first)
+        _, responses = client.idle_done()  # ending IDLE reads it
+        assert any(r[1] == b"EXISTS" for r in responses if isinstance(r, tuple))
+        assert not wire.buffered(client)
+    finally:
+        client.logout()

@@ -158,13 +158,17 @@ class ImapWatch:
             if (heard or moved) and self._quick < QUICK_ROUNDS:
                 self._quick += 1
                 return None
-            self._quick = 0
             if not self.client.has_capability("IDLE"):
+                self._quick = 0
                 return Idling(self.client, None)
             self.client.idle()
-            if wire.take_news(self.client):  # told before the server began to idle
+            # told before the server began to idle, or already read along with its "+"
+            early = wire.take_news(self.client) or wire.buffered(self.client)
+            if early and self._quick < QUICK_ROUNDS:
+                self._quick += 1
                 self.client.idle_done()
                 return None
+            self._quick = 0
             return Idling(self.client, self.client.socket())
 
     def wait(self, seconds: float, stop: threading.Event) -> None:

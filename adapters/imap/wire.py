@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +52,22 @@ def drop_untagged(client: IMAPClient, *names: str) -> None:
         dropped = client._imap.untagged_responses.pop(name, None)
         if dropped and name in ("STATUS", "LIST"):
             _dropped_news[client] = _dropped_news.get(client, 0) + len(dropped)
+
+
+def buffered(client: IMAPClient) -> bool:
+    """Whether bytes the server sent already wait in imaplib's read buffer (it reads ahead),
+    where a selector watching the socket cannot see them: looked at without blocking."""
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False  # nothing buffered, nothing to read either
+    finally:
+        sock.settimeout(timeout)
 
 
 def dropped_news(client: IMAPClient) -> int:
