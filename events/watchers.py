@@ -56,7 +56,10 @@ PROBE_EVERY = 1.0  # seconds between looks whether a server that went away is ba
 # A connection that drops and comes right back (a server restart) is no account error; one
 # that cannot be reopened either is.
 FAILED_AFTER = 2
-WORKERS = 16  # threads that run watch rounds, however many accounts are watched
+# Threads that run watch rounds (made as rounds need them), however many accounts are
+# watched: so many servers may stall a round each (until the command deadline) before a
+# round of another account waits.
+WORKERS = 32
 
 
 class AccountWatcher:
