@@ -7,6 +7,7 @@ answering 1,000 with no sign of the rest)."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from mailgate.domain.accounts import SyncProgress
 from mailgate.store.db import session_scope
-from mailgate.store.models import Pop3Message, Pop3SyncState
+from mailgate.store.models import Pop3Message, Pop3SyncState, as_utc
 
 
 def ensure_state(engine: Engine, account_id: str) -> None:
@@ -37,6 +38,19 @@ def record_on_server(engine: Engine, account_id: str, count: int) -> None:
             .where(col(Pop3SyncState.account_id) == account_id)
             .values(messages_on_server=count)
         )
+
+
+def last_synced(session: Session, account_ids: Collection[str]) -> dict[str, datetime]:
+    """When each of ``account_ids`` last finished a sync (those that never did are absent)."""
+    if not account_ids:
+        return {}
+    rows = session.exec(
+        select(Pop3SyncState.account_id, Pop3SyncState.last_sync_at).where(
+            col(Pop3SyncState.account_id).in_(account_ids),
+            col(Pop3SyncState.last_sync_at).is_not(None),
+        )
+    ).all()
+    return {account_id: as_utc(at) for account_id, at in rows if at is not None}
 
 
 def is_finished(session: Session, account_id: str) -> bool:

@@ -9,9 +9,11 @@ import os
 import signal
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
@@ -24,6 +26,7 @@ from mailgate.store.migrate import upgrade
 from mailgate.store.models import utcnow
 from tests.conftest import make_settings
 from tests.harness.dovecot import DovecotServer
+from tests.harness.proxy import FaultProxy
 from tests.harness.serve import ServedProcess, served_process
 from tests.helpers import account_body
 from tests.mail_factory import text_message
@@ -165,3 +168,110 @@ def test_a_killed_process_hands_its_accounts_over_and_nothing_is_lost_or_doubled
         f"{len(victims)} of {ACCOUNTS} accounts on the killed process ({dict(share)}); "
         f"their last webhook {took:.1f} s after the kill"
     )
+
+
+POP3_MESSAGES = 2000
+
+
+@pytest.mark.postgres
+def test_a_pop3_first_sync_killed_midway_is_finished_by_another_process_announcing_nothing_old(
+    postgres_schema_url: str,
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    """Issue 15: SIGKILL during a first POP3 sync left the account to its 10-minute lease
+    (next sync after 600 s), reads said nothing of the missing mail, and the resumed sync
+    announced the mail already on the server as new. Two processes on PostgreSQL; the one
+    running the first sync (slowed by the proxy) is killed a part of the way through; the
+    other finishes it within 30 s and a round, every message stored once, the account saying
+    "initializing" until then, and no message.created for the old mail, only for new mail."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env |= {
+        "MAILGATE_DATABASE_URL": postgres_schema_url,
+        "MAILGATE_SECRET_KEY": Fernet.generate_key().decode(),
+        "MAILGATE_ALLOW_PRIVATE_WEBHOOKS": "true",
+        "MAILGATE_POP3_SYNC_INTERVAL": "2",
+    }
+    gw = Gateway.from_settings(make_settings(tmp_path, postgres_schema_url))
+    upgrade(gw.engine)
+    key = issue_api_key(gw.engine, "shop").key
+    auth = {"Authorization": f"Bearer {key}"}
+    user = dovecot.add_user()
+    dovecot.deliver(user, [text_message(f"Old {n}", "x") for n in range(POP3_MESSAGES)])
+
+    def slowly(line: bytes) -> bytes:
+        if line.startswith(b"Subject: Old "):
+            time.sleep(0.005)  # about 10 s for the whole first sync
+        return line
+
+    def stored(account_id: str) -> int:
+        with gw.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.text("SELECT count(DISTINCT uidl) FROM pop3_message WHERE account_id = :a"),
+                    {"a": account_id},
+                ).scalar_one()
+            )
+
+    def created() -> list[str]:
+        return [
+            b["data"]["subject"]
+            for b in verified(receiver, secret)
+            if b["type"] == "message.created"
+        ]
+
+    try:
+        with ExitStack() as stack:
+            proxy = stack.enter_context(FaultProxy((dovecot.host, dovecot.pop3_port)))
+            proxy.rewrite(slowly)
+            served = []
+            for name in ("a", "b"):
+                (tmp_path / name).mkdir()
+                data = {**env, "MAILGATE_DATA_DIR": str(tmp_path / name)}
+                served.append(stack.enter_context(served_process(data, tmp_path / f"{name}.log")))
+            a, b = served
+            http = stack.enter_context(httpx.Client(headers=auth, timeout=60))
+            hook = {"url": receiver.url, "events": ["message.created"]}
+            secret = http.post(f"{b.url}/v1/webhooks", json=hook).json()["secret"]
+            body = account_body("pop3", proxy.port, user)
+            adding = ThreadPoolExecutor(1)
+            stack.callback(adding.shutdown, wait=False)
+            answer = adding.submit(http.post, f"{a.url}/v1/accounts", json=body)
+            eventually(lambda: bool(accounts(gw.engine)), "the account", 10)
+            (account_id,) = accounts(gw.engine)
+            eventually(lambda: stored(account_id) > 200, "part of the first sync", 30)
+            a.process.send_signal(signal.SIGKILL)
+            a.process.wait()
+            killed = time.monotonic()
+            with pytest.raises(httpx.TransportError):
+                answer.result(timeout=10)  # the request died with its process
+            proxy.rewrite(None)
+            midway = http.get(f"{b.url}/v1/accounts/{account_id}").json()
+            assert midway["sync_state"] == "initializing"
+            assert 200 < midway["sync_progress"]["messages_stored"] < POP3_MESSAGES
+            eventually(
+                lambda: (
+                    http.get(f"{b.url}/v1/accounts/{account_id}").json()["sync_state"] == "running"
+                ),
+                "the first sync finished by the other process",
+                TAKEOVER + ROUND,
+            )
+            took = time.monotonic() - killed
+            assert stored(account_id) == POP3_MESSAGES
+            dovecot.deliver(user, [text_message("New after the sync", "x")])
+            eventually(lambda: "New after the sync" in created(), "the new mail's webhook", 30)
+            time.sleep(1)  # room for a late announcement of old mail, were there one
+            announced = created()
+    finally:
+        gw.close()
+    assert announced == ["New after the sync"]
+    assert took < TAKEOVER, f"the first sync was finished {took:.1f} s after the kill"
+    print(
+        f"first sync of {POP3_MESSAGES} finished by the other process {took:.1f} s after the kill"
+    )
+
+
+def accounts(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(sa.text("SELECT id FROM account")).scalars())

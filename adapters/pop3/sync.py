@@ -80,7 +80,7 @@ class Pop3Sync:
         store: MailStore,
         policy: Pop3Policy,
         changes: ChangeSink,
-        lease: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=20),
     ) -> None:
         self.endpoint = endpoint
         self.store = store
