@@ -13,7 +13,6 @@ than ``ttl``) is not renewed and drops out of :meth:`Claim.holds`.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,9 +21,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from mailgate.store.heartbeat import heartbeat
 from mailgate.store.models import utcnow
-
-log = logging.getLogger("mailgate.claims")
 
 
 def claimable(table: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
@@ -95,20 +93,5 @@ class Claim:
 def renewed(claim: Claim) -> Iterator[Claim]:
     """While the block runs, a heartbeat renews ``claim`` every third of its ttl; it stops
     with the block (the rows still held then lapse within the ttl unless released)."""
-    stop = threading.Event()
-    every = claim.ttl.total_seconds() / 3
-
-    def beat() -> None:
-        while not stop.wait(every):
-            try:
-                claim.renew()
-            except Exception:  # the database is away: the next beat tries again
-                log.warning("claim renewal failed", extra={"table": claim.table.name})
-
-    beater = threading.Thread(target=beat, name=f"claims-{claim.table.name}", daemon=True)
-    beater.start()
-    try:
+    with heartbeat(claim.ttl.total_seconds() / 3, claim.renew, f"claims-{claim.table.name}"):
         yield claim
-    finally:
-        stop.set()
-        beater.join(timeout=5)

@@ -3,8 +3,6 @@ A lease lapses when its owner stops renewing it (crashed, stopped, cut off)."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,9 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 
 from mailgate.store.db import session_scope
+from mailgate.store.heartbeat import heartbeat
 from mailgate.store.models import Lease, utcnow
-
-log = logging.getLogger("mailgate.leases")
 
 
 def acquire(engine: Engine, name: str, owner: str, ttl: timedelta) -> bool:
@@ -49,25 +46,11 @@ def release(engine: Engine, name: str, owner: str) -> None:
 
 @contextmanager
 def renewed(engine: Engine, name: str, owner: str, ttl: timedelta) -> Iterator[None]:
-    """While the block runs, renew the lease ``owner`` holds every third of ``ttl`` (a
-    heartbeat in a thread of its own): the lease can be short, so a process that dies
-    mid-way lets the next one in within ``ttl``, however long the work takes."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(ttl.total_seconds() / 3):
-            try:
-                acquire(engine, name, owner, ttl)
-            except Exception:  # the database is away: the next beat tries again
-                log.warning("lease renewal failed", extra={"lease": name})
-
-    beater = threading.Thread(target=beat, name=f"lease-{name}", daemon=True)
-    beater.start()
-    try:
+    """While the block runs, renew the lease ``owner`` holds every third of ``ttl``: the
+    lease can be short, so a process that dies mid-way lets the next one in within ``ttl``,
+    however long the work takes."""
+    with heartbeat(ttl.total_seconds() / 3, lambda: acquire(engine, name, owner, ttl), name):
         yield
-    finally:
-        stop.set()
-        beater.join(timeout=5)
 
 
 def renew_owned(engine: Engine, owner_prefix: str, ttl: timedelta) -> set[str]:
