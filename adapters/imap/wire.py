@@ -205,10 +205,13 @@ class _WireLog:
         self.sent: list[str] = []  # the first two words of the last command line logged
 
     def add(self, line: str) -> None:
-        self.lines.append(redact(line[:500]))
-        sent = _SENT.match(line)
-        if sent is not None:
-            self.sent = [word.upper() for word in sent.groups() if word]
+        """Kept as read: redacted only when read back (:func:`last_lines`), which is rare,
+        where this runs for every line."""
+        self.lines.append(line[:500])
+        if line.startswith("> "):  # what _SENT can match: a command line
+            sent = _SENT.match(line)
+            if sent is not None:
+                self.sent = [word.upper() for word in sent.groups() if word]
 
 
 _logs: WeakKeyDictionary[Any, _WireLog] = WeakKeyDictionary()
@@ -247,7 +250,7 @@ def record(client: IMAPClient) -> None:
 def last_lines(client: IMAPClient) -> list[str]:
     """The last lines sent (``> ``) and read (``< ``), passwords redacted."""
     wire_log = _logs.get(client)
-    return list(wire_log.lines) if wire_log is not None else []
+    return [redact(line) for line in wire_log.lines] if wire_log is not None else []
 
 
 def last_command(client: IMAPClient) -> str:
