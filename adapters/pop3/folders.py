@@ -22,12 +22,17 @@ STANDARD_FOLDERS = (
     ("Junk", "junk"),
     ("Archive", "archive"),
 )
+# set in a session's info once it has added standard folders (uncommitted until it commits)
+_MADE_FOLDERS = "mailgate.pop3.made_folders"
 
 
 class FolderStore:
     def __init__(self, engine: Engine, account_id: str) -> None:
         self.engine = engine
         self.account_id = account_id
+        # INBOX can be neither renamed nor deleted, and an account id is never reused: once
+        # found, its id holds for the life of this (per-account) object
+        self._inbox_id: str | None = None
 
     def ensure_standard_folders(self, session: Session) -> dict[str, Pop3Folder]:
         rows = session.exec(
@@ -39,11 +44,19 @@ class FolderStore:
                 row = Pop3Folder(id=new_id("fld"), account_id=self.account_id, name=name, role=role)
                 session.add(row)
                 by_role[role] = row
+                session.info[_MADE_FOLDERS] = True
         session.flush()
         return {role: row for role, row in by_role.items() if role}
 
     def inbox_id(self, session: Session) -> str:
-        return self.ensure_standard_folders(session)["inbox"].id
+        """The INBOX's id; the standard folders are made (:meth:`ensure_standard_folders`)
+        the first time this object is asked, not on every list."""
+        if self._inbox_id is not None:
+            return self._inbox_id
+        inbox_id = self.ensure_standard_folders(session)["inbox"].id
+        if not session.info.get(_MADE_FOLDERS):  # else not committed yet: may roll back
+            self._inbox_id = inbox_id
+        return inbox_id
 
     def list_folders(self) -> list[Folder]:
         with session_scope(self.engine) as session:

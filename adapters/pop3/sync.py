@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from mailgate.adapters._net import CommandDeadlines, network_errors
 from mailgate.adapters._oplog import logged_operation
@@ -47,7 +47,7 @@ from mailgate.domain.endpoint import MailboxEndpoint
 from mailgate.domain.errors import MailboxUnreachable, Unsupported
 from mailgate.domain.ids import new_id
 from mailgate.store import first_sync, leases
-from mailgate.store.db import session_scope
+from mailgate.store.db import read_session, session_scope
 from mailgate.store.models import Pop3Message, Pop3SyncState, as_utc, utcnow
 
 log = logging.getLogger("mailgate.pop3")
@@ -89,6 +89,7 @@ class Pop3Sync:
         self.changes = changes
         self.lease = lease
         self.account_id = endpoint.account_id
+        self._first_sync_finished = False
 
     # -- the lease ---------------------------------------------------------------------
 
@@ -117,8 +118,14 @@ class Pop3Sync:
         leases.release(self.engine, self._lease_name, owner)
 
     def first_sync_finished(self) -> bool:
-        with Session(self.engine) as session:
-            return first_sync.is_finished(session, self.account_id)
+        """Asked by every list; once finished, a first sync stays finished (``last_sync_at``
+        is never cleared, and an account id is never reused), so it is asked of the store
+        only until it says so."""
+        if self._first_sync_finished:
+            return True
+        with read_session(self.engine) as session:
+            self._first_sync_finished = first_sync.is_finished(session, self.account_id)
+        return self._first_sync_finished
 
     # -- the run -----------------------------------------------------------------------
 
