@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlmodel import Session
-
 from mailgate.adapters.base import MailAdapter
 from mailgate.domain.changes import Event, Kind, payload
 from mailgate.domain.errors import NotFound
@@ -23,11 +21,12 @@ from mailgate.domain.mail import (
 from mailgate.gateway.accounts import follow_folder_rename, load_account
 from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.context import Gateway
+from mailgate.store.db import read_session
 
 
 def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
     """The adapter of the tenant's account; another tenant's account is a 404."""
-    with Session(gw.engine) as session:
+    with read_session(gw.engine) as session:  # no BEGIN and ROLLBACK around one SELECT
         account = load_account(session, tenant_id, account_id)
     return gw.mailboxes.adapter(account)
 

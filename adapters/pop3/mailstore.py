@@ -32,7 +32,7 @@ from mailgate.domain.mail import (
     MessagePage,
     MessageSummary,
 )
-from mailgate.store.db import session_scope
+from mailgate.store.db import read_session, session_scope
 from mailgate.store.models import Pop3Message, utcnow
 
 _SYSTEM_FLAGS = ("seen", "flagged", "answered", "draft")
@@ -94,7 +94,7 @@ class MailStore:
         fingerprint = filter_fingerprint(filters.model_dump(exclude_none=True))
         if filters.from_ or filters.to or filters.subject or filters.text:
             self.describe_pending()  # these filters read the described columns
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:  # a read: no BEGIN and COMMIT around it
             if folder_id is None:
                 folder_id = self.folders.inbox_id(session)
             else:
@@ -115,24 +115,28 @@ class MailStore:
             rows = session.execute(
                 query.order_by(col(Pop3Message.seq).desc()).limit(limit + 1)
             ).all()
-            page = rows[:limit]
-            items = [
-                summary_data(row if row.described else self._described(session, row.seq))
-                for row in page
-            ]
-            next_cursor = None
-            if len(rows) > limit and page:
-                next_cursor = Cursor(folder_id, 0, int(page[-1].seq or 0), fingerprint).encode()
-            return MessagePage.model_validate({"items": items, "next_cursor": next_cursor})
+        page = rows[:limit]
+        described = self._described([row.seq for row in page if not row.described])
+        items = [summary_data(described.get(row.seq, row)) for row in page]
+        next_cursor = None
+        if len(rows) > limit and page:
+            next_cursor = Cursor(folder_id, 0, int(page[-1].seq or 0), fingerprint).encode()
+        return MessagePage.model_validate({"items": items, "next_cursor": next_cursor})
 
-    @staticmethod
-    def _described(session: Session, seq: int) -> Pop3Message:
-        """A message not yet described (just downloaded): its columns are filled in from raw
-        now, and kept."""
-        row = session.get_one(Pop3Message, seq)
-        describe_row(row)
-        session.add(row)
-        return row
+    def _described(self, seqs: list[int]) -> dict[int, Pop3Message]:
+        """Messages not yet described (just downloaded), by seq: their columns are filled
+        in from raw now, and kept."""
+        if not seqs:
+            return {}
+        with session_scope(self.engine) as session:
+            rows = {}
+            for seq in seqs:
+                row = session.get(Pop3Message, seq)
+                if row is not None:  # else gone since it was listed (its account deleted)
+                    describe_row(row)
+                    session.add(row)
+                    rows[seq] = row
+        return rows
 
     def get_message(self, message_id: str) -> Message:
         with session_scope(self.engine) as session:
