@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from types import FrameType
 from typing import Annotated
 
@@ -69,6 +70,11 @@ def serve(
         # SIGTERM: requests under way may finish within this; what is still open then is cut
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    # What is loaded by now (modules, models, routes: ~200,000 objects) lives as long as the
+    # process. Out of the collector's sight, a full collection, which the allocations of
+    # requests trigger every few dozen of them, no longer walks it (~0.25 ms a POP3 page).
+    gc.collect()
+    gc.freeze()
     _draining_server_class()(config).run()
 
 
