@@ -9,7 +9,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import Integer, bindparam, func, insert, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -99,11 +99,7 @@ class MailStore:
                 folder_id = self.folders.inbox_id(session)
             else:
                 self.folders.load(session, folder_id)
-            query = select_columns(*SUMMARY_COLUMNS).where(
-                col(Pop3Message.account_id) == self.account_id,
-                col(Pop3Message.folder_id) == folder_id,
-                col(Pop3Message.purged).is_(False),
-            )
+            query = _PAGE
             if cursor is not None:
                 decoded = Cursor.decode(cursor)
                 if decoded is None or decoded.folder != folder_id or decoded.filters != fingerprint:
@@ -112,9 +108,8 @@ class MailStore:
                     )
                 query = query.where(col(Pop3Message.seq) < decoded.before)
             query = _filtered(query, filters)
-            rows = session.execute(
-                query.order_by(col(Pop3Message.seq).desc()).limit(limit + 1)
-            ).all()
+            parameters = {"account_id": self.account_id, "folder_id": folder_id, "limit": limit + 1}
+            rows = session.execute(query, parameters).all()
         page = rows[:limit]
         described = self._described([row.seq for row in page if not row.described])
         items = [summary_data(described.get(row.seq, row)) for row in page]
@@ -314,6 +309,20 @@ class MailStore:
                 )
                 .values(on_server=False)
             )
+
+
+# A page of one folder, newest first: built once, with bound parameters (its SQL and cache
+# key are not made again on every list); a cursor and filters add their conditions to it.
+_PAGE = (
+    select_columns(*SUMMARY_COLUMNS)
+    .where(
+        col(Pop3Message.account_id) == bindparam("account_id"),
+        col(Pop3Message.folder_id) == bindparam("folder_id"),
+        col(Pop3Message.purged).is_(False),
+    )
+    .order_by(col(Pop3Message.seq).desc())
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 def _like(value: str) -> str:
