@@ -120,6 +120,7 @@ def summary_data(row: Any) -> dict[str, Any]:
     plain data in one call is cheaper than building the nested models one by one (and
     than ``model_construct``, which is Python code)."""
     addresses = json.loads(row.addresses or "{}")
+    keywords = row.keywords  # "[]" for most messages: no json.loads for that
     return {
         "id": row.id,
         "folder_id": row.folder_id,
@@ -136,7 +137,7 @@ def summary_data(row: Any) -> dict[str, Any]:
             "answered": row.answered,
             "draft": row.draft,
         },
-        "keywords": json.loads(row.keywords or "[]"),
+        "keywords": json.loads(keywords) if keywords and keywords != "[]" else [],
         "has_attachments": row.has_attachments,
         "preview": row.preview,
     }
