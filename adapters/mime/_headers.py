@@ -158,11 +158,46 @@ def _addresses_with_getaddresses(raw: str) -> list[EmailAddress]:
     return out
 
 
+# The plainest address lists, where the stdlib's RFC 5322 parser has nothing to decide:
+# items of `addr-spec`, `<addr-spec>` or `phrase <addr-spec>` separated by commas, with
+# ASCII atoms alone (no quotes, comments, encoded words, groups, obsolete forms or 8-bit
+# text). tests/unit/test_address_fast_path.py checks that these give what the parser gives.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # atext without "=" and "?" (no encoded words)
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_PLAIN_ADDRESS = re.compile(
+    rf"[ \t]*(?:(?P<name>{_ATEXT}(?: {_ATEXT})*)[ \t]*)?"
+    rf"(?:<(?P<bracketed>{_DOT_ATOM}@{_DOT_ATOM})>|(?P<bare>{_DOT_ATOM}@{_DOT_ATOM}))[ \t]*"
+)
+
+
+def _plain_addresses(raw: str) -> list[EmailAddress] | None:
+    """The addresses of a plain address list (see ``_PLAIN_ADDRESS``) without the general
+    parser (~70 us an address); None for anything else."""
+    found: list[EmailAddress] = []
+    for item in raw.split(","):
+        match = _PLAIN_ADDRESS.fullmatch(item)
+        if match is None or (match["name"] is not None and match["bare"] is not None):
+            return None
+        entry = _make_address(match["name"], match["bracketed"] or match["bare"])
+        if entry is None:
+            return None
+        found.append(entry)
+    return found
+
+
 def parse_address_value(name: str, raw: str) -> list[EmailAddress]:
     """Parse one address header value; never raises, even for garbage like ``<<<@>>``."""
     raw = unfold(raw)[:_MAX_ADDRESS_HEADER]
     if not raw.strip(" \t,;"):
         return []
+    plain = _plain_addresses(raw)
+    if plain is not None:
+        return plain
+    return _parse_address_value(name, raw)
+
+
+def _parse_address_value(name: str, raw: str) -> list[EmailAddress]:
+    """:func:`parse_address_value` with the general parser, then lenient fallbacks."""
     try:
         found = _addresses_with_policy(name, raw)
     except Exception:
