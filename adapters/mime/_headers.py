@@ -159,13 +159,14 @@ def _addresses_with_getaddresses(raw: str) -> list[EmailAddress]:
 
 
 # The plainest address lists, where the stdlib's RFC 5322 parser has nothing to decide:
-# items of `addr-spec`, `<addr-spec>` or `phrase <addr-spec>` separated by commas, with
-# ASCII atoms alone (no quotes, comments, encoded words, groups, obsolete forms or 8-bit
-# text). tests/unit/test_address_fast_path.py checks that these give what the parser gives.
+# items of `addr-spec`, `<addr-spec>` or `display-name <addr-spec>` separated by commas,
+# the display name ASCII atoms or one quoted string of printable ASCII without escapes (no
+# comments, encoded words, groups, obsolete forms or 8-bit text).
+# tests/unit/test_address_fast_path.py checks that these give what the parser gives.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"  # atext without "=" and "?" (no encoded words)
 _DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
 _PLAIN_ADDRESS = re.compile(
-    rf"[ \t]*(?:(?P<name>{_ATEXT}(?: {_ATEXT})*)[ \t]*)?"
+    rf'[ \t]*(?:(?:(?P<name>{_ATEXT}(?: {_ATEXT})*)|"(?P<quoted>[ !#-\[\]-~]*)")[ \t]*)?'
     rf"(?:<(?P<bracketed>{_DOT_ATOM}@{_DOT_ATOM})>|(?P<bare>{_DOT_ATOM}@{_DOT_ATOM}))[ \t]*"
 )
 
@@ -174,15 +175,28 @@ def _plain_addresses(raw: str) -> list[EmailAddress] | None:
     """The addresses of a plain address list (see ``_PLAIN_ADDRESS``) without the general
     parser (~70 us an address); None for anything else."""
     found: list[EmailAddress] = []
-    for item in raw.split(","):
-        match = _PLAIN_ADDRESS.fullmatch(item)
-        if match is None or (match["name"] is not None and match["bare"] is not None):
+    pos = 0
+    while True:
+        match = _PLAIN_ADDRESS.match(raw, pos)
+        if match is None:
             return None
-        entry = _make_address(match["name"], match["bracketed"] or match["bare"])
+        name, quoted, addr = match["name"], match["quoted"], match["bracketed"] or match["bare"]
+        if match["bare"] and (name is not None or quoted is not None):
+            return None
+        if quoted is not None:
+            if "=?" in quoted:  # the parser decodes encoded words even there
+                return None
+            name = quoted
+        entry = _make_address(name, addr)
         if entry is None:
             return None
         found.append(entry)
-    return found
+        pos = match.end()
+        if pos == len(raw):
+            return found
+        if raw[pos] != ",":
+            return None
+        pos += 1
 
 
 def parse_address_value(name: str, raw: str) -> list[EmailAddress]:
