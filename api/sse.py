@@ -5,7 +5,7 @@ the wait between looks that holds neither a database connection nor a worker thr
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -42,17 +42,25 @@ async def frames(
     heartbeat: float,
     poll: float,
     duration: float | None,
+    live: Callable[[], bool] | None = None,
+    check_every: float = 10.0,
 ) -> AsyncIterator[bytes]:
     """The stream's bytes until the client goes away (Starlette then cancels this, at its
     next wait) or ``duration`` seconds pass. Each look at the change log is one short query
     in a worker thread; between looks it waits on the event loop for this process's commits
     (the bell) or ``poll`` seconds (other processes' commits). A process told to stop ends
-    its streams (push.drain) after what was found is sent."""
-    started = last_sent = time.monotonic()
+    its streams (push.drain) after what was found is sent. Every ``check_every`` seconds it
+    asks ``live`` whether the key it was opened with still lets its holder in, and ends when
+    not (a deleted or expired key's stream does not go on for hours)."""
+    started = last_sent = checked = time.monotonic()
     yield f"retry: {RETRY_MS}\n\n".encode()
     for frame in stream.opening:
         yield encode(frame)
     while not push.draining.is_set():
+        if live is not None and time.monotonic() - checked >= check_every:
+            if not await anyio.to_thread.run_sync(live):
+                return
+            checked = time.monotonic()
         seen = push.rung()
         found, more = await anyio.to_thread.run_sync(push.next_frames, gw, stream)
         for frame in found:

@@ -106,6 +106,12 @@ class Access:
         grant = self._grant(hash_api_key(key), lambda: grant_for_key(self.engine, key))
         return grant is not None and not grant.expired(datetime.now(UTC))
 
+    def key_id_is_live(self, key_id: str) -> bool:
+        """Whether the key with this id still lets its holder in (not deleted, not expired;
+        as :meth:`is_live`, within ``api_key_cache_seconds``): an open event stream asks."""
+        grant = self._grant(key_id, lambda: grant_for_key_id(self.engine, key_id))
+        return grant is not None and not grant.expired(datetime.now(UTC))
+
     def admit_key_id(self, key_id: str) -> Admission:
         """The key an events token was made with: it must still be live."""
         grant = self._grant(key_id, lambda: grant_for_key_id(self.engine, key_id))

@@ -47,10 +47,11 @@ class Grant:
     tenant_id: str
     account_id: str | None = None
     account_ids: frozenset[str] | None = None
+    key_id: str | None = None  # the key it was opened with: the stream ends with the key
 
     @classmethod
     def of(cls, key: KeyGrant, account_id: str | None = None) -> Grant:
-        return cls(key.tenant_id, account_id, key.account_ids)
+        return cls(key.tenant_id, account_id, key.account_ids, key.key_id)
 
     def sees(self, account_id: str) -> bool:
         return self.account_id in (None, account_id) and (

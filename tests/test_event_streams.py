@@ -52,8 +52,14 @@ def http(base_url: str, stream_gateway: Gateway) -> Iterator[httpx.Client]:
         yield client
 
 
-def add_imap(http: httpx.Client, dovecot: DovecotServer, user: MailUser) -> str:
-    made = http.post("/v1/accounts", json=account_body("imap", dovecot.imap_port, user))
+def add_imap(
+    http: httpx.Client,
+    dovecot: DovecotServer,
+    user: MailUser,
+    headers: dict[str, str] | None = None,
+) -> str:
+    body = account_body("imap", dovecot.imap_port, user)
+    made = http.post("/v1/accounts", json=body, headers=headers)
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
 
@@ -243,3 +249,40 @@ def test_events_another_process_logged_arrive_by_polling(
         assert logged.rung == rung
     assert (error.event, error.data["data"]["state"]) == ("account.error", "unreachable")
     assert error.id == f"s{int(ready.id[1:]) + 1}"
+
+
+def test_a_stream_ends_when_its_key_is_deleted(
+    tmp_path: Path, database_url: str, dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    """A stream is open for hours: deleting the key it was opened with ends it (within the
+    key cache's time, here none), instead of streaming on to whoever held the key."""
+    settings = make_settings(
+        tmp_path, database_url, events_heartbeat_interval=0.5, api_key_cache_seconds=0
+    )
+    gw = Gateway.from_settings(settings)
+    upgrade(gw.engine)
+    admin = {"Authorization": f"Bearer {issue_api_key(gw.engine, 'shop').key}"}
+    try:
+        with served(create_app(gw)) as url, httpx.Client(base_url=url, timeout=20) as http:
+            account_id = add_imap(http, dovecot, mail_user, admin)
+            made = http.post(
+                "/v1/keys", json={"name": "browser", "scopes": ["read"]}, headers=admin
+            )
+            assert made.status_code == 201, made.text
+            reader = {"Authorization": f"Bearer {made.json()['key']}"}
+            path = f"/v1/accounts/{account_id}/events"
+            with http.stream("GET", path, headers=reader) as response:
+                assert response.status_code == 200
+                events = read_events(response)
+                take(events, 2, comments=True)  # ready, and a heartbeat: it streams
+                gone = http.delete(f"/v1/keys/{made.json()['id']}", headers=admin)
+                assert gone.status_code == 204, gone.text
+                deleted = time.monotonic()
+                rest = list(events)  # until the server ends the stream
+                ended = time.monotonic() - deleted
+            assert ended < 5, f"the stream went on {ended:.1f} s after its key was deleted"
+            assert all(event.event == ":" for event in rest)  # heartbeats at most
+            again = http.get(path, headers=reader)
+            assert_problem(again, 401, "unauthorized")
+    finally:
+        gw.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Request, status
 
 from mailgate.api.deps import AccountId, GatewayDep, Key, StreamGrant, TenantId
 from mailgate.api.schemas.common import BODY_ERRORS, problem_responses
@@ -115,6 +115,7 @@ def create_event_token(
     responses=_STREAM,
 )
 async def stream_account_events(
+    request: Request,
     account_id: AccountId,
     gw: GatewayDep,
     grant: StreamGrant,
@@ -122,7 +123,8 @@ async def stream_account_events(
     last_event_header: LastEventHeader = None,
     duration: Duration = None,
 ) -> EventStreamResponse:
-    return await _respond(gw, grant, account_id, last_event_header or last_event_id, duration)
+    last = last_event_header or last_event_id
+    return await _respond(request, gw, grant, account_id, last, duration)
 
 
 @router.get(
@@ -136,20 +138,28 @@ async def stream_account_events(
     responses=_STREAM,
 )
 async def stream_events(
+    request: Request,
     gw: GatewayDep,
     grant: StreamGrant,
     last_event_id: LastEventQuery = None,
     last_event_header: LastEventHeader = None,
     duration: Duration = None,
 ) -> EventStreamResponse:
-    return await _respond(gw, grant, None, last_event_header or last_event_id, duration)
+    last = last_event_header or last_event_id
+    return await _respond(request, gw, grant, None, last, duration)
 
 
 async def _respond(
-    gw: Gateway, grant: push.Grant, account_id: str | None, last: str | None, duration: float | None
+    request: Request,
+    gw: Gateway,
+    grant: push.Grant,
+    account_id: str | None,
+    last: str | None,
+    duration: float | None,
 ) -> EventStreamResponse:
     stream = await anyio.to_thread.run_sync(push.open_stream, gw, grant, account_id, last)
     settings = gw.settings
+    key_id, access = grant.key_id, request.app.state.access
     return EventStreamResponse(
         frames(
             gw,
@@ -157,5 +167,7 @@ async def _respond(
             heartbeat=settings.events_heartbeat_interval,
             poll=settings.events_poll_interval,
             duration=duration,
+            live=None if key_id is None else lambda: access.key_id_is_live(key_id),
+            check_every=max(settings.api_key_cache_seconds, 1.0),
         )
     )
