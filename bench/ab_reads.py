@@ -20,9 +20,7 @@ machine whose load changes.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,56 +36,13 @@ from tests.harness.dovecot import DovecotServer
 from tests.helpers import account_body
 
 HERE = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-class Checkout(GatewayProcess):
-    """A gateway served from ``root``, with ``root/.venv/bin/python``."""
-
-    def __init__(self, data_dir: Path, root: Path) -> None:
-        super().__init__(data_dir)
-        self.root = root
-        self.python = str(root / ".venv" / "bin" / "python")
-
-    def start(self, timeout: float = 60.0) -> None:
-        command = [self.python, "-m", "mailgate.api", "serve", "--port", str(self.port)]
-        with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                command, cwd=self.root, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BenchError(f"gateway exited with {self._process.returncode}\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise BenchError(f"gateway not ready within {timeout} s\n{self.log()}")
-
-    def create_key(self) -> str:
-        done = subprocess.run(
-            [self.python, "-m", "mailgate.api", "keys", "create", "--tenant", "bench"],
-            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        lines = done.stdout.split()
-        if done.returncode != 0 or not lines:
-            raise BenchError(f"keys create failed ({done.returncode}): {done.stderr}")
-        return lines[-1]
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 def bench(args: argparse.Namespace, workdir: Path, figures: dict[str, Any]) -> list[str]:
     server = DovecotServer(workdir / "dovecot")
     gateways = {
-        "A": Checkout(workdir / "a", Path(args.other).resolve()),
-        "B": Checkout(workdir / "b", HERE),
+        "A": GatewayProcess(workdir / "a", Path(args.other).resolve()),
+        "B": GatewayProcess(workdir / "b", HERE),
     }
     clients: dict[str, httpx.Client] = {}
     try:

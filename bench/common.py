@@ -66,9 +66,12 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    """`python -m mailgate.api serve` on a free port with a private data dir."""
+    """`python -m mailgate.api serve` on a free port with a private data dir; from this
+    checkout, or from ``root`` with its own ``.venv`` (another checkout, to compare)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, root: Path | None = None) -> None:
+        self.root = root or ROOT
+        self.python = sys.executable if root is None else str(root / ".venv" / "bin" / "python")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = data_dir / "gateway.log"
@@ -87,10 +90,15 @@ class GatewayProcess:
         return self._process.pid
 
     def start(self, timeout: float = 60.0) -> None:
-        command = [sys.executable, "-m", "mailgate.api", "serve", "--port", str(self.port)]
+        command = [self.python, "-m", "mailgate.api", "serve", "--port", str(self.port)]
         with self.log_file.open("ab") as log:  # a restart keeps the log of the run before
             self._process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                command,
+                cwd=self.root,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -104,8 +112,8 @@ class GatewayProcess:
 
     def create_key(self) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "mailgate.api", "keys", "create", "--tenant", "bench"],
-            cwd=ROOT,
+            [self.python, "-m", "mailgate.api", "keys", "create", "--tenant", "bench"],
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             text=True,
@@ -115,6 +123,11 @@ class GatewayProcess:
         if done.returncode != 0 or not lines:
             raise BenchError(f"keys create failed ({done.returncode}): {done.stderr}")
         return lines[-1]
+
+    def cpu_seconds(self) -> float:
+        """The process's CPU time so far: utime + stime from ``/proc/<pid>/stat``."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kb(self) -> int:
         return proc_status(self.pid)["VmRSS"]

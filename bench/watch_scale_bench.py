@@ -94,11 +94,6 @@ def raise_inotify(accounts: int) -> int:
     return int(INOTIFY.read_text())
 
 
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(stat[11]) + int(stat[12])) / 100  # utime + stime, in clock ticks
-
-
 def watched(http: httpx.Client) -> int:
     answer = http.get("/metrics")
     if answer.status_code != 200:
@@ -203,9 +198,9 @@ def bench(args: argparse.Namespace, workdir: Path, figures: dict[str, Any]) -> l
             )
             settle_pool(gateway, server, args.accounts)
             idle = proc_status(gateway.pid)
-            cpu = cpu_seconds(gateway.pid)
+            cpu = gateway.cpu_seconds()
             time.sleep(10)
-            figures["idle_cpu_percent"] = round((cpu_seconds(gateway.pid) - cpu) * 10, 1)
+            figures["idle_cpu_percent"] = round((gateway.cpu_seconds() - cpu) * 10, 1)
             figures["rss_before_mb"] = round(before["VmRSS"] / 1024, 1)
             figures["rss_idle_mb"] = round(idle["VmRSS"] / 1024, 1)
             figures["kb_per_account"] = round((idle["VmRSS"] - before["VmRSS"]) / args.accounts, 1)
