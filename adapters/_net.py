@@ -140,45 +140,23 @@ class CommandDeadlines:
     """:class:`Deadline` for a connection that runs many commands, each to be answered within
     ``seconds``: ``with deadlines("RETR"):`` around one (a pipelined answer counts from the
     one before). When one is not done in time the socket is shut down, ``expired`` is set and
-    ``command`` names it; the connection is then gone. One watching thread for the
-    connection's life (``close()`` ends it), not one per command: a sync runs thousands.
-
-    Arming is two assignments under a lock, without waking the watcher: a new due time is
-    never earlier than one the watcher sleeps towards, and a disarmed watcher sleeps at most
-    ``seconds``, so it always wakes by the due time and looks again."""
+    ``command`` names it; the connection is then gone. Each command is a :class:`Deadline` on
+    the process's one watchdog, so a sync of thousands of commands starts no thread."""
 
     def __init__(self, sock: socket.socket, seconds: float) -> None:
         self.sock, self.seconds = sock, seconds
         self.expired = False
         self.command: str | None = None
-        self._due: float | None = None
-        self._closed = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._watch, name="command-deadline", daemon=True)
-        self._thread.start()
 
     @contextmanager
     def __call__(self, command: str) -> Iterator[None]:
-        with self._cond:
-            self.command, self._due = command, time.monotonic() + self.seconds
+        self.command = command
+        deadline = Deadline(self.sock, self.seconds)
         try:
-            yield
+            with deadline:
+                yield
         finally:
-            with self._cond:
-                self._due = None
-
-    def _watch(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if self._due is None:
-                    self._cond.wait(self.seconds)
-                elif (left := self._due - time.monotonic()) > 0:
-                    self._cond.wait(left)
-                else:
-                    self.expired = True
-                    with contextlib.suppress(OSError):  # as Deadline._expire, for TLS too
-                        socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-                    return
+            self.expired = self.expired or deadline.expired
 
     def overdue(self) -> MailboxTimeout:
         """The error for the command that ran out of time (the request answers 504)."""
@@ -186,11 +164,6 @@ class CommandDeadlines:
             f"the mail server did not finish answering {self.command or 'a command'} within "
             f"{self.seconds:g} s"
         )
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
 
 
 class _Watchdog:

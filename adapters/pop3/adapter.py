@@ -85,7 +85,6 @@ class Pop3Adapter:
                 "tell its messages apart"
             ) from exc
         finally:
-            deadline.close()
             with contextlib.suppress(Exception):
                 client.quit()
 

@@ -209,7 +209,6 @@ class Pop3Sync:
                 raise busy from exc
             raise MailboxUnreachable(f"the POP3 server answered an error: {exc}") from exc
         finally:
-            deadline.close()
             if client is not None:
                 with contextlib.suppress(Exception):
                     client.close()  # no QUIT: the server forgets any DELE sent
