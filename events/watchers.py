@@ -315,8 +315,9 @@ class ImapWatchers:
     def _beat(self) -> bool:
         """Renew this process's leases; True when the live processes changed."""
         engine = self.gw.engine
-        leases.acquire(engine, MEMBER + self.owner, f"{self.owner}:member", LEASE)
-        held = leases.renew_owned(engine, self.owner, LEASE)
+        held = leases.renew_owned(engine, self.owner, LEASE)  # the member lease among them
+        if MEMBER + self.owner not in held:  # the first beat (or the row went): announce
+            leases.acquire(engine, MEMBER + self.owner, f"{self.owner}:member", LEASE)
         for _, watcher in list(self.running.values()):
             if watcher.waiting.is_set() and watcher.lease not in held:
                 log.warning("watch lease taken over", extra={"account_id": watcher.account_id})
