@@ -25,7 +25,7 @@ from mailgate.adapters.imap.idle import ImapWatch
 from mailgate.adapters.imap.messages import (
     apply_change,
     exists,
-    fetch_by_uid,
+    fetch_message,
     list_page,
     locate,
     select,
@@ -174,9 +174,8 @@ class ImapAdapter:
         location = locate(self.aliases, message_id)
 
         def work(client: IMAPClient) -> Message:
-            select_message(client, location)
             items = [b"BODY.PEEK[]", b"FLAGS", b"RFC822.SIZE", b"INTERNALDATE"]
-            data = fetch_by_uid(client, [location.uid], items).get(location.uid) or {}
+            data = fetch_message(client, location, items) or {}
             raw = data.get(b"BODY[]")
             if raw is None:
                 raise NotFound("message")
@@ -196,9 +195,7 @@ class ImapAdapter:
         location = locate(self.aliases, message_id)
 
         def work(client: IMAPClient) -> PartInfo | None:
-            select_message(client, location)
-            fetched = fetch_by_uid(client, [location.uid], [b"BODYSTRUCTURE"])
-            data = fetched.get(location.uid)
+            data = fetch_message(client, location, [b"BODYSTRUCTURE"])
             if data is None:
                 raise NotFound("message")
             return find_part(data[b"BODYSTRUCTURE"], attachment_id)
@@ -222,10 +219,8 @@ class ImapAdapter:
             start = offset
 
             def work(client: IMAPClient, start: int = start) -> bytes:
-                select_message(client, location)
                 item = b"BODY.PEEK[" + section + b"]<%d.%d>" % (start, CHUNK)
-                fetched = fetch_by_uid(client, [location.uid], [item])
-                data = fetched.get(location.uid)
+                data = fetch_message(client, location, [item])
                 if data is None:
                     raise NotFound("message")
                 return data.get(key % start) or b""

@@ -198,11 +198,21 @@ _SECRET = re.compile(r"\b(LOGIN|AUTHENTICATE)\s.*", re.IGNORECASE | re.DOTALL)
 _SENT = re.compile(r"> b?['\"]\S+ (\S+)(?: (\S+))?")
 
 
+# Commands after which the folder a connection has selected is still the one it selected,
+# as it was (UID covers UID FETCH, STORE, COPY, MOVE and SEARCH). Any other command (SELECT,
+# EXAMINE, CLOSE, UNSELECT, RENAME, DELETE, one this list does not know) forgets it.
+_KEEP_SELECTION = frozenset(
+    {"UID", "FETCH", "SEARCH", "STORE", "COPY", "NOOP", "CHECK", "STATUS", "LIST", "LSUB"}
+    | {"CAPABILITY", "APPEND", "CREATE", "ID", "NAMESPACE", "ENABLE", "EXPUNGE"}
+)
+
+
 class _WireLog:
     def __init__(self) -> None:
         self.lines: deque[str] = deque(maxlen=_WIRE_LINES)
         self.command = ""  # the name imaplib completes the command under ("UID", "FETCH")
         self.sent: list[str] = []  # the first two words of the last command line logged
+        self.selected: tuple[str, int] | None = None  # path and UIDVALIDITY (remember_selection)
 
     def add(self, line: str) -> None:
         """Kept as read: redacted only when read back (:func:`last_lines`), which is rare,
@@ -241,10 +251,39 @@ def record(client: IMAPClient) -> None:
 
     def command_complete(name: str, tag: Any) -> Any:
         wire_log.command = str(name).upper()
+        if wire_log.command not in _KEEP_SELECTION:
+            wire_log.selected = None
         return complete(name, tag)
 
     imap._mesg = mesg
     imap._command_complete = command_complete
+
+
+def remember_selection(client: IMAPClient, path: str, uidvalidity: int) -> None:
+    """Note that ``path`` was just selected (read-write) with this UIDVALIDITY; any command
+    that may change what is selected forgets it (:data:`_KEEP_SELECTION`)."""
+    wire_log = _logs.get(client)
+    if wire_log is not None:
+        wire_log.selected = (path, uidvalidity)
+
+
+def remembered_selection(client: IMAPClient) -> tuple[str, int] | None:
+    """The folder this connection has selected and its UIDVALIDITY, as remembered; None
+    when none is, or when the server has told of another UIDVALIDITY since the SELECT (an
+    untagged ``OK [UIDVALIDITY n]``, RFC 3501 section 7.1)."""
+    wire_log = _logs.get(client)
+    if wire_log is None or wire_log.selected is None or not is_selected(client):
+        return None
+    validity = wire_log.selected[1]
+    told = client._imap.untagged_responses.get("UIDVALIDITY", [])
+    if any(not _is_number(value, validity) for value in told):
+        return None
+    return wire_log.selected
+
+
+def _is_number(value: Any, number: int) -> bool:
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    return text.strip() == str(number)
 
 
 def last_lines(client: IMAPClient) -> list[str]:
