@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, RowMapping
 from sqlmodel import Session, col, select
 
 from mailgate.adapters.base import MailAdapter
@@ -108,6 +108,15 @@ class Mailboxes:
             watched=watched_paths(account),
         )
 
+    def cached(self, row: RowMapping) -> MailAdapter | None:
+        """The shared adapter of the account whose row this is, if built from the same
+        settings (else :meth:`adapter` builds it): a read needs no ORM object then."""
+        with self._lock:
+            cached = self._adapters.get(row["id"])
+        if cached and cached[0] == settings_fingerprint(row):
+            return cached[1]
+        return None
+
     def adapter(self, account: Account) -> MailAdapter:
         """The account's shared adapter; a settings change replaces it."""
         fingerprint = settings_fingerprint(account)
@@ -147,11 +156,15 @@ class Mailboxes:
 
 # What an account's adapter is not built from: changing these keeps it.
 _NOT_SETTINGS = {"name", "state", "state_detail", "created_at", "updated_at"}
+_SETTINGS = tuple(name for name in Account.model_fields if name not in _NOT_SETTINGS)
 
 
-def settings_fingerprint(account: Account) -> tuple[object, ...]:
-    """What an account's adapter is built from: when it changes, the adapter is rebuilt."""
-    return tuple(account.model_dump(exclude=_NOT_SETTINGS).items())
+def settings_fingerprint(account: Account | RowMapping) -> tuple[object, ...]:
+    """What an account's adapter is built from: when it changes, the adapter is rebuilt.
+    Of an :class:`Account`, or of its row as a mapping (:meth:`Mailboxes.cached`)."""
+    if isinstance(account, Account):
+        return tuple((name, getattr(account, name)) for name in _SETTINGS)
+    return tuple((name, account[name]) for name in _SETTINGS)
 
 
 def watched_paths(account: Account) -> set[str] | None:
