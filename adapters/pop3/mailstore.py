@@ -109,7 +109,8 @@ class MailStore:
                 query = query.where(col(Pop3Message.seq) < decoded.before)
             query = _filtered(query, filters)
             parameters = {"account_id": self.account_id, "folder_id": folder_id, "limit": limit + 1}
-            rows = session.execute(query, parameters).all()
+            # on the connection, as Core: the columns need none of the ORM's result machinery
+            rows = session.connection().execute(query, parameters).all()
         page = rows[:limit]
         described = self._described([row.seq for row in page if not row.described])
         items = [summary_data(described.get(row.seq, row)) for row in page]
