@@ -24,7 +24,7 @@ from mailgate.domain.mail import (
 from mailgate.gateway.accounts import follow_folder_rename, load_account
 from mailgate.gateway.changes import AccountChanges
 from mailgate.gateway.context import Gateway
-from mailgate.store.db import autocommit, read_session
+from mailgate.store.db import read_connection, read_session
 from mailgate.store.models import Account
 
 _ACCOUNTS = Account.metadata.tables["account"]
@@ -37,7 +37,7 @@ def mailbox(gw: Gateway, tenant_id: str, account_id: str) -> MailAdapter:
     object is made only when the adapter must be built (about a millisecond a request)."""
     if not is_valid_id(account_id, "acc"):
         raise NotFound("account")
-    with autocommit(gw.engine) as connection:  # no BEGIN and ROLLBACK around one SELECT
+    with read_connection(gw.engine) as connection:
         row = connection.execute(_ACCOUNT_ROW, {"id": account_id}).mappings().first()
     if row is None or row["tenant_id"] != tenant_id:
         raise NotFound("account")
