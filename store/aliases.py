@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, delete, select
+from sqlmodel import col, delete, select
 
 from mailgate.domain.ids import MessageLocation
-from mailgate.store.db import session_scope
+from mailgate.store.db import read_connection, session_scope
 from mailgate.store.models import MessageAlias
+
+_RESOLVE = select(
+    col(MessageAlias.account_id),
+    col(MessageAlias.folder_path),
+    col(MessageAlias.uidvalidity),
+    col(MessageAlias.uid),
+).where(col(MessageAlias.id) == bindparam("id"))
 
 
 class SqlAliasStore:
@@ -18,26 +26,27 @@ class SqlAliasStore:
         self.account_id = account_id
 
     def resolve(self, message_id: str) -> MessageLocation | None:
-        with Session(self.engine) as session:
-            row = session.get(MessageAlias, message_id)
-            if row is None or row.account_id != self.account_id:
-                return None
-            return MessageLocation(row.folder_path, row.uidvalidity, row.uid)
+        """Asked by every read of an IMAP message: one Core SELECT, no ORM object."""
+        with read_connection(self.engine) as connection:
+            row = connection.execute(_RESOLVE, {"id": message_id}).first()
+        if row is None or row.account_id != self.account_id:
+            return None
+        return MessageLocation(row.folder_path, row.uidvalidity, row.uid)
 
     def ids_at(self, path: str, uidvalidity: int, uids: Iterable[int]) -> dict[int, str]:
         wanted = list(uids)
         if not wanted:
             return {}
-        with Session(self.engine) as session:
-            rows = session.exec(
-                select(MessageAlias).where(
+        with read_connection(self.engine) as connection:
+            rows = connection.execute(
+                select(col(MessageAlias.uid), col(MessageAlias.id)).where(
                     MessageAlias.account_id == self.account_id,
                     MessageAlias.folder_path == path,
                     MessageAlias.uidvalidity == uidvalidity,
                     col(MessageAlias.uid).in_(wanted),
                 )
             ).all()
-            return {row.uid: row.id for row in rows}
+        return {row.uid: row.id for row in rows}
 
     def record(self, message_id: str, location: MessageLocation) -> None:
         with session_scope(self.engine) as session:
