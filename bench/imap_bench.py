@@ -277,8 +277,11 @@ def raw_page(imap: imapclient.IMAPClient) -> list[int]:
     return uids
 
 
-def raw_message(imap: imapclient.IMAPClient, uid: int) -> EmailMessage:
-    imap.select_folder("INBOX")
+def raw_message(imap: imapclient.IMAPClient, uid: int, select: bool = True) -> EmailMessage:
+    """``select``: SELECT first, as a client without state does; without it, INBOX is still
+    selected by the round's other raw calls (a client that keeps it selected)."""
+    if select:
+        imap.select_folder("INBOX")
     raw = imap.fetch([uid], [b"BODY.PEEK[]"])[uid][b"BODY[]"]
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -431,6 +434,11 @@ def latency_report(samples: dict[str, list[float]]) -> dict[str, Any]:
             f"{label:<28}{at50:>9.2f}x{at99:>9.2f}x   <= {TARGET_RATIO_P50}x at p50: {verdict(ok)}"
         )
         ratios[label] = {"p50": round(at50, 3), "p99": round(at99, 3), "ok": ok}
+    # the gateway keeps the folder selected on its pooled connection (a NOOP, no SELECT):
+    # against a raw client that does so too, for comparison (no target)
+    kept = ratio(p50(samples["gateway message"]), p50(samples["raw message, kept selected"]))
+    print(f"{'message vs raw kept selected':<28}{kept:>9.2f}x")
+    ratios["message vs raw kept selected"] = {"p50": round(kept, 3)}
     return ratios
 
 
@@ -558,6 +566,7 @@ def run_phases(
         "raw page": lambda: raw_page(imap),
         "gateway page": lambda: gateway_page(http, target),
         "raw message": lambda: raw_message(imap, uid),
+        "raw message, kept selected": lambda: raw_message(imap, uid, select=False),
         "gateway message": lambda: gateway_message(http, target, message),
     }
     print(f"timing {args.rounds} rounds (+{args.warmup} warm-up), page of {PAGE}, UID {uid}")
