@@ -25,7 +25,7 @@ from mailgate.gateway.oauth2.apps import load_app, server_of
 from mailgate.gateway.oauth2.mailbox import revoke_refresh_token, save_account, verified_tokens
 from mailgate.gateway.oauth2.provider import Tokens
 from mailgate.store import first_sync
-from mailgate.store.db import scrub, session_scope
+from mailgate.store.db import read_session, scrub, session_scope
 from mailgate.store.models import Account, OAuthApp, as_utc, utcnow
 
 log = logging.getLogger("mailgate.accounts")
@@ -110,7 +110,7 @@ def list_accounts(
 
 
 def get_account(gw: Gateway, tenant_id: str, account_id: str) -> AccountOut:
-    with Session(gw.engine) as session:
+    with read_session(gw.engine) as session:
         account = load_account(session, tenant_id, account_id)
         return to_out(account, _first_syncs(session, [account]).get(account_id))
 
