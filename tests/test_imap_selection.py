@@ -126,6 +126,35 @@ def test_a_folder_made_again_under_the_same_name_is_not_read_through_the_old_sel
     assert client.get(f"/v1/accounts/{account}/messages/{new}", headers=auth).status_code == 200
 
 
+def test_a_folder_renamed_by_another_client_is_not_read_through_the_old_selection(
+    client: TestClient, auth: dict[str, str], mail_server: MailServer
+) -> None:
+    """Dovecot ends a session whose folder is renamed; Cyrus reports the messages expunged
+    and refuses the FETCH; Courier is always asked with a SELECT."""
+    user = mail_server.add_user()
+    account = _account(client, auth, mail_server.imap_port, user)
+    made = client.post(f"/v1/accounts/{account}/folders", json={"name": "Old"}, headers=auth)
+    assert made.status_code == 201, made.text
+    mail_server.append(user, text_message("Moved along"), folder=mail_server.folder_name("Old"))
+    listed = client.get(
+        f"/v1/accounts/{account}/messages?folder_id={made.json()['id']}", headers=auth
+    )
+    old = listed.json()["items"][0]["id"]
+    assert client.get(f"/v1/accounts/{account}/messages/{old}", headers=auth).status_code == 200
+
+    other = mail_server.imap_client(user)
+    other.rename_folder(mail_server.folder_name("Old"), mail_server.folder_name("New"))
+    other.logout()
+
+    assert_problem(
+        client.get(f"/v1/accounts/{account}/messages/{old}", headers=auth), 404, "not-found"
+    )
+    folders = client.get(f"/v1/accounts/{account}/folders", headers=auth).json()["items"]
+    [new] = [f["id"] for f in folders if f["path"] == "New"]
+    moved = client.get(f"/v1/accounts/{account}/messages?folder_id={new}", headers=auth).json()
+    assert [m["subject"] for m in moved["items"]] == ["Moved along"]
+
+
 @pytest.fixture
 def proxy(dovecot: DovecotServer) -> Iterator[FaultProxy]:
     with FaultProxy(("127.0.0.1", dovecot.imap_port)) as running:
