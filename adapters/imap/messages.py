@@ -125,7 +125,7 @@ def fetch_message(
     A read needs no new SELECT when this connection has the folder selected already, with
     the same UIDVALIDITY: a NOOP brings its view up to date (new mail, expunges; a server
     that dropped the folder ends the session, and the pool retries on a new connection),
-    for a fraction of a SELECT (on Dovecot, a SELECT after a FETCH costs about ten NOOPs).
+    for a fraction of a SELECT (on Dovecot, a SELECT after a FETCH costs thirty to forty NOOPs).
     A message not found so is looked for once more after a SELECT, for a server whose NOOP
     would not show mail that arrived since; an expunge or a refusal is left to a SELECT
     too (:func:`_fetch_selected`).
