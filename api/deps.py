@@ -68,7 +68,11 @@ async def require_key(
         raise _unauthorized("Send `Authorization: Bearer <api key>`.")
     access: Access = request.app.state.access
     client = request.client.host if request.client else None
-    admission = await anyio.to_thread.run_sync(access.admit_key, credentials.credentials, client)
+    admission = access.admit_cached(credentials.credentials)  # no thread, no database
+    if admission is None:
+        admission = await anyio.to_thread.run_sync(
+            access.admit_key, credentials.credentials, client
+        )
     return _authorize(request, admission)
 
 

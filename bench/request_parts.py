@@ -10,8 +10,9 @@ IMAP and over POP3, and calls the app as an ASGI server would, one request at a 
 uvloop: ``GET /healthz`` (the floor: middleware and routing), ``get account``, ``pop3 page``
 (50 from the store) and ``imap message`` (as ``profile_reads.py`` names them). For each it
 prints the process's CPU per request (every thread: the event loop and the worker that runs
-the route) and the wall time, and the CPU of each part that runs in a worker: the key check
-with its rate-limit count (``admit_key``), the account lookup (``mailbox``), the adapter's
+the route) and the wall time, and the CPU of each part: the key check with its rate-limit
+count, on the event loop from memory (``admit_cached``) or, when the database must be asked,
+in a worker (``admit_key``), the account lookup (``mailbox``), the adapter's
 work, the page or message as JSON with its ETag (``conditional_json``). What is left is the
 framework on the event loop: dependencies, parameters, middleware, the thread hand-offs.
 
@@ -111,6 +112,7 @@ def time_part(parts: Parts, owner: Any, name: str, label: str) -> None:
 
 def instrument(app: FastAPI, parts: Parts) -> None:
     time_part(parts, app.state.access, "admit_key", "admit_key")
+    time_part(parts, app.state.access, "admit_cached", "admit_cached")
     time_part(parts, gateway_messages, "mailbox", "mailbox")
     time_part(parts, Pop3Adapter, "list_messages", "adapter: pop3 list_messages")
     time_part(parts, ImapAdapter, "get_message", "adapter: imap get_message")

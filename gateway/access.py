@@ -1,8 +1,10 @@
 """Who may come in: an API key's grant, its rate limit, and clients that keep sending bad keys.
 
 Every process counts in the database (``rate_counter``, fixed windows of a minute), so a
-key's limit holds however many processes serve it. A key seen lately is trusted from a cache
-for ``MAILGATE_API_KEY_CACHE_SECONDS``; its count is not: one upsert per request.
+key's limit holds however many processes serve it; far from the limit, a process writes its
+count in batches (``gateway.tally``). A key seen lately is trusted from a cache for
+``MAILGATE_API_KEY_CACHE_SECONDS``: then, between two writes, a request is let in without the
+database, on the event loop (:meth:`Access.admit_cached`).
 
 A client address whose bad keys pass ``MAILGATE_BAD_KEYS_PER_MINUTE`` is refused with 429
 for the rest of the minute, whatever key it sends then (a key this process has checked
@@ -27,6 +29,7 @@ from mailgate.gateway.cache import TtlCache
 from mailgate.gateway.context import Gateway
 from mailgate.gateway.crypto import hash_api_key
 from mailgate.gateway.keys import grant_for_key, grant_for_key_id
+from mailgate.gateway.tally import Tallies
 from mailgate.store.db import autocommit
 from mailgate.store.models import ApiKey
 from mailgate.store.rate_limits import count_request, forget_before, requests_in_window
@@ -77,6 +80,29 @@ class Access:
         self._touched: dict[str, float] = {}
         self._forgotten = 0.0
         self._lock = threading.Lock()
+        self._tallies = Tallies()
+
+    def admit_cached(self, key: str) -> Admission | None:
+        """:meth:`admit_key` for a key in the cache whose request need not be written (see
+        ``gateway.tally``); None when the database must be asked. Never blocks: the event
+        loop calls it."""
+        grant = self.cache.get(hash_api_key(key))
+        if grant is None:
+            return None
+        now = time.time()
+        if grant.expired(datetime.fromtimestamp(now, UTC)):
+            return Admission(None, refusal=Refusal.EXPIRED_KEY)
+        with self._lock:
+            if self._housekeeping_due(grant.key_id, now):
+                return None
+        limit = grant.rate_limit_per_minute or self.settings.rate_limit_per_minute
+        if not limit:
+            return Admission(grant)
+        used = self._tallies.count_here(f"key:{grant.key_id}", _window(now), limit, now)
+        if used is None:
+            return None
+        quota = Quota(limit, used, _reset(now))
+        return Admission(grant, quota, Refusal.RATE_LIMITED if quota.exceeded else None)
 
     def admit_key(self, key: str, client: str | None) -> Admission:
         """An API key from ``Authorization: Bearer``, sent from address ``client``."""
@@ -136,12 +162,25 @@ class Access:
         limit = grant.rate_limit_per_minute or self.settings.rate_limit_per_minute
         quota = None
         if limit:
-            used = count_request(connection, f"key:{grant.key_id}", _window(now))
+            window = _window(now)
+            used = self._tallies.count_written(
+                f"key:{grant.key_id}",
+                window,
+                now,
+                lambda amount: count_request(connection, f"key:{grant.key_id}", window, amount),
+            )
             quota = Quota(limit, used, _reset(now))
         self._housekeep(connection, grant.key_id, now)
         if quota is not None and quota.exceeded:
             return Admission(grant, quota, Refusal.RATE_LIMITED)
         return Admission(grant, quota)
+
+    def _housekeeping_due(self, key_id: str, now: float) -> bool:
+        """Whether :meth:`_housekeep` would write now (hold ``_lock``)."""
+        return (
+            now - self._touched.get(key_id, 0.0) >= _TOUCH_EVERY
+            or now - self._forgotten >= _FORGET_EVERY
+        )
 
     def _blocked(self, used: int, now: float) -> Admission:
         quota = Quota(self.settings.bad_keys_per_minute, used, _reset(now))

@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         1200,
         ge=0,
-        description="Requests an API key may make a minute (every process together), unless "
-        "the key sets its own; more answer 429. 0: no limit.",
+        description="Requests an API key may make a minute (every process together, each "
+        "writing its count in batches far from the limit), unless the key sets its own; more "
+        "answer 429. 0: no limit.",
     )
     bad_keys_per_minute: int = Field(
         20,

@@ -15,16 +15,21 @@ _TABLE: Any = RateCounter.__table__  # type: ignore[attr-defined]  # sqlmodel de
 
 def _upsert(dialect: str) -> Any:
     """The counting statement of :func:`count_request` for ``dialect``, with bound
-    parameters ``subject`` and ``window_start``."""
+    parameters ``subject``, ``window_start`` and ``amount``."""
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
     statement = insert.values(
-        subject=sa.bindparam("subject"), window_start=sa.bindparam("window_start"), count=1
+        subject=sa.bindparam("subject"),
+        window_start=sa.bindparam("window_start"),
+        count=sa.bindparam("amount"),
     )
     same_window = _TABLE.c.window_start == statement.excluded.window_start
     upsert = statement.on_conflict_do_update(
         index_elements=[_TABLE.c.subject],
         set_={
-            "count": sa.case((same_window, _TABLE.c.count + 1), else_=1),
+            "count": sa.case(
+                (same_window, _TABLE.c.count + statement.excluded.count),
+                else_=statement.excluded.count,
+            ),
             "window_start": statement.excluded.window_start,
         },
     )
@@ -36,12 +41,12 @@ def _upsert(dialect: str) -> Any:
 _UPSERTS = {name: _upsert(name) for name in ("postgresql", "sqlite")}
 
 
-def count_request(connection: Connection, subject: str, window_start: int) -> int:
-    """Count one request of ``subject`` in the window beginning at ``window_start`` and
-    answer how many it has made in it, this one included. One statement, atomic on both
+def count_request(connection: Connection, subject: str, window_start: int, amount: int = 1) -> int:
+    """Count ``amount`` requests of ``subject`` in the window beginning at ``window_start``
+    and answer how many it has made in it, these included. One statement, atomic on both
     databases: a window newer than the row's starts the count again."""
     upsert = _UPSERTS["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
-    params = {"subject": subject, "window_start": window_start}
+    params = {"subject": subject, "window_start": window_start, "amount": amount}
     return int(connection.execute(upsert, params).scalar_one())
 
 

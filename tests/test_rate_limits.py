@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from mailgate.api.app import create_app
 from mailgate.gateway.context import Gateway
+from mailgate.gateway.tally import BATCH
 from mailgate.gateway.tenants import issue_api_key
 from mailgate.store.db import autocommit
 from mailgate.store.migrate import upgrade
@@ -85,6 +86,31 @@ def test_a_key_may_have_its_own_limit(limited: Gateway) -> None:
         answers = [client.get("/v1/accounts", headers=key) for _ in range(6)]
         assert [a.status_code for a in answers] == [200] * 5 + [429]
         assert answers[0].headers["RateLimit-Limit"] == "5"
+
+
+def test_far_from_its_limit_a_key_is_counted_exactly_and_written_in_batches(
+    tmp_path: Path, database_url: str
+) -> None:
+    """One process counts every request in its answers; the database's count, which other
+    processes read, lags by less than a batch (`gateway.tally`)."""
+    settings = make_settings(tmp_path, database_url, rate_limit_per_minute=1000)
+    gw = Gateway.from_settings(settings)
+    upgrade(gw.engine)
+    try:
+        issued = issue_api_key(gw.engine, "shop")
+        within_one_window()
+        with TestClient(create_app(gw)) as client:
+            answers = [client.get("/v1/accounts", headers=bearer(issued.key)) for _ in range(40)]
+        assert {a.status_code for a in answers} == {200}
+        remaining = [int(a.headers["RateLimit-Remaining"]) for a in answers]
+        assert remaining == list(range(999, 959, -1))
+        with autocommit(gw.engine) as connection:
+            written = requests_in_window(
+                connection, f"key:{issued.key_id}", int(time.time()) // 60 * 60
+            )
+        assert 40 - BATCH < written <= 40
+    finally:
+        gw.close()
 
 
 def test_no_limit_no_headers(tmp_path: Path, sqlite_url: str) -> None:
@@ -160,3 +186,37 @@ def test_the_limit_holds_across_processes(postgres_schema_url: str, tmp_path: Pa
     assert [answer.status_code for answer in answers] == [200, 200, 200, 200, 429, 429]
     assert [answer.headers["RateLimit-Remaining"] for answer in answers[:4]] == ["3", "2", "1", "0"]
     assert_problem(answers[5], 429, "rate-limited")
+
+
+@pytest.mark.postgres
+def test_two_processes_let_a_key_past_its_limit_by_less_than_a_batch(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """Far from its limit a key's requests are written in batches; near it every request is
+    written and read back, so two processes together overshoot by less than one batch."""
+    limit = 80
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env |= {
+        "MAILGATE_DATABASE_URL": postgres_schema_url,
+        "MAILGATE_SECRET_KEY": Fernet.generate_key().decode(),
+        "MAILGATE_RATE_LIMIT_PER_MINUTE": str(limit),
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        served_process({**env, "MAILGATE_DATA_DIR": str(tmp_path / "a")}, tmp_path / "a.log") as a,
+        served_process({**env, "MAILGATE_DATA_DIR": str(tmp_path / "b")}, tmp_path / "b.log") as b,
+    ):
+        gw = Gateway.from_settings(make_settings(tmp_path, postgres_schema_url))
+        key = bearer(issue_api_key(gw.engine, "shop").key)
+        gw.close()
+        within_one_window()
+        with httpx.Client(base_url=a.url) as to_a, httpx.Client(base_url=b.url) as to_b:
+            answers = [
+                client.get("/v1/accounts", headers=key).status_code
+                for _ in range(70)
+                for client in (to_a, to_b)
+            ]
+    assert set(answers) == {200, 429}
+    assert limit <= answers.count(200) < limit + BATCH
+    assert set(answers[-20:]) == {429}
