@@ -106,6 +106,42 @@ def test_phone_and_desktop_share_the_state(
     assert len(on_server(mail_server, pop3_user)) == 2  # left on the server (the default)
 
 
+def test_a_list_shows_every_change_of_a_message_at_once(
+    client: TestClient, gateway: Gateway, mail_server: MailServer, pop3_user: MailUser
+) -> None:
+    """A list is made of summaries kept per stored row (`rows.listed_summary`): a change to
+    a flag, a keyword or the folder shows on the very next list, and changing back shows the
+    message as it was."""
+    auth = {"Authorization": f"Bearer {issue_api_key(gateway.engine, 'shop').key}"}
+    mail_server.deliver(pop3_user, [text_message("Invoice", "Due"), text_message("Hello", "Hi")])
+    box = add_pop3(client, auth, mail_server, pop3_user)
+
+    def shown() -> dict[str, tuple[bool, bool, list[str]]]:
+        return {
+            m["subject"]: (m["flags"]["seen"], m["flags"]["flagged"], m["keywords"])
+            for m in box.messages()
+        }
+
+    assert shown() == {"Invoice": (False, False, []), "Hello": (False, False, [])}
+    invoice = next(m["id"] for m in box.messages() if m["subject"] == "Invoice")
+    changed = box.call(
+        "PATCH", f"/messages/{invoice}", json={"flagged": True, "keywords_add": ["$Paid"]}
+    )
+    assert changed.status_code == 200, changed.text
+    assert shown() == {"Invoice": (False, True, ["$Paid"]), "Hello": (False, False, [])}
+    box.call("PATCH", f"/messages/{invoice}", json={"flagged": False, "keywords_remove": ["$Paid"]})
+    assert shown() == {"Invoice": (False, False, []), "Hello": (False, False, [])}
+    box.get(f"/messages/{invoice}", mark_seen="true")
+    assert shown()["Invoice"] == (True, False, [])
+    made = box.call("POST", "/folders", json={"name": "Paid"})
+    assert made.status_code == 201, made.text
+    archive = made.json()["id"]
+    box.call("PATCH", f"/messages/{invoice}", json={"folder_id": archive})
+    assert list(shown()) == ["Hello"]
+    [filed] = box.messages("Paid")
+    assert (filed["id"], filed["folder_id"], filed["flags"]["seen"]) == (invoice, archive, True)
+
+
 def test_never_downloads_twice_and_raw_is_what_the_server_sent(
     client: TestClient,
     auth: dict[str, str],

@@ -19,9 +19,9 @@ from mailgate.adapters.pop3.folders import FolderStore
 from mailgate.adapters.pop3.rows import (
     SUMMARY_COLUMNS,
     describe_row,
+    listed_summary,
     purge_row,
     summary,
-    summary_data,
 )
 from mailgate.domain.errors import InvalidCursor, NotFound
 from mailgate.domain.ids import Cursor, filter_fingerprint, new_id
@@ -113,11 +113,14 @@ class MailStore:
             rows = session.connection().execute(query, parameters).all()
         page = rows[:limit]
         described = self._described([row.seq for row in page if not row.described])
-        items = [summary_data(described.get(row.seq, row)) for row in page]
+        items = [
+            summary(described[row.seq]) if row.seq in described else listed_summary(row)
+            for row in page
+        ]
         next_cursor = None
         if len(rows) > limit and page:
             next_cursor = Cursor(folder_id, 0, int(page[-1].seq or 0), fingerprint).encode()
-        return MessagePage.model_validate({"items": items, "next_cursor": next_cursor})
+        return MessagePage(items=items, next_cursor=next_cursor)
 
     def _described(self, seqs: list[int]) -> dict[int, Pop3Message]:
         """Messages not yet described (just downloaded), by seq: their columns are filled
