@@ -7,7 +7,7 @@ tests/test_imap_quirks.py.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -167,6 +167,41 @@ def test_a_summary_reads_8bit_latin1_header_bytes() -> None:
     summary = build_summary("msg_x", "fld_x", {ASKED_HEADER: header, b"PREVIEW": b"x"})
     assert summary.subject == "Café crème"
     assert [(a.name, a.email) for a in summary.from_] == [("Renée", "renee@example.org")]
+
+
+def test_summaries_of_the_same_bytes_share_the_parse_but_not_what_is_their_own() -> None:
+    """The parse of a header block and body start is kept by those bytes (``_parsed``): two
+    copies of one message, or one listed twice, still show their own flags, date and size,
+    and a message whose preview differs shows its own preview."""
+    copy = {ASKED_HEADER: HEADER, TEXT_KEY: b"Lunch at noon?", b"RFC822.SIZE": 120}
+    first = build_summary(
+        "msg_a",
+        "fld_x",
+        copy | {b"FLAGS": (b"\\Seen",), b"INTERNALDATE": datetime(2026, 1, 2, tzinfo=UTC)},
+    )
+    second = build_summary(
+        "msg_b",
+        "fld_y",
+        copy | {b"FLAGS": (b"$Work",), b"INTERNALDATE": datetime(2026, 3, 4, tzinfo=UTC)},
+    )
+    assert (first.subject, second.subject) == ("Hi", "Hi")
+    assert (first.id, first.folder_id, first.flags.seen, first.keywords) == (
+        "msg_a",
+        "fld_x",
+        True,
+        [],
+    )
+    assert (second.id, second.folder_id, second.flags.seen, second.keywords) == (
+        "msg_b",
+        "fld_y",
+        False,
+        ["$Work"],
+    )
+    assert (first.received_at.month, second.received_at.month) == (1, 3)
+    other = build_summary("msg_c", "fld_x", copy | {TEXT_KEY: b"Dinner instead?"})
+    assert (first.preview, other.preview) == ("Lunch at noon?", "Dinner instead?")
+    server_preview = build_summary("msg_d", "fld_x", copy | {b"PREVIEW": b"From the server"})
+    assert server_preview.preview == "From the server"
 
 
 # -- messages.fetch_summary_data -----------------------------------------------------------
