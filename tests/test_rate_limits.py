@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -160,15 +161,17 @@ def test_counts_start_again_each_window(gateway: Gateway) -> None:
         assert requests_in_window(connection, "key:a", 660) == 1
 
 
-@pytest.mark.postgres
-def test_the_limit_holds_across_processes(postgres_schema_url: str, tmp_path: Path) -> None:
-    """Two `mailgate serve` processes on one PostgreSQL: a key's requests to both count
-    together."""
+@contextmanager
+def two_processes(
+    database_url: str, tmp_path: Path, limit: int
+) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """Two `mailgate serve` processes on one database with this rate limit: their URLs and
+    the header of a new key, once it is early enough in a minute (:func:`within_one_window`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
     env |= {
-        "MAILGATE_DATABASE_URL": postgres_schema_url,
+        "MAILGATE_DATABASE_URL": database_url,
         "MAILGATE_SECRET_KEY": Fernet.generate_key().decode(),
-        "MAILGATE_RATE_LIMIT_PER_MINUTE": "4",
+        "MAILGATE_RATE_LIMIT_PER_MINUTE": str(limit),
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -176,13 +179,19 @@ def test_the_limit_holds_across_processes(postgres_schema_url: str, tmp_path: Pa
         served_process({**env, "MAILGATE_DATA_DIR": str(tmp_path / "a")}, tmp_path / "a.log") as a,
         served_process({**env, "MAILGATE_DATA_DIR": str(tmp_path / "b")}, tmp_path / "b.log") as b,
     ):
-        gw = Gateway.from_settings(make_settings(tmp_path, postgres_schema_url))
+        gw = Gateway.from_settings(make_settings(tmp_path, database_url))
         key = bearer(issue_api_key(gw.engine, "shop").key)
         gw.close()
         within_one_window()
-        answers = [
-            httpx.get(f"{server.url}/v1/accounts", headers=key) for server in (a, b, a, b, a, b)
-        ]
+        yield a.url, b.url, key
+
+
+@pytest.mark.postgres
+def test_the_limit_holds_across_processes(postgres_schema_url: str, tmp_path: Path) -> None:
+    """Two `mailgate serve` processes on one PostgreSQL: a key's requests to both count
+    together."""
+    with two_processes(postgres_schema_url, tmp_path, 4) as (a, b, key):
+        answers = [httpx.get(f"{url}/v1/accounts", headers=key) for url in (a, b, a, b, a, b)]
     assert [answer.status_code for answer in answers] == [200, 200, 200, 200, 429, 429]
     assert [answer.headers["RateLimit-Remaining"] for answer in answers[:4]] == ["3", "2", "1", "0"]
     assert_problem(answers[5], 429, "rate-limited")
@@ -195,28 +204,16 @@ def test_two_processes_let_a_key_past_its_limit_by_less_than_a_batch(
     """Far from its limit a key's requests are written in batches; near it every request is
     written and read back, so two processes together overshoot by less than one batch."""
     limit = 80
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env |= {
-        "MAILGATE_DATABASE_URL": postgres_schema_url,
-        "MAILGATE_SECRET_KEY": Fernet.generate_key().decode(),
-        "MAILGATE_RATE_LIMIT_PER_MINUTE": str(limit),
-    }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     with (
-        served_process({**env, "MAILGATE_DATA_DIR": str(tmp_path / "a")}, tmp_path / "a.log") as a,
-        served_process({**env, "MAILGATE_DATA_DIR": str(tmp_path / "b")}, tmp_path / "b.log") as b,
+        two_processes(postgres_schema_url, tmp_path, limit) as (a, b, key),
+        httpx.Client(base_url=a) as to_a,
+        httpx.Client(base_url=b) as to_b,
     ):
-        gw = Gateway.from_settings(make_settings(tmp_path, postgres_schema_url))
-        key = bearer(issue_api_key(gw.engine, "shop").key)
-        gw.close()
-        within_one_window()
-        with httpx.Client(base_url=a.url) as to_a, httpx.Client(base_url=b.url) as to_b:
-            answers = [
-                client.get("/v1/accounts", headers=key).status_code
-                for _ in range(70)
-                for client in (to_a, to_b)
-            ]
+        answers = [
+            client.get("/v1/accounts", headers=key).status_code
+            for _ in range(70)
+            for client in (to_a, to_b)
+        ]
     assert set(answers) == {200, 429}
     assert limit <= answers.count(200) < limit + BATCH
     assert set(answers[-20:]) == {429}
