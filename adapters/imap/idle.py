@@ -54,19 +54,19 @@ class Idling:
         change, or when nothing could be read (the connection closed, which ending the
         wait then reports); a BYE raises."""
         with connection_errors(self.client):
-            responses = self.client.idle_check(timeout=0)
-            if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
+            names = [_name(line) for line in wire.idle_news(self.client)]
+            if b"BYE" in names:
                 raise imaplib.IMAP4.abort("the server closed the connection (BYE)")
-            # imapclient swallows EOF: nothing read although the socket was readable
-            return not responses or _changed(responses)
+            # nothing read although the socket was readable: the peer closed it
+            return not names or any(name in CHANGES or name in ELSEWHERE for name in names)
 
     def end(self) -> None:
         """End the wait: DONE (raises on a connection that has gone), or the NOOP."""
         with connection_errors(self.client):
             if self.socket is not None:
-                self.client.idle_done()
+                wire.idle_done(self.client)
             else:
-                self.client.noop()
+                wire.noop(self.client)
 
     def block(self, seconds: float, stop: threading.Event) -> bool:
         """Wait here, up to ``seconds`` or until ``stop``, and end the wait; True when the
@@ -111,13 +111,14 @@ def _moved(selected: dict[bytes, Any], seen: tuple[int, int]) -> bool:
     )
 
 
-def _changed(responses: list[Any]) -> bool:
-    return any(
-        isinstance(response, tuple)
-        and len(response) > 1
-        and (response[1] in CHANGES or response[0] in ELSEWHERE)
-        for response in responses
-    )
+def _name(line: bytes) -> bytes:
+    """The name of an untagged response as sent (``* 3 EXISTS``: EXISTS, ``* STATUS ...``:
+    STATUS), upper-cased; empty for a line that is not one."""
+    words = line.rstrip(b"\r\n").split(b" ", 3)
+    if len(words) < 2 or words[0] != b"*":
+        return b""
+    name = words[2] if words[1].isdigit() and len(words) > 2 else words[1]
+    return name.upper()
 
 
 class ImapWatch:
@@ -166,7 +167,7 @@ class ImapWatch:
             early = wire.take_news(self.client) or wire.buffered(self.client)
             if early and self._quick < QUICK_ROUNDS:
                 self._quick += 1
-                self.client.idle_done()
+                wire.idle_done(self.client)
                 return None
             self._quick = 0
             return Idling(self.client, self.client.socket())

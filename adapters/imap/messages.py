@@ -157,7 +157,7 @@ def _fetch_selected(
     a new SELECT tells the new one), or a refused FETCH (Cyrus answers one in a folder
     deleted meanwhile with ``NO Mailbox does not exist``)."""
     try:
-        client.noop()
+        wire.noop(client)
         if wire.take_news(client, ("EXPUNGE", "VANISHED")):
             return None
         if wire.remembered_selection(client) != (location.path, location.uidvalidity):

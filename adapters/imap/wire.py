@@ -105,6 +105,52 @@ def uid_command(client: IMAPClient, name: str, uids: bytes, folder: str) -> tupl
     return str(typ), list(data)
 
 
+def noop(client: IMAPClient) -> None:
+    """NOOP, leaving what came with it in imaplib's untagged responses (:func:`take_news`)
+    unparsed: imapclient's ``noop`` lexes them, and fails on a FETCH of a keyword that holds
+    "[" (see :func:`_bracket_flags_quoted`)."""
+    typ, data = client._imap._simple_command("NOOP")
+    client._checkok("noop", typ, data)
+
+
+# -- IDLE news, unparsed (RFC 2177) -------------------------------------------------------------
+# imapclient's idle_check and idle_done lex every line, as noop does; a watcher needs no more
+# of a line than the name of the response.
+
+
+def idle_news(client: IMAPClient) -> list[bytes]:
+    """The lines the server sent while idling that can be read now, as sent: imapclient's
+    ``idle_check(timeout=0)`` without the parse. Empty when none could be read (the peer
+    closed the connection)."""
+    sock = client.socket()
+    sock.settimeout(None)
+    sock.setblocking(False)
+    lines: list[bytes] = []
+    try:
+        while True:
+            try:
+                lines.append(client._imap._get_line())
+            except OSError:  # nothing more to read now (TLS: SSLWantReadError)
+                break
+            except imaplib.IMAP4.abort as exc:
+                if "EOF" in str(exc.args[0] if exc.args else ""):
+                    break  # what a non-blocking read of nothing looks like to imaplib
+                raise
+    finally:
+        sock.setblocking(True)
+        client._set_read_timeout()
+    return lines
+
+
+def idle_done(client: IMAPClient) -> None:
+    """DONE, and IDLE's tagged answer; the news that came before it stay in imaplib's
+    untagged responses, unparsed (imapclient's ``idle_done`` lexes them)."""
+    imap = client._imap
+    imap.send(b"DONE\r\n")
+    typ, data = imap._command_complete("IDLE", client._idle_tag)
+    client._checkok("idle", typ, data)
+
+
 def error(client: IMAPClient) -> type[Exception]:
     """The exception a refused command raises (imaplib.IMAP4.error)."""
     error_type: type[Exception] = client._imap.error
@@ -151,7 +197,7 @@ def fetch_answers(data: list[Any], normalise_times: bool = False) -> list[dict[b
     """
     if not data or data == [None]:
         return []
-    tokens = gen_parsed_response(data)
+    tokens = gen_parsed_response([_bracket_flags_quoted(record) for record in data])
     answers: list[dict[bytes, Any]] = []
     for seq in tokens:
         items = next(tokens, None)
@@ -170,6 +216,36 @@ def fetch_answers(data: list[Any], normalise_times: bool = False) -> list[dict[b
 
 
 _DROP = object()
+
+# A keyword may hold "[" (RFC 3501: "[" is no atom-special; Dovecot and Cyrus store "x[y" as
+# another client sets it), but imapclient's lexer takes "[" for the start of a section, as in
+# BODY[TEXT], and reads on to the next "]": one such keyword made every FETCH of its message,
+# and so every list of its folder, fail. Such flags are handed to the lexer quoted.
+_BRACKET_IN_FLAGS = re.compile(rb"FLAGS \([^()\[]*\[")
+_QUOTED_OR_FLAGS = re.compile(rb'"(?:[^"\\]|\\.)*"|(FLAGS \()([^()]*)\)')
+
+
+def _bracket_flags_quoted(record: Any) -> Any:
+    """An imaplib FETCH record (a line, or a line ending in a literal's ``{n}`` and the
+    literal) with every flag that holds "[" quoted; the rest as it was. Quoted strings are
+    passed over whole, so a "FLAGS (" inside one (a file name) is not taken for the item."""
+    if isinstance(record, tuple) and record and isinstance(record[0], bytes):
+        text = record[0]
+        if _BRACKET_IN_FLAGS.search(text):
+            return (_QUOTED_OR_FLAGS.sub(_quote_flags, text), *record[1:])
+    elif isinstance(record, bytes) and _BRACKET_IN_FLAGS.search(record):
+        return _QUOTED_OR_FLAGS.sub(_quote_flags, record)
+    return record
+
+
+def _quote_flags(match: re.Match[bytes]) -> bytes:
+    if match.group(1) is None:
+        return match.group(0)  # a quoted string
+    flags = [
+        b'"' + flag.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"' if b"[" in flag else flag
+        for flag in match.group(2).split(b" ")
+    ]
+    return match.group(1) + b" ".join(flags) + b")"
 
 
 def _convert(key: bytes, value: Any, normalise_times: bool) -> Any:
@@ -202,7 +278,8 @@ _SENT = re.compile(r"> b?['\"]\S+ (\S+)(?: (\S+))?")
 # as it was (UID covers UID FETCH, STORE, COPY, MOVE and SEARCH). Any other command (SELECT,
 # EXAMINE, CLOSE, UNSELECT, RENAME, DELETE, one this list does not know) forgets it.
 _KEEP_SELECTION = frozenset(
-    {"UID", "FETCH", "SEARCH", "STORE", "COPY", "NOOP", "CHECK", "STATUS", "LIST", "LSUB"}
+    {"UID", "FETCH", "SEARCH", "STORE", "COPY", "NOOP", "IDLE", "CHECK", "STATUS", "LIST"}
+    | {"LSUB"}
     | {"CAPABILITY", "APPEND", "CREATE", "ID", "NAMESPACE", "ENABLE", "EXPUNGE"}
 )
 

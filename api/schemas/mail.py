@@ -12,8 +12,8 @@ from mailgate.domain.mail import BatchResult, Folder, MessageChange
 
 # RFC 3501 flag-keyword: an atom (printable ASCII minus atom-specials); system flags (\Seen...)
 # are the boolean fields, so a leading backslash is refused too. "[" is refused as well,
-# though an atom may hold it: imapclient's lexer reads "[" as the start of a section (as in
-# BODY[...]) up to the next "]", so a message with such a keyword could no longer be read.
+# though an atom may hold it: Courier-IMAP refuses such a keyword, so it would work on some
+# accounts only. One that another client set reads fine (adapters.imap.wire.fetch_answers).
 Keyword = Annotated[
     str,
     StringConstraints(

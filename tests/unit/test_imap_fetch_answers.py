@@ -123,6 +123,31 @@ def test_no_answers() -> None:
     assert wire.fetch_answers([]) == []
 
 
+@pytest.mark.parametrize(
+    "keywords", [b"x[y", b"x[y]", b"[", b"]z[", b"a[b c]d", b"Z0_I[xw8"], ids=repr
+)
+def test_a_keyword_with_an_open_bracket_is_read_as_it_was_set(keywords: bytes) -> None:
+    """RFC 3501 lets a keyword hold "[" (another client may set one; Dovecot keeps it), but
+    imapclient's lexer takes "[" for a section (BODY[TEXT]) and read on to the next "]":
+    the whole answer, and so the folder's list, failed."""
+    line = b"7 (UID 9 FLAGS (\\Seen " + keywords + b" $Work) BODY[HEADER.FIELDS (SUBJECT)] {6}"
+    bodystructure = b' BODYSTRUCTURE ("text" "plain" ("name" "FLAGS (a[b).txt") NIL NIL'
+    [answer] = wire.fetch_answers(
+        [(line, b"Hi\r\n\r\n"), bodystructure + b' "7bit" 3 1 NIL NIL NIL NIL))']
+    )
+    assert answer[b"FLAGS"] == (b"\\Seen", *keywords.split(b" "), b"$Work")
+    assert answer[b"BODY[HEADER.FIELDS (SUBJECT)]"] == b"Hi\r\n\r\n"
+    # a quoted string that looks like FLAGS is left as it was
+    assert answer[b"BODYSTRUCTURE"][2] == (b"name", b"FLAGS (a[b).txt")
+    assert answer[b"UID"] == 9 and answer[b"SEQ"] == 7
+
+
+def test_answers_without_a_bracket_in_their_flags_go_to_the_lexer_untouched() -> None:
+    data = [(b"1 (UID 3 FLAGS (\\Seen) BODY[TEXT] {2}", b"ok"), b")"]
+    assert wire._bracket_flags_quoted(data[0]) is data[0]
+    assert wire._bracket_flags_quoted(data[1]) is data[1]
+
+
 # -- wire.redact ---------------------------------------------------------------------------
 
 
