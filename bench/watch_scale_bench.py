@@ -68,7 +68,10 @@ SETTLE = 5.0
 
 
 def dovecot_limits(accounts: int) -> str:
-    """Room for every account's watcher, its pooled connection and the bench's own."""
+    """Room for every account's watcher, its pooled connection and the bench's own. The imap
+    service sets its own process_limit of 1,024, which the default does not raise: on a fast
+    machine the accounts are added before their pooled connections are reaped, and Dovecot
+    dropped logins ("process_limit (1024) reached")."""
     limit = 2 * accounts + 100
     return f"""
 default_process_limit = {limit}
@@ -76,6 +79,9 @@ default_client_limit = {2 * limit}
 default_vsz_limit = 0
 service imap-login {{
   process_min_avail = 4
+}}
+service imap {{
+  process_limit = {limit}
 }}
 """
 
