@@ -751,3 +751,33 @@ def test_a_draft_is_sent_as_it_is_and_leaves_the_drafts_folder(
     assert carol.username not in message.as_string()
     assert len(delivered(postfix, carol)) == 1
     assert alice.call("GET", f"/messages/{draft.json()['id']}").status_code == 404
+
+
+@BOTH_DATABASES
+def test_a_draft_another_client_left_with_an_overlong_message_id_goes_with_a_fresh_one(
+    database: str,
+    alice: Mailbox,
+    bob: MailUser,
+    postfix: PostfixServer,
+    gateway: Gateway,
+    oauth_dovecot: DovecotServer,
+) -> None:
+    """A Message-ID no header line can hold (1,500 characters; RFC 5322 section 2.1.1 allows
+    998 a line), as another mail client may leave in a draft: it failed the submission's
+    insert on PostgreSQL (a 500). The message goes with an id of the gateway's making."""
+    overlong = "<" + "x" * 1500 + "@elsewhere.test>"
+    raw = (
+        f"From: Alice <{alice.user.username}>\r\nTo: {bob.username}\r\n"
+        f"Subject: Left by another client\r\nMessage-ID: {overlong}\r\n\r\nWritten elsewhere.\r\n"
+    ).encode()
+    oauth_dovecot.append(alice.user, raw, folder="Drafts", flags=[b"\\Draft"])
+    [draft] = alice.messages("Drafts")
+    queued = alice.client.post(f"{alice.base}/drafts/{draft['id']}/send", headers=alice.auth)
+    assert queued.status_code == 202, queued.text
+    Sender(gateway).send_due()
+    assert submission(alice, queued.json()["id"])["status"] == "sent"
+    [message] = delivered(postfix, bob)
+    assert message["Subject"] == "Left by another client"
+    sent_id = str(message["Message-ID"])
+    assert sent_id.endswith(f"@{alice.user.username.rpartition('@')[2]}>") and len(sent_id) < 100
+    assert alice.call("GET", f"/messages/{draft['id']}").status_code == 404

@@ -10,6 +10,7 @@ envelope only, never in a header.
 from __future__ import annotations
 
 import email
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ from email.utils import format_datetime
 
 from mailgate.adapters.mime._html import html_to_text
 from mailgate.domain.sending import DraftRequest, InlineAttachment, Recipient
+
+# RFC 5322 msg-id, kept to printable ASCII without "<", ">" or spaces; and what one header
+# line of 998 characters holds with its "Message-ID: "
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
+_MESSAGE_ID_LENGTH = 998 - len("Message-ID: ")
 
 
 class _Headers(HeaderRegistry):
@@ -183,8 +189,11 @@ def for_sending(raw: bytes) -> Composed:
         raise ValueError("the draft has no From")
     if not recipients:
         raise ValueError("the draft has no recipients in To, Cc or Bcc")
-    message_id = str(message["Message-ID"] or "")
-    if not message_id:
+    message_id = str(message["Message-ID"] or "").strip()
+    if len(message_id) > _MESSAGE_ID_LENGTH or not _MESSAGE_ID.fullmatch(message_id):
+        # none, or what another client left that no header line can hold (RFC 5322 section
+        # 2.1.1: 998 characters, "Message-ID: " included) or that is no msg-id: a fresh one
+        del message["Message-ID"]
         message_id = f"<{secrets.token_hex(16)}@{senders[0].rpartition('@')[2]}>"
         message["Message-ID"] = message_id
     return Composed(message, message_id, senders[0], list(dict.fromkeys(recipients)))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from mailgate.adapters.mime import find_part
 from mailgate.adapters.mime.parse import parse_message
-from mailgate.adapters.sending.compose import compose
+from mailgate.adapters.sending.compose import compose, for_sending
 from mailgate.domain.sending import ComposeRequest, Recipient
 
 ALICE = Recipient(email="alice@example.test", name="Alice Ångström")
@@ -99,3 +100,38 @@ def test_repeated_recipients_are_sent_once() -> None:
 def test_bad_requests_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         request(**fields)
+
+
+# -- for_sending: a stored draft as it goes out -----------------------------------------------
+
+
+def _draft(message_id: str | None) -> bytes:
+    head = "From: ann@example.org\r\nTo: bob@example.org\r\nSubject: Hi\r\n"
+    if message_id is not None:
+        head += f"Message-ID: {message_id}\r\n"
+    return (head + "\r\nBody\r\n").encode()
+
+
+def test_a_draft_keeps_its_message_id() -> None:
+    composed = for_sending(_draft("<kept.1@example.org>"))
+    assert composed.message_id == "<kept.1@example.org>"
+    assert composed.message.get_all("Message-ID") == ["<kept.1@example.org>"]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        None,
+        "<" + "x" * 1000 + "@example.org>",  # no header line holds it (RFC 5322 2.1.1)
+        "not an id",
+        "<no-at-sign>",
+        "<a b@example.org>",
+    ],
+    ids=["none", "too long", "not an id", "no at sign", "a space"],
+)
+def test_a_draft_without_a_usable_message_id_gets_a_fresh_one(odd: str | None) -> None:
+    """Another mail client may have left any Message-ID in a draft (a long one failed the
+    submission's insert on PostgreSQL)."""
+    composed = for_sending(_draft(odd))
+    assert re.fullmatch(r"<[0-9a-f]{32}@example\.org>", composed.message_id)
+    assert composed.message.get_all("Message-ID") == [composed.message_id]
