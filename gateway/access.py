@@ -162,12 +162,12 @@ class Access:
         limit = grant.rate_limit_per_minute or self.settings.rate_limit_per_minute
         quota = None
         if limit:
-            window = _window(now)
+            subject, window = f"key:{grant.key_id}", _window(now)
             used = self._tallies.count_written(
-                f"key:{grant.key_id}",
+                subject,
                 window,
                 now,
-                lambda amount: count_request(connection, f"key:{grant.key_id}", window, amount),
+                lambda amount: count_request(connection, subject, window, amount),
             )
             quota = Quota(limit, used, _reset(now))
         self._housekeep(connection, grant.key_id, now)
@@ -177,10 +177,13 @@ class Access:
 
     def _housekeeping_due(self, key_id: str, now: float) -> bool:
         """Whether :meth:`_housekeep` would write now (hold ``_lock``)."""
-        return (
-            now - self._touched.get(key_id, 0.0) >= _TOUCH_EVERY
-            or now - self._forgotten >= _FORGET_EVERY
-        )
+        return self._touch_due(key_id, now) or self._forget_due(now)
+
+    def _touch_due(self, key_id: str, now: float) -> bool:
+        return now - self._touched.get(key_id, 0.0) >= _TOUCH_EVERY
+
+    def _forget_due(self, now: float) -> bool:
+        return now - self._forgotten >= _FORGET_EVERY
 
     def _blocked(self, used: int, now: float) -> Admission:
         quota = Quota(self.settings.bad_keys_per_minute, used, _reset(now))
@@ -190,12 +193,12 @@ class Access:
         """Write the key's `last_used_at` (at most once a minute from this process), and now
         and then drop the counters of windows long gone."""
         with self._lock:
-            touch = now - self._touched.get(key_id, 0.0) >= _TOUCH_EVERY
+            touch = self._touch_due(key_id, now)
             if touch:
                 if len(self._touched) > 100_000:
                     self._touched.clear()
                 self._touched[key_id] = now
-            forget = now - self._forgotten >= _FORGET_EVERY
+            forget = self._forget_due(now)
             if forget:
                 self._forgotten = now
         if touch:

@@ -229,13 +229,11 @@ def _bracket_flags_quoted(record: Any) -> Any:
     """An imaplib FETCH record (a line, or a line ending in a literal's ``{n}`` and the
     literal) with every flag that holds "[" quoted; the rest as it was. Quoted strings are
     passed over whole, so a "FLAGS (" inside one (a file name) is not taken for the item."""
-    if isinstance(record, tuple) and record and isinstance(record[0], bytes):
-        text = record[0]
-        if _BRACKET_IN_FLAGS.search(text):
-            return (_QUOTED_OR_FLAGS.sub(_quote_flags, text), *record[1:])
-    elif isinstance(record, bytes) and _BRACKET_IN_FLAGS.search(record):
-        return _QUOTED_OR_FLAGS.sub(_quote_flags, record)
-    return record
+    text = record[0] if isinstance(record, tuple) and record else record
+    if not isinstance(text, bytes) or not _BRACKET_IN_FLAGS.search(text):
+        return record
+    quoted = _QUOTED_OR_FLAGS.sub(_quote_flags, text)
+    return (quoted, *record[1:]) if isinstance(record, tuple) else quoted
 
 
 def _quote_flags(match: re.Match[bytes]) -> bytes:
